@@ -1,0 +1,2 @@
+//! Empty on purpose: see `[lib]` in Cargo.toml. The programs live in `main.rs`.
+#![no_std]

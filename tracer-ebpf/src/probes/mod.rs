@@ -1,0 +1,5 @@
+//! One module per probe family.
+
+mod gopark;
+mod newproc;
+mod sched;

@@ -1,0 +1,1 @@
+//! gtrace's userspace library; `main.rs` only parses flags and dispatches here.
