@@ -1,1 +1,3 @@
 //! gtrace's userspace library; `main.rs` only parses flags and dispatches here.
+
+pub mod gobin;
