@@ -27,6 +27,15 @@ impl ProbeId {
             ProbeId::SchedSwitch => "sched:sched_switch",
         }
     }
+
+    /// The eBPF program's function name in `tracer-ebpf`.
+    pub const fn program(self) -> &'static str {
+        match self {
+            ProbeId::Newproc1 => "newproc1",
+            ProbeId::Gopark => "gopark",
+            ProbeId::SchedSwitch => "sched_switch",
+        }
+    }
 }
 
 /// Raised when a `u32` read from the kernel is not a known [`ProbeId`].
@@ -54,6 +63,9 @@ mod tests {
         for p in ProbeId::ALL {
             assert_eq!(ProbeId::try_from(p as u32), Ok(p));
         }
-        assert_eq!(ProbeId::try_from(ProbeId::COUNT), Err(UnknownProbeId(ProbeId::COUNT)));
+        assert_eq!(
+            ProbeId::try_from(ProbeId::COUNT),
+            Err(UnknownProbeId(ProbeId::COUNT))
+        );
     }
 }

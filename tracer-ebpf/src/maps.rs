@@ -1,6 +1,6 @@
 //! Maps and load-time globals shared by every probe.
 
-use aya_ebpf::{macros::map, maps::PerCpuArray};
+use aya_ebpf::{Global, macros::map, maps::PerCpuArray};
 use tracer_common::probe::ProbeId;
 
 /// Hits per probe, per CPU (summed in userspace). Indexed by `ProbeId as u32`.
@@ -13,14 +13,12 @@ pub(crate) static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Probe
 
 /// The traced process; set by userspace at load time (`EbpfLoader::set_global`).
 #[unsafe(no_mangle)]
-static TARGET_TGID: u32 = 0;
+static TARGET_TGID: Global<u32> = Global::new(0);
 
-/// The tgid the programs filter on. Read volatile so the compiler cannot fold the 0 above.
+/// The tgid the programs filter on.
 #[inline(always)]
 pub(crate) fn target_tgid() -> u32 {
-    // SAFETY: a plain read of a static the loader patched before the program ran; volatile
-    // only stops constant folding.
-    unsafe { core::ptr::read_volatile(&TARGET_TGID) }
+    TARGET_TGID.load()
 }
 
 #[inline(always)]

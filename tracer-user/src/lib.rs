@@ -1,3 +1,10 @@
 //! gtrace's userspace library; `main.rs` only parses flags and dispatches here.
+//!
+//! Layout: `cli/` (one file per subcommand), `target/` (PIDs and /proc), `system/` (host
+//! checks), `gobin/` (everything known from a Go binary), `probes/` (eBPF load/attach).
 
+pub mod cli;
 pub mod gobin;
+pub mod probes;
+pub mod system;
+pub mod target;

@@ -1,1 +1,28 @@
-fn main() {}
+//! The `gtrace` binary: parse flags, dispatch to the library, turn errors into exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracer_user::cli::{Cli, Command, doctor, exit};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().filter_or("GTRACE_LOG", "warn"))
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Doctor(args) => doctor::run(args),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => exit::report(&err).into(),
+    }
+}
+
+/// `gtrace … | head` closing the pipe is not an error (ripgrep does the same).
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

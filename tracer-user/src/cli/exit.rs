@@ -1,0 +1,91 @@
+//! Exit codes and the user-facing rendering of errors.
+//!
+//! Scripts can tell apart "this host cannot trace" from "this target cannot be traced" from
+//! "the target went away". The error chain is walked for known library errors; each gets a
+//! one-line message plus the exact fix. No backtraces.
+
+use std::process::ExitCode;
+
+use crate::{probes::ProbeError, target::TargetError};
+
+/// gtrace's exit codes (also listed in `gtrace --help` and the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// Any other failure.
+    Failure = 1,
+    /// Bad command line (clap uses 2 as well).
+    Usage = 2,
+    /// This host cannot trace: privileges or kernel features missing.
+    Environment = 3,
+    /// The target cannot be traced: not Go, unsupported Go version, unreadable binary.
+    Target = 4,
+    /// The target process does not exist or exited.
+    ProcessGone = 5,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// True when some error in the chain is an OS permission error.
+fn permission_denied(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES)))
+    })
+}
+
+/// Chooses the exit code for `err` and an optional line saying how to fix it.
+pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
+    for e in err.chain() {
+        if let Some(t) = e.downcast_ref::<TargetError>() {
+            return match t {
+                TargetError::NoSuchProcess { .. } => (
+                    Exit::ProcessGone,
+                    Some("check the PID with `ps -e` or `pgrep NAME`".into()),
+                ),
+                TargetError::PermissionDenied { .. } => (
+                    Exit::Environment,
+                    Some("run gtrace as root: sudo gtrace …".into()),
+                ),
+                _ => (Exit::Target, None),
+            };
+        }
+        if let Some(ProbeError::Load(_) | ProbeError::Attach { .. }) =
+            e.downcast_ref::<ProbeError>()
+        {
+            if permission_denied(err) {
+                return (Exit::Environment, Some("run gtrace as root (it needs CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE): sudo gtrace …".into()));
+            }
+            return (
+                Exit::Environment,
+                Some("run `gtrace doctor` to see which kernel feature is missing".into()),
+            );
+        }
+    }
+    if permission_denied(err) {
+        return (
+            Exit::Environment,
+            Some("run gtrace as root: sudo gtrace …".into()),
+        );
+    }
+    (Exit::Failure, None)
+}
+
+/// Prints `err` for a person: the message, its causes, and the fix.
+pub fn report(err: &anyhow::Error) -> Exit {
+    let (code, fix) = classify(err);
+    eprintln!("gtrace: error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    if let Some(fix) = fix {
+        eprintln!("  fix: {fix}");
+    }
+    code
+}

@@ -1,0 +1,32 @@
+//! Command-line surface: one file per subcommand, each with its clap `Args` and a `run`.
+
+pub mod doctor;
+pub mod duration;
+pub mod exit;
+
+use clap::{Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+EXAMPLES:
+    sudo gtrace doctor -p 1234          check host and target, probe test for 1 s
+    sudo gtrace doctor ./server         static checks of a binary
+
+EXIT CODES:
+    0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)
+    4 target cannot be traced (not Go, unsupported version)   5 process gone";
+
+/// gtrace: what are the goroutines of a running Go program doing — from outside, no restart.
+#[derive(Debug, Parser)]
+#[command(name = "gtrace", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// gtrace's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that this host can trace, and that a Go binary or process can be traced.
+    Doctor(doctor::Args),
+}

@@ -1,0 +1,191 @@
+//! Loading gtrace's eBPF object and attaching its programs to one target process.
+//!
+//! The object is built by `build.rs` and embedded in the binary, so `gtrace` is a single file.
+//! A [`ProbeSet`] owns the loaded object; dropping it detaches every probe and unloads every
+//! program (aya's links are RAII), so no breakpoint outlives gtrace — Ctrl-C included, as long
+//! as the process unwinds normally.
+//!
+//! Uprobes are attached by *file offset* in the target's executable (never by symbol name):
+//! stripped Go binaries have no symbols, and probe sites are chosen inside functions (after
+//! the stack-bound check) by `gobin::probesite`.
+
+use std::{collections::BTreeMap, num::NonZeroU32, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::PerCpuArray,
+    programs::{TracePoint, UProbe, uprobe::UProbeScope},
+};
+use tracer_common::{
+    counters::{ERRORS_MAP, HITS_MAP, TARGET_TGID_GLOBAL},
+    probe::ProbeId,
+};
+
+/// The eBPF object built by `build.rs`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
+
+/// Loading or attaching failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The kernel refused the object (privileges, verifier, missing kernel feature).
+    #[error("loading gtrace's eBPF programs into the kernel failed")]
+    Load(#[source] aya::EbpfError),
+    /// A program the object should contain is missing (a build mismatch).
+    #[error("the embedded eBPF object has no program `{0}` (rebuild gtrace)")]
+    MissingProgram(&'static str),
+    /// A program could not be loaded or attached.
+    #[error("attaching {probe} failed")]
+    Attach {
+        /// Which probe.
+        probe: &'static str,
+        /// aya's error, with the verifier log when there is one.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A counter map could not be read.
+    #[error("reading eBPF map {0} failed")]
+    Map(&'static str, #[source] aya::maps::MapError),
+    /// The target PID is 0, which would mean "every process" to the kernel.
+    #[error("refusing to attach to PID 0")]
+    PidZero,
+}
+
+/// Per-probe totals read from the per-CPU counter maps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Hits per probe, summed over CPUs.
+    pub hits: BTreeMap<&'static str, u64>,
+    /// Failures per probe (unreadable memory, full ring buffer…), summed over CPUs.
+    pub errors: BTreeMap<&'static str, u64>,
+}
+
+/// gtrace's programs loaded for one target; dropping it detaches everything.
+pub struct ProbeSet {
+    ebpf: Ebpf,
+    pid: NonZeroU32,
+}
+
+impl ProbeSet {
+    /// Loads the object with the target's tgid patched in as a global.
+    pub fn load(pid: u32) -> Result<Self, ProbeError> {
+        let pid = NonZeroU32::new(pid).ok_or(ProbeError::PidZero)?;
+        let ebpf = EbpfLoader::new()
+            .override_global(TARGET_TGID_GLOBAL, &pid.get(), true)
+            .load(OBJECT)
+            .map_err(ProbeError::Load)?;
+        Ok(Self { ebpf, pid })
+    }
+
+    /// Attaches `probe`'s uprobe at `file_offset` of `binary`, firing for the target only.
+    pub fn attach_uprobe(
+        &mut self,
+        probe: ProbeId,
+        binary: &Path,
+        file_offset: u64,
+    ) -> Result<(), ProbeError> {
+        let attach = |e| ProbeError::Attach {
+            probe: probe.name(),
+            source: e,
+        };
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(probe.program())
+            .ok_or(ProbeError::MissingProgram(probe.program()))?
+            .try_into()
+            .map_err(attach)?;
+        prog.load().map_err(attach)?;
+        prog.attach(file_offset, binary, UProbeScope::OneProcess(self.pid))
+            .map_err(attach)?;
+        Ok(())
+    }
+
+    /// Attaches `sched:sched_switch` (filtered to the target's threads inside the program).
+    pub fn attach_sched_switch(&mut self) -> Result<(), ProbeError> {
+        let probe = ProbeId::SchedSwitch;
+        let attach = |e| ProbeError::Attach {
+            probe: probe.name(),
+            source: e,
+        };
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(probe.program())
+            .ok_or(ProbeError::MissingProgram(probe.program()))?
+            .try_into()
+            .map_err(attach)?;
+        prog.load().map_err(attach)?;
+        prog.attach("sched", "sched_switch").map_err(attach)?;
+        Ok(())
+    }
+
+    /// Current hit and error totals.
+    pub fn counts(&self) -> Result<Counts, ProbeError> {
+        Ok(Counts {
+            hits: self.sum(HITS_MAP)?,
+            errors: self.sum(ERRORS_MAP)?,
+        })
+    }
+
+    fn sum(&self, map: &'static str) -> Result<BTreeMap<&'static str, u64>, ProbeError> {
+        let m = self.ebpf.map(map).ok_or(ProbeError::Map(
+            map,
+            aya::maps::MapError::InvalidName { name: map.into() },
+        ))?;
+        let arr: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(m).map_err(|e| ProbeError::Map(map, e))?;
+        let mut out = BTreeMap::new();
+        for p in ProbeId::ALL {
+            let per_cpu = arr
+                .get(&(p as u32), 0)
+                .map_err(|e| ProbeError::Map(map, e))?;
+            out.insert(p.name(), per_cpu.iter().sum());
+        }
+        Ok(out)
+    }
+}
+
+/// Checks that the target's code at `file_offset` of its executable is byte-for-byte the
+/// file's: no breakpoint (int3) left behind after detaching.
+pub fn verify_detached(p: &crate::target::Process, file_offset: u64) -> Result<(), VerifyError> {
+    use std::{fs, os::unix::fs::FileExt as _};
+    let file = fs::File::open(&p.exe).map_err(VerifyError::Io)?;
+    let mut want = [0u8; 16];
+    file.read_exact_at(&mut want, file_offset)
+        .map_err(VerifyError::Io)?;
+    let addr = p
+        .address_of_file_offset(file_offset)
+        .map_err(VerifyError::Io)?
+        .ok_or(VerifyError::NotMapped(file_offset))?;
+    let mem = fs::File::open(format!("/proc/{}/mem", p.pid)).map_err(VerifyError::Io)?;
+    let mut got = [0u8; 16];
+    mem.read_exact_at(&mut got, addr).map_err(VerifyError::Io)?;
+    if got == want {
+        Ok(())
+    } else {
+        Err(VerifyError::Patched { addr, want, got })
+    }
+}
+
+/// The target's code differs from its file, or could not be compared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Reading the file or the process memory failed.
+    #[error("reading the executable or /proc/PID/mem failed")]
+    Io(#[source] std::io::Error),
+    /// The offset is not mapped in the process.
+    #[error("file offset {0:#x} is not mapped in the process")]
+    NotMapped(u64),
+    /// The bytes differ: a breakpoint was left behind.
+    #[error(
+        "the instruction at {addr:#x} still differs from the file after detaching ({got:02x?} vs {want:02x?})"
+    )]
+    Patched {
+        /// Address in the process.
+        addr: u64,
+        /// Bytes in the file.
+        want: [u8; 16],
+        /// Bytes in memory.
+        got: [u8; 16],
+    },
+}
