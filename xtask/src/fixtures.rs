@@ -16,10 +16,10 @@ use gtrace_tests::go::{self, Toolchain};
 pub(crate) struct Args {
     /// Parallel builds (default: number of CPUs).
     #[arg(long, short)]
-    jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// Only these fixtures (default: all programs, demo included).
     #[arg(long = "only", value_name = "NAME")]
-    only: Vec<String>,
+    pub(crate) only: Vec<String>,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {

@@ -15,7 +15,7 @@ use gtrace_tests::go;
 pub(crate) struct Args {
     /// Python interpreter used to create the venvs.
     #[arg(long, default_value = "python3")]
-    python: String,
+    pub(crate) python: String,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {

@@ -3,8 +3,10 @@
 //! This file only parses the command line and dispatches; each subcommand lives in its own
 //! module.
 
+mod demo;
 mod fixtures;
 mod go_toolchains;
+mod test;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,10 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
+    /// Run the whole test suite as CI does: rustfmt, clippy, toolchains, fixtures, cargo test.
+    Test(test::Args),
+    /// Build gtrace and the bundled demo Go service, start it and run gtrace against it.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +37,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::GoToolchains(args) => go_toolchains::run(&args),
         Command::Fixtures(args) => fixtures::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,79 @@
+//! `cargo xtask test`: the whole test suite, as CI runs it (`.ci/run` = setup + this).
+//!
+//! Order: cheap static checks first (rustfmt, clippy with the workspace lints), then the Go
+//! toolchains and fixture cache the integration tests need, then `cargo test` over the whole
+//! workspace, which loads real eBPF programs and attaches them to real Go processes — hence
+//! root. Nothing is skipped silently: a missing prerequisite fails the run and says the fix.
+
+use std::{process::Command, time::Instant};
+
+use anyhow::{Context as _, bail};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Skip rustfmt and clippy (quicker local iterations).
+    #[arg(long)]
+    no_lint: bool,
+    /// Extra arguments passed to `cargo test` (e.g. a test name filter), after `--`.
+    #[arg(last = true)]
+    cargo_test_args: Vec<String>,
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn step(name: &str, mut cmd: Command) -> anyhow::Result<()> {
+    println!("==> {name}");
+    let t = Instant::now();
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    println!(
+        "==> {name}: {} in {:.1?}",
+        if status.success() { "ok" } else { "FAILED" },
+        t.elapsed()
+    );
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "the integration tests load eBPF programs and read other processes' memory: run as root (sudo -E cargo xtask test)"
+        );
+    }
+    let started = Instant::now();
+    if !args.no_lint {
+        let mut fmt = cargo();
+        fmt.args(["fmt", "--all", "--", "--check"]);
+        step("rustfmt", fmt)?;
+        let mut clippy = cargo();
+        clippy.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        step("clippy", clippy)?;
+    }
+    crate::go_toolchains::run(&crate::go_toolchains::Args {
+        python: "python3".into(),
+    })?;
+    crate::fixtures::run(&crate::fixtures::Args {
+        jobs: None,
+        only: Vec::new(),
+    })?;
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--no-fail-fast"]);
+    if !args.cargo_test_args.is_empty() {
+        test.arg("--").args(&args.cargo_test_args);
+    }
+    step("cargo test", test)?;
+    println!("all tests passed in {:.0?}", started.elapsed());
+    Ok(())
+}
