@@ -7,6 +7,7 @@ mod demo;
 mod fixtures;
 mod go_toolchains;
 mod test;
+mod record_dumps;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Command {
     Test(test::Args),
     /// Build gtrace and the bundled demo Go service, start it and run gtrace against it.
     Demo(demo::Args),
+    /// Record real Go goroutine dumps (SIGQUIT, fatal panics) as parser test data.
+    RecordDumps(record_dumps::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Fixtures(args) => fixtures::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::RecordDumps(args) => record_dumps::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
