@@ -4,6 +4,7 @@
 //! module.
 
 mod fixtures;
+mod gen_offsets;
 mod go_toolchains;
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
+    /// Regenerate the per-Go-version runtime layout and wait-reason tables from probe builds.
+    GenOffsets(gen_offsets::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::GoToolchains(args) => go_toolchains::run(&args),
         Command::Fixtures(args) => fixtures::run(&args),
+        Command::GenOffsets(args) => gen_offsets::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
