@@ -382,3 +382,55 @@ fn unknown_versions_fail_with_the_override_hint() {
         );
     }
 }
+
+/// Go writes `SHF_COMPRESSED` DWARF; older linkers and post-processed binaries have
+/// `.zdebug_*` (zlib-gnu) or plain sections. All three must read the same.
+#[test]
+fn compressed_zdebug_and_plain_dwarf_read_alike() {
+    let dir = std::env::temp_dir().join(format!("gtrace-dwarf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for tc in toolchains() {
+        let bin = fixture::build("layoutprobe", &tc, Variant::Default).unwrap();
+        let original = std::fs::read(&bin).unwrap();
+        let file = object::File::parse(&*original).unwrap();
+        let want =
+            RuntimeLayout::from_source(&DwarfStructs::from_object(&file).unwrap(), None).unwrap();
+        for (flag, section) in [
+            ("--compress-debug-sections=zlib-gnu", ".zdebug_info"),
+            ("--decompress-debug-sections", ".debug_info"),
+        ] {
+            let out = dir.join(format!(
+                "{}-{}",
+                tc.version,
+                section.trim_start_matches('.')
+            ));
+            let status = std::process::Command::new("objcopy")
+                .arg(flag)
+                .arg(&bin)
+                .arg(&out)
+                .status()
+                .expect("objcopy (Debian package binutils) is required by this test");
+            assert!(
+                status.success(),
+                "objcopy {flag} failed on {}",
+                bin.display()
+            );
+            let data = std::fs::read(&out).unwrap();
+            let file = object::File::parse(&*data).unwrap();
+            let raw = object::Object::section_by_name(&file, section)
+                .unwrap_or_else(|| panic!("{tc}: objcopy {flag} left no {section}"));
+            assert_eq!(
+                object::ObjectSection::compressed_file_range(&raw)
+                    .unwrap()
+                    .format
+                    == object::CompressionFormat::None,
+                section == ".debug_info",
+                "{tc}: {section} compression"
+            );
+            let got = RuntimeLayout::from_source(&DwarfStructs::from_object(&file).unwrap(), None)
+                .unwrap_or_else(|e| panic!("{tc} {section}: {e}"));
+            assert_eq!(got, want, "{tc} {section}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
