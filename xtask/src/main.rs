@@ -5,6 +5,7 @@
 
 mod demo;
 mod fixtures;
+mod gen_offsets;
 mod go_toolchains;
 mod test;
 mod record_dumps;
@@ -33,6 +34,8 @@ enum Command {
     Demo(demo::Args),
     /// Record real Go goroutine dumps (SIGQUIT, fatal panics) as parser test data.
     RecordDumps(record_dumps::Args),
+    /// Regenerate the per-Go-version runtime layout and wait-reason tables from probe builds.
+    GenOffsets(gen_offsets::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::RecordDumps(args) => record_dumps::run(&args),
+        Command::GenOffsets(args) => gen_offsets::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
