@@ -81,5 +81,6 @@
 pub mod blocked;
 pub mod fixture;
 pub mod go;
+pub mod gtrace;
 pub mod process;
 pub mod traceback;

@@ -7,8 +7,8 @@ mod demo;
 mod fixtures;
 mod gen_offsets;
 mod go_toolchains;
-mod test;
 mod record_dumps;
+mod test;
 
 use std::process::ExitCode;
 

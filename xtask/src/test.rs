@@ -69,7 +69,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         only: Vec::new(),
     })?;
     let mut test = cargo();
-    test.args(["test", "--workspace", "--no-fail-fast"]);
+    test.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "tracer-ebpf",
+        "--no-fail-fast",
+    ]);
     if !args.cargo_test_args.is_empty() {
         test.arg("--").args(&args.cargo_test_args);
     }
