@@ -33,6 +33,7 @@
 pub mod buildinfo;
 pub mod elf;
 pub mod error;
+pub mod fuzzing;
 pub mod inspect;
 pub mod moduledata;
 pub mod pclntab;
