@@ -384,3 +384,39 @@ fn probe_sites_for_all_probed_functions() {
         }
     }
 }
+
+/// `gtrace inspect`'s report: symbol sources per variant, core probe sites present, JSON
+/// round-trips.
+#[test]
+fn inspect_report_per_variant() {
+    for tc in [go::by_version("1.19").unwrap(), go::newest().unwrap()] {
+        for v in Variant::ALL {
+            let bin = open(&build("inline", &tc, v));
+            let r = tracer_user::gobin::inspect::Report::new(&bin, &["main.chain".to_owned()]);
+            assert_eq!(r.symbols.symtab, v.has_symbols(), "{tc} {v}");
+            assert_eq!(r.pie, v == Variant::Pie, "{tc} {v}");
+            assert_eq!(
+                r.go_version.as_deref(),
+                Some(format!("go{}", tc.version).as_str())
+            );
+            let sites: Vec<_> = r
+                .probe_sites
+                .iter()
+                .filter(|e| e.site.is_some())
+                .map(|e| e.function.as_str())
+                .collect();
+            for f in CORE_PROBES.iter().chain(&["main.chain"]) {
+                assert!(sites.contains(f), "{tc} {v}: {f} missing in {sites:?}");
+            }
+            let allgs = r
+                .data_symbols
+                .iter()
+                .find(|d| d.name == "runtime.allgs")
+                .unwrap();
+            assert_eq!(allgs.found.is_some(), v.has_symbols(), "{tc} {v}");
+            let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+            assert_eq!(json["symbols"]["symtab"], v.has_symbols());
+            assert!(r.to_text().contains("runtime.gopark"));
+        }
+    }
+}
