@@ -23,7 +23,10 @@ impl Rng {
 
 fn section(bytes: &[u8], name: &str) -> Vec<u8> {
     let elf = object::File::parse(bytes).unwrap();
-    elf.section_by_name(name).and_then(|s| s.data().ok()).unwrap_or_else(|| panic!("{name}")).to_vec()
+    elf.section_by_name(name)
+        .and_then(|s| s.data().ok())
+        .unwrap_or_else(|| panic!("{name}"))
+        .to_vec()
 }
 
 /// Cut points: every byte of the first 256, then evenly spread ones.
@@ -60,7 +63,11 @@ fn fuzz_bodies_survive_truncated_and_mutated_binaries() {
             for _ in 0..16 {
                 fuzzing::elf(&mutate(&mut rng, &bytes, 64));
             }
-            let pcln_name = if v == Variant::Pie && !tc.at_least(1, 21) { ".data.rel.ro.gopclntab" } else { ".gopclntab" };
+            let pcln_name = if v == Variant::Pie && !tc.at_least(1, 21) {
+                ".data.rel.ro.gopclntab"
+            } else {
+                ".gopclntab"
+            };
             let pcln = section(&bytes, pcln_name);
             for n in cuts(pcln.len(), 100) {
                 fuzzing::pclntab(&pcln[..n]);
