@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer_user::cli::{Cli, Command, doctor, exit};
+use tracer_user::cli::{Cli, Command, doctor, exit, inspect, symbolize};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("GTRACE_LOG", "warn"))
@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Doctor(args) => doctor::run(args),
+        Command::Inspect(args) => inspect::run(args).map(|()| exit::Exit::Ok),
+        Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
     };
     match result {
         Ok(code) => code.into(),

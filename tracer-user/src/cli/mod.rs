@@ -3,6 +3,8 @@
 pub mod doctor;
 pub mod duration;
 pub mod exit;
+pub mod inspect;
+pub mod symbolize;
 
 use clap::{Parser, Subcommand};
 
@@ -10,6 +12,8 @@ const AFTER_HELP: &str = "\
 EXAMPLES:
     sudo gtrace doctor -p 1234          check host and target, probe test for 1 s
     sudo gtrace doctor ./server         static checks of a binary
+    gtrace inspect ./server --json      version, symbols, layouts, probe sites
+    gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
 
 EXIT CODES:
     0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)
@@ -29,4 +33,9 @@ pub struct Cli {
 pub enum Command {
     /// Check that this host can trace, and that a Go binary or process can be traced.
     Doctor(doctor::Args),
+    /// What gtrace knows about a Go binary: version, build info, symbol sources, runtime
+    /// layouts, wait reasons, probe sites. The first thing to run when gtrace refuses a binary.
+    Inspect(inspect::InspectArgs),
+    /// Symbolize program counters of a Go binary, inlined frames expanded.
+    Symbolize(symbolize::SymbolizeArgs),
 }

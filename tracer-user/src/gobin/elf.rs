@@ -306,7 +306,7 @@ impl ElfImage {
     pub fn offset_to_vaddr(&self, offset: u64) -> Option<u64> {
         self.segments.iter().find_map(|s| {
             let rel = offset.checked_sub(s.offset)?;
-            (rel < s.filesz).then(|| s.vaddr + rel)
+            (rel < s.filesz).then(|| s.vaddr.wrapping_add(rel))
         })
     }
 

@@ -671,3 +671,15 @@ fn read_word(d: &[u8], off: usize, ptr_size: u8) -> Option<u64> {
 #[cfg(test)]
 #[path = "pclntab_tests.rs"]
 mod tests;
+
+/// A function name as the runtime prints it since Go 1.21 (`funcNameForPrint`): the type
+/// arguments of a generic instantiation become `[...]` (`main.f[go.shape.int]` → `main.f[...]`).
+pub fn name_for_print(name: &str) -> String {
+    let Some(i) = name.find('[') else {
+        return name.to_owned();
+    };
+    match name.rfind(']') {
+        Some(j) if j > i => format!("{}[...]{}", &name[..i], &name[j + 1..]),
+        _ => name.to_owned(),
+    }
+}
