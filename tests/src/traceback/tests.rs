@@ -451,3 +451,73 @@ fn ancestors_are_parsed() {
     );
     assert!(g.created_by.is_none());
 }
+
+#[test]
+fn level1_view_of_sigquit_dumps() {
+    for &(minor, text) in BLOCKED {
+        let dump = parse(text).unwrap();
+        let user: Vec<u64> = dump.user_goroutines().map(|g| g.goid).collect();
+        // Every user goroutine is main or runs main.* code, and all of those are user ones.
+        for g in &dump.goroutines {
+            let is_user = g.goid == 1 || g.frames.iter().any(|f| f.function.starts_with("main."));
+            assert_eq!(
+                user.contains(&g.goid),
+                is_user,
+                "go1.{minor} goroutine {}",
+                g.goid
+            );
+        }
+        for g in dump.with_frame("main.blockInlined") {
+            let names: Vec<&str> = g
+                .level1_frames()
+                .iter()
+                .map(|f| f.function.as_str())
+                .collect();
+            let wrapper = if minor >= 22 {
+                "main.spawnInlined.gowrap1"
+            } else {
+                "main.spawnInlined.func1"
+            };
+            assert_eq!(
+                names,
+                [
+                    "main.inlinedInner",
+                    "main.inlinedMiddle",
+                    "main.inlinedOuter",
+                    "main.blockInlined",
+                    wrapper
+                ],
+                "go1.{minor}"
+            );
+        }
+        let main = dump.goroutine(1).unwrap();
+        let names: Vec<&str> = main
+            .level1_frames()
+            .iter()
+            .map(|f| f.function.as_str())
+            .collect();
+        assert_eq!(names.first(), Some(&"syscall.Syscall"), "go1.{minor}");
+        assert_eq!(names.last(), Some(&"main.main"), "go1.{minor}");
+    }
+    // Level-1 dumps are left alone.
+    for &(minor, text) in GOROUTINE_PANIC.iter().chain(REPANIC).chain(NESTED) {
+        for g in &parse(text).unwrap().goroutines {
+            let kept: Vec<&Frame> = g.level1_frames();
+            assert_eq!(
+                kept.len(),
+                g.frames.len(),
+                "go1.{minor} goroutine {}",
+                g.goid
+            );
+        }
+    }
+}
+
+#[test]
+fn exported_runtime_names() {
+    assert!(is_exported_runtime("runtime.Goexit"));
+    assert!(is_exported_runtime("runtime.(*Func).Name"));
+    assert!(!is_exported_runtime("runtime.(*mheap).alloc"));
+    assert!(!is_exported_runtime("runtime.gopark"));
+    assert!(!is_exported_runtime("main.Foo"));
+}
