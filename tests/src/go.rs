@@ -95,7 +95,11 @@ impl Toolchain {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot run {} tool addr2line", self.go.display()))?;
-        let input: String = pcs.iter().map(|pc| format!("{pc:#x}\n")).collect();
+        let mut input = String::new();
+        for pc in pcs {
+            use std::fmt::Write as _;
+            let _ = writeln!(input, "{pc:#x}");
+        }
         let mut stdin = child.stdin.take().context("no stdin")?;
         // Write from a thread: addr2line answers while we write, and pipes are bounded.
         let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
