@@ -116,6 +116,41 @@ impl Dump {
         self.goroutines.iter().filter(|g| !g.is_system())
     }
 
+    /// The `panic: …` lines of a fatal panic, outermost (first raised) first.
+    pub fn panics(&self) -> Vec<PanicLine> {
+        self.other_lines
+            .iter()
+            .filter_map(|l| {
+                let (nested, rest) = match l.strip_prefix('\t') {
+                    Some(r) => (true, r),
+                    None => (false, l.as_str()),
+                };
+                let value = rest.strip_prefix("panic: ")?;
+                let (value, recovered, repanicked) =
+                    if let Some(v) = value.strip_suffix(" [recovered, repanicked]") {
+                        (v, true, true)
+                    } else if let Some(v) = value.strip_suffix(" [recovered]") {
+                        (v, true, false)
+                    } else {
+                        (value, false, false)
+                    };
+                Some(PanicLine {
+                    value: value.to_owned(),
+                    recovered,
+                    repanicked,
+                    nested,
+                })
+            })
+            .collect()
+    }
+
+    /// The message of a `fatal error: …` line (runtime throws such as deadlocks).
+    pub fn fatal_error(&self) -> Option<&str> {
+        self.other_lines
+            .iter()
+            .find_map(|l| l.strip_prefix("fatal error: "))
+    }
+
     /// The goroutine with id `goid`, if printed.
     pub fn goroutine(&self, goid: u64) -> Option<&Goroutine> {
         self.goroutines.iter().find(|g| g.goid == goid)
@@ -127,6 +162,21 @@ impl Dump {
             .iter()
             .filter(move |g| g.has_frame(function))
     }
+}
+
+/// One `panic: VALUE[ [recovered][, repanicked]]` line (Go's `printpanics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PanicLine {
+    /// The value as Go printed it (`printpanicval`: strings verbatim, errors via `Error()`,
+    /// other types as `(T) 0xADDR` or `T(v)`).
+    pub value: String,
+    /// ` [recovered]`: this panic was recovered and a later one is fatal.
+    pub recovered: bool,
+    /// ` [recovered, repanicked]` (1.25+): recovered and re-raised with the same value; Go
+    /// then prints no separate line for the re-raise.
+    pub repanicked: bool,
+    /// Tab-indented: raised while the previous line's panic was in progress.
+    pub nested: bool,
 }
 
 /// One goroutine of a dump.

@@ -115,6 +115,8 @@ const GOROUTINE_PANIC: &[(u32, &str)] = per_version!("goroutine");
 const REPANIC: &[(u32, &str)] = per_version!("repanic_fatal");
 const NESTED: &[(u32, &str)] = per_version!("nested_fatal");
 const DEEP: &[(u32, &str)] = per_version!("deep_fatal");
+const NIL_DEREF: &[(u32, &str)] = per_version!("nil_deref_fatal");
+const DEADLOCK: &[(u32, &str)] = per_version!("deadlock");
 
 fn toolchain(minor: u32) -> Toolchain {
     Toolchain {
@@ -310,6 +312,11 @@ fn repanic_marker_changed_in_go125() {
             &["panic: same [recovered]", "\tpanic: same"]
         };
         assert_eq!(dump.other_lines, want, "go1.{minor}");
+        let panics = dump.panics();
+        assert_eq!(panics[0].value, "same");
+        assert!(panics[0].recovered && !panics[0].nested);
+        assert_eq!(panics[0].repanicked, minor >= 25);
+        assert_eq!(panics.len(), if minor >= 25 { 1 } else { 2 });
         assert_eq!(
             dump.goroutines[0].functions(),
             [
@@ -520,4 +527,41 @@ fn exported_runtime_names() {
     assert!(!is_exported_runtime("runtime.(*mheap).alloc"));
     assert!(!is_exported_runtime("runtime.gopark"));
     assert!(!is_exported_runtime("main.Foo"));
+}
+
+#[test]
+fn runtime_error_and_throw() {
+    for &(minor, text) in NIL_DEREF {
+        let dump = parse(text).unwrap();
+        let panics = dump.panics();
+        assert_eq!(panics.len(), 1);
+        assert_eq!(
+            panics[0].value,
+            "runtime error: invalid memory address or nil pointer dereference"
+        );
+        assert!(
+            dump.other_lines[1].starts_with("[signal SIGSEGV: segmentation violation"),
+            "go1.{minor}"
+        );
+        // The faulting frame is the first shown (runtime.sigpanic is hidden at level 1).
+        assert_eq!(
+            dump.goroutines[0].functions(),
+            ["main.panicNilDeref", "main.main"]
+        );
+    }
+    for &(minor, text) in DEADLOCK {
+        let dump = parse(text).unwrap();
+        assert_eq!(
+            dump.fatal_error(),
+            Some("all goroutines are asleep - deadlock!")
+        );
+        assert!(dump.panics().is_empty());
+        let g = &dump.goroutines[0];
+        assert_eq!(
+            (g.goid, g.status.as_str()),
+            (1, "chan receive"),
+            "go1.{minor}"
+        );
+        assert_eq!(g.functions(), ["main.deadlock", "main.main"]);
+    }
 }
