@@ -129,13 +129,16 @@ pub struct Outcome<'a> {
     pub total: usize,
 }
 
-/// Every (fixture, toolchain, variant) of `names` x [`matrix`].
+/// Every (fixture, toolchain, variant) of `names` x [`matrix`], ordered for a cold cache:
+/// toolchain varies fastest, so parallel workers compile the standard library of *different*
+/// toolchains instead of racing to compile the same packages twice (Go's build cache does
+/// not deduplicate in-flight compiles across processes).
 pub fn jobs(names: &[&str]) -> anyhow::Result<Vec<Job>> {
     let toolchains = go::all()?;
     let mut out = Vec::new();
-    for tc in &toolchains {
+    for variant in Variant::ALL {
         for name in names {
-            for variant in Variant::ALL {
+            for tc in &toolchains {
                 out.push(Job {
                     name: (*name).to_owned(),
                     toolchain: tc.clone(),
