@@ -565,3 +565,27 @@ fn runtime_error_and_throw() {
         assert_eq!(g.functions(), ["main.deadlock", "main.main"]);
     }
 }
+
+#[test]
+fn truncated_or_damaged_dumps_never_panic() {
+    let head: String = BLOCKED[7]
+        .1
+        .lines()
+        .take(200)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for text in [&head, DEEP[0].1, REPANIC[7].1, GOROUTINE_PANIC[0].1] {
+        let lines: Vec<&str> = text.lines().collect();
+        for cut in 0..lines.len() {
+            // Every prefix, and the whole dump with one line missing.
+            let _ = parse(&lines[..cut].join("\n"));
+            let mut damaged = lines.clone();
+            damaged.remove(cut);
+            let _ = parse(&damaged.join("\n"));
+        }
+        // Every byte-level prefix of the first 2 KiB (cuts inside lines and numbers).
+        for cut in (0..text.len().min(2048)).filter(|&c| text.is_char_boundary(c)) {
+            let _ = parse(&text[..cut]);
+        }
+    }
+}
