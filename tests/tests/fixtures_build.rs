@@ -255,5 +255,36 @@ fn inline_reports_expanded_frames() {
                 "{tc} {v}: {capture}"
             );
         }
+        if matches!(v, Variant::Default | Variant::Pie) {
+            // The reported pc is a physical return address: `go tool addr2line` on pc-1
+            // (minus the load bias) names the physical function and the innermost inlined
+            // line.
+            let bias = p.load_bias().unwrap();
+            assert_eq!(bias == 0, v != Variant::Pie, "{tc} {v}: bias {bias:#x}");
+            let pcs: Vec<u64> = records
+                .iter()
+                .map(|r| {
+                    u64::from_str_radix(&r.pc[2..], 16)
+                        .unwrap()
+                        .wrapping_sub(1 + bias)
+                })
+                .collect();
+            // Go 1.19's addr2line cannot read PIE binaries (it does not find pclntab in
+            // `.data.rel.ro.gopclntab`); the newest toolchain's can.
+            let tool = if v == Variant::Pie && !tc.at_least(1, 21) {
+                go::newest().unwrap()
+            } else {
+                tc.clone()
+            };
+            let answers = tool.addr2line(&bin, &pcs).unwrap();
+            assert_eq!(answers.len(), records.len());
+            for (r, a) in records.iter().zip(answers) {
+                let (function, _, line) = a
+                    .unwrap_or_else(|| panic!("{tc} {v}: no answer for {} (bias {bias:#x})", r.pc));
+                let last = r.frames.last().unwrap();
+                assert_eq!(function, last.function, "{tc} {v} {}", r.pc);
+                assert_eq!(line, r.frames[0].line, "{tc} {v} {}", r.pc);
+            }
+        }
     }
 }
