@@ -77,7 +77,7 @@
 //!   waits until stdin reaches EOF.
 //! - `churn`: stdin `N` → exactly N short-lived goroutines (`main.churnWorker`, created by
 //!   `main.spawn`), then `done N`; `calls N` → N calls of the `//go:noinline` `main.counted`,
-//!   then `called N total T`. Run with `GOGC=off`.
+//!   then `called N total T`; `goroutines` → `goroutines G`. Run with `GOGC=off`.
 //! - `panics`: `panics [MODE]`; each stdin line triggers a panic: recovered ones print
 //!   `recovered MODE: VALUE`, fatal ones (`main`, `goroutine`, `repanic_fatal`,
 //!   `nested_fatal`, `deep_fatal`, `nil_deref_fatal`, `deadlock`) kill the process with status 2. `list` prints the modes.

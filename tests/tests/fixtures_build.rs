@@ -143,6 +143,8 @@ fn churn_protocol() {
                 "{tc}"
             );
         }
+        p.write_line("goroutines").unwrap();
+        assert_eq!(p.next_line(READY_TIMEOUT).unwrap(), "goroutines 1", "{tc}");
         p.write_line("calls 25").unwrap();
         assert_eq!(p.next_line(READY_TIMEOUT).unwrap(), "called 25 total 25");
         p.write_line("quit").unwrap();
