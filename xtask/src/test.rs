@@ -63,6 +63,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     }
     crate::go_toolchains::run(&crate::go_toolchains::Args {
         python: "python3".into(),
+        only: Vec::new(),
     })?;
     crate::fixtures::run(&crate::fixtures::Args {
         jobs: None,
