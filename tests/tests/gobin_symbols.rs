@@ -37,7 +37,7 @@ fn open(path: &Path) -> GoBinary {
     GoBinary::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Runs `go tool addr2line` of `tc` on `pcs`: (function, "file:line") per PC.
+/// Runs `go tool addr2line` of `tc` on `pcs`: (function, `file:line`) per PC.
 fn addr2line(tc: &Toolchain, bin: &Path, pcs: &[u64]) -> Vec<(String, String)> {
     let mut cmd = tc.command();
     cmd.args(["tool", "addr2line"]).arg(bin);
@@ -45,7 +45,11 @@ fn addr2line(tc: &Toolchain, bin: &Path, pcs: &[u64]) -> Vec<(String, String)> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("go tool addr2line starts");
-    let input: String = pcs.iter().map(|pc| format!("{pc:#x}\n")).collect();
+    let input = pcs.iter().fold(String::new(), |mut s, pc| {
+        use std::fmt::Write as _;
+        let _ = writeln!(s, "{pc:#x}");
+        s
+    });
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
@@ -87,7 +91,7 @@ fn sample_pcs(bin: &GoBinary) -> Vec<u64> {
 }
 
 /// Every entry PC and ≥1000 inner PCs symbolize like `go tool addr2line`: its function is the
-/// outermost (physical) frame, its file:line the innermost position (addr2line does not
+/// outermost (physical) frame, its `file:line` the innermost position (addr2line does not
 /// expand inlining but reads the pc-line table, which holds the innermost position).
 #[test]
 fn pcs_match_go_tool_addr2line() {

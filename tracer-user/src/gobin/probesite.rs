@@ -2,7 +2,7 @@
 //!
 //! A uprobe replaces an instruction with `int3`; after the handler the kernel either
 //! *emulates* the original instruction (cheap) or *single-steps* a copy of it out of line
-//! (a second trap: ~4.8 µs per hit against ~1.0 µs measured here, see docs/PROBE_SITES.md).
+//! (a second trap: ~4.8 µs per hit against ~1.0 µs measured here, see `docs/PROBE_SITES.md`).
 //! `arch/x86/kernel/uprobes.c` emulates relative `call`/`jmp`/`jcc` (`branch_xol_ops`) and
 //! `push <reg>` (`push_xol_ops`, since 4.18); everything else — including the
 //! `cmp rsp, [r14+0x10]` that opens every split-stack Go function — is single-stepped.

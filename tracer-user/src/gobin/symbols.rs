@@ -184,10 +184,10 @@ impl GoBinary {
     /// Every function of the pclntab, in address order.
     pub fn functions(&self) -> Result<Vec<Function>> {
         let tab = self.pclntab();
-        tab.funcs().map(|f| self.describe(&tab, &f?)).collect()
+        tab.funcs().map(|f| Self::describe(&tab, &f?)).collect()
     }
 
-    fn describe(&self, tab: &Pclntab<'_>, f: &FuncRecord) -> Result<Function> {
+    fn describe(tab: &Pclntab<'_>, f: &FuncRecord) -> Result<Function> {
         Ok(Function {
             name: tab.name(f)?.into_owned(),
             entry: f.entry,
@@ -210,14 +210,14 @@ impl GoBinary {
         let &i = names
             .get(name)
             .ok_or_else(|| GobinError::NoSuchFunction(name.to_owned()))?;
-        self.describe(&tab, &tab.func(i)?)
+        Self::describe(&tab, &tab.func(i)?)
     }
 
     /// The function containing `pc`.
     pub fn func_for_pc(&self, pc: u64) -> Result<Option<Function>> {
         let tab = self.pclntab();
         tab.find_func(pc)?
-            .map(|f| self.describe(&tab, &f))
+            .map(|f| Self::describe(&tab, &f))
             .transpose()
     }
 
@@ -276,8 +276,10 @@ fn find_pclntab(image: &ElfImage) -> Result<(u64, (usize, usize), &'static str)>
             let w = &data[i..i + 8];
             if w[0] >= 0xf0 && w[1..4] == [0xff; 3] && w[4] == 0 && w[5] == 0 && w[7] == 8 {
                 let vaddr = seg.vaddr.wrapping_add(i as u64);
-                if let Ok(l) = PclnLayout::parse(&data[i..], vaddr) {
-                    if plausible(&data[i..], &l) {
+                if let Ok(l) = PclnLayout::parse(&data[i..], vaddr)
+                    && plausible(&data[i..], &l)
+                {
+                    {
                         let (_, range) = to_range(vaddr).ok_or(GobinError::NoPclntab)?;
                         return Ok((vaddr, range, "scan"));
                     }
