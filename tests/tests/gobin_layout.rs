@@ -294,16 +294,41 @@ fn table_layout_reads_live_goroutines_like_the_runtime_dump() {
         let (ptr, len) = (read_u64(&mem, allgs), read_u64(&mem, allgs + 8));
         assert!((1..100_000).contains(&len), "{tc}: allglen {len}");
         let g = &layout.g;
-        let mut ours = BTreeMap::new();
+        let wrong_layout = [(1, 22), (1, 23), (1, 24), (1, 25)]
+            .into_iter()
+            .find(|&(ma, mi)| {
+                let other = RuntimeLayout::for_version(&GoVersion::new(ma, mi, 0)).unwrap();
+                (ma, mi) != (v.major, v.minor) && other.g.goid != layout.g.goid
+            })
+            .map(|(ma, mi)| RuntimeLayout::for_version(&GoVersion::new(ma, mi, 0)).unwrap());
+        let mut raws = Vec::new();
         for i in 0..len {
             let gp = read_u64(&mem, ptr + 8 * i);
-            let mut raw = vec![0u8; g.size as usize];
+            let mut raw = vec![0u8; g.size.max(512) as usize];
             mem.read_exact_at(&mut raw, gp).unwrap();
+            raws.push((gp, raw));
+        }
+        let samples = layout
+            .check_g_sample(raws.iter().map(|(gp, raw)| (*gp, raw.as_slice())))
+            .unwrap_or_else(|e| panic!("{tc}: {e}"));
+        // Read with another version's layout (the goid/waitsince shift between 1.22 and 1.23,
+        // and between 1.24 and 1.25), the same live goroutines must fail the checks.
+        if let Some(wrong) = &wrong_layout {
+            let res = wrong.check_g_sample(raws.iter().map(|(gp, raw)| (*gp, raw.as_slice())));
+            assert!(
+                res.is_err(),
+                "{tc}: the {:?} layout passed the g checks",
+                wrong.source
+            );
+        }
+        let mut ours = BTreeMap::new();
+        for ((_, raw), sample) in raws.iter().zip(&samples) {
             let u64_at = |off: u32| {
                 u64::from_le_bytes(raw[off as usize..off as usize + 8].try_into().unwrap())
             };
             let status =
                 u32::from_le_bytes(raw[g.atomicstatus as usize..][..4].try_into().unwrap());
+            assert_eq!(sample.status, status, "{tc}");
             if status & !0x1000 == gstatus::DEAD {
                 continue;
             }
@@ -316,9 +341,11 @@ fn table_layout_reads_live_goroutines_like_the_runtime_dump() {
                 statuses.name(status).expect("known status").to_owned()
             };
             let goid = u64_at(g.goid);
+            assert_eq!(sample.goid, goid, "{tc}");
             let parent = g.parent_goid.map(u64_at);
             ours.insert(goid, (state, parent, u64_at(g.gopc), u64_at(g.startpc)));
         }
+        assert!(ours.len() >= 20, "{tc}: too few live goroutines");
         let dump = quit_and_collect(&mut p).unwrap();
         let theirs = parse_dump(&dump);
         assert!(

@@ -179,6 +179,3 @@ pub(crate) static TABLE: &[TableEntry] = &[
         },
     },
 ];
-
-/// Patch releases whose layout differs from their minor's entry.
-pub(crate) static PATCH_EXCEPTIONS: &[PatchException] = &[];

@@ -162,6 +162,8 @@ pub struct PatchException {
     pub first: GoVersion,
     /// Last affected patch release.
     pub last: GoVersion,
+    /// The release the layout was generated from.
+    pub verified: GoVersion,
     /// Its layout.
     pub layout: RuntimeLayout,
 }
@@ -171,7 +173,7 @@ impl RuntimeLayout {
     /// covers the exact release.
     pub fn for_version(version: &GoVersion) -> Result<Self, LayoutError> {
         let key = (version.major, version.minor);
-        if let Some(exc) = super::layout_table::PATCH_EXCEPTIONS.iter().find(|e| {
+        if let Some(exc) = super::layout_exceptions::PATCH_EXCEPTIONS.iter().find(|e| {
             (e.first.major, e.first.minor) == key
                 && e.first.patch <= version.patch
                 && version.patch <= e.last.patch
@@ -433,6 +435,85 @@ impl RuntimeLayout {
         Ok(())
     }
 
+    /// Checks the bytes `raw` of one live `g` at address `gp` from `allgs`, read with this
+    /// layout: a status an allgs entry can have; and for goroutines that are not dead
+    /// `sched.g == gp` (set once in newproc1, runtime/proc.go), a stack of at most 1 GiB
+    /// (`maxstacksize` on 64-bit) with `lo < hi`, a goid in `1..2^40` (handed out
+    /// sequentially from 1, `goidgen`) and a wait reason below 128 (the runtime has < 64).
+    pub fn check_g_bytes(&self, gp: u64, raw: &[u8]) -> Result<GSample, LayoutError> {
+        let g = &self.g;
+        let bad = |msg: String| Err(LayoutError::Insane(format!("g at {gp:#x}: {msg}")));
+        if raw.len() < g.size as usize {
+            return bad(format!("{} bytes read, the g is {}", raw.len(), g.size));
+        }
+        let u64_at = |off: u32| {
+            raw.get(off as usize..off as usize + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let status = u64_at(g.atomicstatus) as u32;
+        let base = status & !0x1000;
+        // _Grunnable (1) … _Gdeadextra (11), runtime/runtime2.go; 5 and 7 are unused. _Gidle
+        // (0) never shows in allgs: newproc1 and oneNewExtraM switch a fresh g to _Gdead (or
+        // _Gdeadextra) before allgadd (runtime/proc.go, 1.19 … 1.27).
+        if base == 0 || base > 11 || base == 5 || base == 7 || status & !0x1fff != 0 {
+            return bad(format!(
+                "status {status:#x} is not the status of a g in allgs"
+            ));
+        }
+        let sample = GSample {
+            goid: u64_at(g.goid),
+            status,
+        };
+        if sample.is_dead() {
+            return Ok(sample);
+        }
+        let sched_g = u64_at(g.sched + self.gobuf.g);
+        if sched_g != gp {
+            return bad(format!("sched.g is {sched_g:#x}, not the g itself"));
+        }
+        let (lo, hi) = (u64_at(g.stack_lo), u64_at(g.stack_hi));
+        if lo >= hi || hi - lo > 1 << 30 {
+            return bad(format!("stack [{lo:#x}, {hi:#x}) is not a goroutine stack"));
+        }
+        if sample.goid == 0 || sample.goid >= 1 << 40 {
+            return bad(format!("goid {} is implausible", sample.goid));
+        }
+        let reason = raw.get(g.waitreason as usize).copied().unwrap_or(0);
+        if base == 4 && reason >= 128 {
+            return bad(format!("wait reason {reason} is implausible"));
+        }
+        Ok(sample)
+    }
+
+    /// Checks a sample of live goroutines (`(address, bytes)` from `allgs`) with
+    /// [`Self::check_g_bytes`], and that the live ones have distinct goids: a field read at a
+    /// wrong offset tends to be equal across goroutines.
+    pub fn check_g_sample<'a>(
+        &self,
+        sample: impl IntoIterator<Item = (u64, &'a [u8])>,
+    ) -> Result<Vec<GSample>, LayoutError> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (gp, raw) in sample {
+            let s = self.check_g_bytes(gp, raw)?;
+            if !s.is_dead() && !seen.insert(s.goid) {
+                return Err(LayoutError::Insane(format!(
+                    "two live goroutines read as goid {}",
+                    s.goid
+                )));
+            }
+            out.push(s);
+        }
+        if seen.is_empty() {
+            // A running program has at least the goroutine that is running or blocked.
+            return Err(LayoutError::Insane(
+                "no live goroutine in the sample".to_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
     /// This layout as a Rust expression with `source` replaced by `Table { version }`, for
     /// `cargo xtask gen-offsets`.
     pub fn to_rust(&self, version: &GoVersion) -> String {
@@ -450,6 +531,22 @@ impl RuntimeLayout {
         for_each_struct!(lit);
         s.push('}');
         s
+    }
+}
+
+/// What [`RuntimeLayout::check_g_bytes`] read from one `g`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GSample {
+    /// `goid`.
+    pub goid: u64,
+    /// `atomicstatus`, `_Gscan` bit included.
+    pub status: u32,
+}
+
+impl GSample {
+    /// `_Gdead` or `_Gdeadextra`: a free g (its other fields are stale).
+    pub fn is_dead(&self) -> bool {
+        matches!(self.status & !0x1000, 6 | 11)
     }
 }
 
