@@ -461,3 +461,59 @@ fn compressed_zdebug_and_plain_dwarf_read_alike() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// cgo programs are linked by the system linker (`-linkmode=external`), which lays out
+/// sections, relocations and DWARF its own way; layouts and wait reasons must still read.
+#[test]
+fn externally_linked_cgo_pie_builds_read_like_the_table() {
+    let dir = std::env::temp_dir().join(format!("gtrace-extlink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for tc in toolchains() {
+        let v = version(&tc);
+        let out = dir.join(format!("layoutprobe-{}", tc.version));
+        let build = tc
+            .command()
+            .current_dir(fixture::source_dir("layoutprobe"))
+            .env("CGO_ENABLED", "1")
+            .args([
+                "build",
+                "-buildvcs=false",
+                "-buildmode=pie",
+                "-ldflags=-linkmode=external",
+                "-o",
+            ])
+            .arg(&out)
+            .arg(".")
+            .output()
+            .expect("run go build");
+        assert!(
+            build.status.success(),
+            "{tc}: cgo build failed (needs gcc): {}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let data = std::fs::read(&out).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let layout = RuntimeLayout::for_binary(&file, &v).unwrap();
+        assert_eq!(
+            layout.source,
+            Source::Dwarf {
+                from_table: Vec::new()
+            },
+            "{tc}"
+        );
+        assert_eq!(
+            strip_source(layout),
+            strip_source(RuntimeLayout::for_version(&v).unwrap()),
+            "{tc}"
+        );
+        let reasons = WaitReasons::from_binary(&file)
+            .unwrap()
+            .expect("symbols present");
+        assert_eq!(
+            reasons.strings,
+            WaitReasons::for_version(&v).unwrap().strings,
+            "{tc}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
