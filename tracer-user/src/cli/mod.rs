@@ -1,0 +1,4 @@
+//! Subcommands, one file each; `main.rs` parses flags and dispatches here.
+
+pub mod inspect;
+pub mod symbolize;
