@@ -16,6 +16,7 @@ use gtrace_tests::fixture::{self, Variant};
 use gtrace_tests::go::{self, Toolchain};
 use gtrace_tests::process::{GOTRACEBACK_ALL, Spawned, quit_and_collect};
 use object::{Object as _, ObjectSymbol as _};
+use tracer_user::gobin::GoBinary;
 use tracer_user::gobin::dwarf::DwarfStructs;
 use tracer_user::gobin::layout::{RuntimeLayout, Source};
 use tracer_user::gobin::table_gen::{self, Probe};
@@ -125,6 +126,20 @@ fn stripped_builds_use_the_table() {
             TableSource::Table { version: v.clone() },
             "{tc}"
         );
+        // Through GoBinary: the version comes from the build info of the stripped binary.
+        let bin = GoBinary::from_bytes(data.clone()).unwrap();
+        assert_eq!(bin.version(), Some(&v), "{tc}");
+        assert_eq!(
+            RuntimeLayout::for_go_binary(&bin, None).unwrap(),
+            layout,
+            "{tc}"
+        );
+        let via_bin = WaitReasons::for_go_binary(&bin, None).unwrap().unwrap();
+        assert_eq!(via_bin, reasons, "{tc}");
+        // An override wins over the build info.
+        let other = GoVersion::new(1, 22, 0);
+        let assumed = RuntimeLayout::for_go_binary(&bin, Some(&other)).unwrap();
+        assert_eq!(assumed, RuntimeLayout::for_version(&other).unwrap(), "{tc}");
     }
 }
 

@@ -69,6 +69,18 @@ pub enum LayoutError {
         /// The field path, e.g. `stack.lo`.
         field: &'static str,
     },
+    /// Neither DWARF nor a known Go version: nothing says which layout applies.
+    #[error(
+        "the binary has no DWARF and its Go version is unknown (no build info); pass \
+         --assume-go-version with the version it was built with (supported: {supported})"
+    )]
+    UnknownVersion {
+        /// The supported minors.
+        supported: String,
+    },
+    /// The ELF file could not be parsed.
+    #[error("cannot parse the binary as ELF: {0}")]
+    Object(object::Error),
     /// The binary has DWARF but it could not be read.
     #[error("cannot read the runtime layouts from DWARF: {0}")]
     Dwarf(#[from] super::dwarf::DwarfError),
@@ -198,6 +210,29 @@ impl RuntimeLayout {
             Ok(structs) => Self::from_source(&structs, Some(version))?,
             Err(super::dwarf::DwarfError::NoDwarf) => Self::for_version(version)?,
             Err(e) => return Err(e.into()),
+        };
+        layout.check()?;
+        Ok(layout)
+    }
+
+    /// [`Self::for_binary`] for an opened [`GoBinary`](super::GoBinary): its build-info
+    /// version unless `assume` overrides it (`--assume-go-version`). A binary with complete
+    /// DWARF needs no version at all.
+    pub fn for_go_binary(
+        bin: &super::GoBinary,
+        assume: Option<&GoVersion>,
+    ) -> Result<Self, LayoutError> {
+        let file = object::File::parse(bin.image().bytes()).map_err(LayoutError::Object)?;
+        let version = assume.or(bin.version());
+        let layout = match (super::dwarf::DwarfStructs::from_object(&file), version) {
+            (Ok(structs), v) => Self::from_source(&structs, v)?,
+            (Err(super::dwarf::DwarfError::NoDwarf), Some(v)) => Self::for_version(v)?,
+            (Err(super::dwarf::DwarfError::NoDwarf), None) => {
+                return Err(LayoutError::UnknownVersion {
+                    supported: supported_versions(),
+                });
+            }
+            (Err(e), _) => return Err(e.into()),
         };
         layout.check()?;
         Ok(layout)
