@@ -2,11 +2,10 @@
 
 //! Patch releases whose runtime layout differs from their minor's entry in
 //! `layout_table.rs`, found with `cargo xtask gen-offsets --exceptions-from <go>...`
-//! (other patch releases than the installed toolchains). Probed: go1.23.1 go1.24.3 go1.25.0 go1.26.0 go1.27.0.
+//! (patch releases other than the installed toolchains). Probed: go1.23.1 go1.24.3 go1.25.0 go1.26.0 go1.27.0.
 
-#![allow(clippy::wildcard_imports, clippy::unreadable_literal)]
-
-use super::{layout::*, version::GoVersion};
+#[allow(unused_imports)]
+use super::{layout::PatchException, version::GoVersion};
 
 /// Patch releases whose layout differs from their minor's entry.
 pub(crate) static PATCH_EXCEPTIONS: &[PatchException] = &[
@@ -15,22 +14,21 @@ pub(crate) static PATCH_EXCEPTIONS: &[PatchException] = &[
         first: GoVersion::new(1, 24, 0),
         last: GoVersion::new(1, 24, 3),
         verified: GoVersion::new(1, 24, 3),
-        layout: RuntimeLayout {
-            source: Source::Table { version: GoVersion::new(1, 24, 3) },
-            g: GLayout { size: 440, stack_lo: 0, stack_hi: 8, stackguard0: 16, panic: 32, defer: 40, m: 48, sched: 56, syscallsp: 112, syscallpc: 120, syscallbp: Some(128), param: 144, atomicstatus: 152, goid: 160, schedlink: 168, waitsince: 176, waitreason: 184, preempt: 185, lockedm: 216, sig: 228, sigcode0: 256, parent_goid: Some(280), gopc: 288, ancestors: 296, startpc: 304, waiting: 320, labels: 352, timer: 360, coroarg: Some(384) },
-            gobuf: GobufLayout { size: 56, sp: 0, pc: 8, g: 16, ctxt: 24, ret: Some(32), lr: 40, bp: 48 },
-            m: MLayout { size: 1808, g0: 0, gsignal: 80, tls: 136, curg: 192, p: 208, id: 232, procid: 72, lockedg: 344 },
-            p: PLayout { size: 8952, id: 0, status: 4, m: 48, runqhead: 392, runqtail: 396, runq: 400, runnext: 2448 },
-            panic: PanicLayout { size: 104, argp: Some(0), arg: 8, link: 24, start_pc: Some(32), start_sp: Some(40), pc: None, sp: Some(48), recovered: 96, repanicked: None, aborted: None, goexit: 97 },
-            defer: DeferLayout { size: 48, started: None, heap: 0, open_defer: None, rangefunc: Some(1), sp: 8, pc: 16, fn_: 24, panic: None, link: 32 },
-            sudog: SudogLayout { size: 88, g: 0, next: 8, prev: 16, elem: 24, acquiretime: 32, releasetime: 40, ticket: 48, is_select: 52, success: 53, parent: 56, waitlink: 64, waittail: 72, c: 80 },
-            hchan: HchanLayout { size: 104, qcount: 0, dataqsiz: 8, buf: 16, elemsize: 24, closed: 28, timer: Some(32), elemtype: 40, sendx: 48, recvx: 56, recvq: 64, sendq: 80, bubble: None, lock: 96 },
-            waitq: WaitqLayout { size: 16, first: 0, last: 8 },
-            moduledata: ModuledataLayout { size: 584, pc_header: 0, funcnametab: 8, cutab: 32, filetab: 56, pctab: 80, pclntable: 104, ftab: 128, findfunctab: 152, minpc: 160, maxpc: 168, text: 176, etext: 184, noptrdata: 192, enoptrdata: 200, data: 208, edata: 216, bss: 224, ebss: 232, noptrbss: 240, enoptrbss: 248, covctrs: Some(256), end: 272, gcdata: 280, gcbss: 288, types: 296, etypes: 304, itaboffset: None, rodata: Some(312), gofunc: 320, textsectmap: 328, typelinks: Some(352), itablinks: Some(376), epclntab: None, modulename: 488, next: 576 },
-            type_: TypeLayout { size: 48, size_: 0, ptrdata: 8, hash: 16, tflag: 20, align: 21, field_align: 22, kind: 23, equal: 24, gcdata: 32, str_: 40, ptr_to_this: 44 },
-            itab: ItabLayout { size: 32, inter: 0, type_: 8, hash: 16, fun: 24 },
-            eface: EfaceLayout { size: 16, type_: 0, data: 8 },
-            iface: IfaceLayout { size: 16, tab: 0, data: 8 },
-        },
+        structs: &[
+            ("internal/abi.ITab", 32, &[("Inter", 0), ("Type", 8), ("Hash", 16), ("Fun", 24)]),
+            ("internal/abi.Type", 48, &[("Size_", 0), ("PtrBytes", 8), ("Hash", 16), ("TFlag", 20), ("Align_", 21), ("FieldAlign_", 22), ("Kind_", 23), ("Equal", 24), ("GCData", 32), ("Str", 40), ("PtrToThis", 44)]),
+            ("runtime._defer", 48, &[("heap", 0), ("rangefunc", 1), ("sp", 8), ("pc", 16), ("fn", 24), ("link", 32)]),
+            ("runtime._panic", 104, &[("argp", 0), ("arg", 8), ("link", 24), ("startPC", 32), ("startSP", 40), ("sp", 48), ("lr", 56), ("fp", 64), ("retpc", 72), ("recovered", 96), ("goexit", 97)]),
+            ("runtime.eface", 16, &[("_type", 0), ("data", 8)]),
+            ("runtime.g", 440, &[("stack.lo", 0), ("stack.hi", 8), ("stackguard0", 16), ("_panic", 32), ("_defer", 40), ("m", 48), ("sched", 56), ("syscallsp", 112), ("syscallpc", 120), ("syscallbp", 128), ("param", 144), ("atomicstatus", 152), ("goid", 160), ("schedlink", 168), ("waitsince", 176), ("waitreason", 184), ("preempt", 185), ("lockedm", 216), ("sig", 228), ("sigcode0", 256), ("parentGoid", 280), ("gopc", 288), ("ancestors", 296), ("startpc", 304), ("waiting", 320), ("labels", 352), ("timer", 360), ("coroarg", 384)]),
+            ("runtime.gobuf", 56, &[("sp", 0), ("pc", 8), ("g", 16), ("ctxt", 24), ("ret", 32), ("lr", 40), ("bp", 48)]),
+            ("runtime.hchan", 104, &[("qcount", 0), ("dataqsiz", 8), ("buf", 16), ("elemsize", 24), ("closed", 28), ("timer", 32), ("elemtype", 40), ("sendx", 48), ("recvx", 56), ("recvq", 64), ("sendq", 80), ("lock", 96)]),
+            ("runtime.iface", 16, &[("tab", 0), ("data", 8)]),
+            ("runtime.m", 1808, &[("g0", 0), ("procid", 72), ("gsignal", 80), ("tls", 136), ("curg", 192), ("p", 208), ("id", 232), ("lockedg", 344)]),
+            ("runtime.moduledata", 584, &[("pcHeader", 0), ("funcnametab", 8), ("cutab", 32), ("filetab", 56), ("pctab", 80), ("pclntable", 104), ("ftab", 128), ("findfunctab", 152), ("minpc", 160), ("maxpc", 168), ("text", 176), ("etext", 184), ("noptrdata", 192), ("enoptrdata", 200), ("data", 208), ("edata", 216), ("bss", 224), ("ebss", 232), ("noptrbss", 240), ("enoptrbss", 248), ("covctrs", 256), ("end", 272), ("gcdata", 280), ("gcbss", 288), ("types", 296), ("etypes", 304), ("rodata", 312), ("gofunc", 320), ("textsectmap", 328), ("typelinks", 352), ("itablinks", 376), ("modulename", 488), ("next", 576)]),
+            ("runtime.p", 8952, &[("id", 0), ("status", 4), ("m", 48), ("runqhead", 392), ("runqtail", 396), ("runq", 400), ("runnext", 2448)]),
+            ("runtime.sudog", 88, &[("g", 0), ("next", 8), ("prev", 16), ("elem", 24), ("acquiretime", 32), ("releasetime", 40), ("ticket", 48), ("isSelect", 52), ("success", 53), ("parent", 56), ("waitlink", 64), ("waittail", 72), ("c", 80)]),
+            ("runtime.waitq", 16, &[("first", 0), ("last", 8)]),
+        ],
     },
 ];

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::dwarf::{DwarfError, DwarfStructs};
-use super::layout::{LayoutError, RuntimeLayout};
+use super::layout::{LayoutError, OwnedStructData, Recorder, RuntimeLayout};
 use super::version::GoVersion;
 use super::waitreason::{STATUS_SYMBOL, StringTableError, WAIT_REASONS_SYMBOL, read_string_array};
 
@@ -42,6 +42,8 @@ pub struct Probe {
     pub version: GoVersion,
     /// Layouts from DWARF (complete: no structure from a table).
     pub layout: RuntimeLayout,
+    /// The DWARF data the layout was built from, as written into the table.
+    pub structs: Vec<OwnedStructData>,
     /// `runtime.waitReasonStrings`.
     pub wait_reasons: Vec<String>,
     /// `runtime.gStatusStrings`.
@@ -53,9 +55,11 @@ impl Probe {
     /// and symbols.
     pub fn from_elf(data: &[u8], version: GoVersion) -> Result<Self, GenError> {
         let file = object::File::parse(data).map_err(GenError::Object)?;
-        let structs = DwarfStructs::from_object(&file)?;
-        let layout = RuntimeLayout::from_source(&structs, None)?;
+        let dwarf = DwarfStructs::from_object(&file)?;
+        let recorder = Recorder::new(&dwarf);
+        let layout = RuntimeLayout::from_source(&recorder, None)?;
         layout.check()?;
+        let structs = recorder.into_data();
         let wait_reasons = read_string_array(&file, WAIT_REASONS_SYMBOL)?
             .ok_or(GenError::MissingSymbol(WAIT_REASONS_SYMBOL))?;
         let statuses = read_string_array(&file, STATUS_SYMBOL)?
@@ -63,6 +67,7 @@ impl Probe {
         Ok(Self {
             version,
             layout,
+            structs,
             wait_reasons,
             statuses,
         })
@@ -91,11 +96,19 @@ fn version_expr(v: &GoVersion) -> String {
     format!("GoVersion::new({}, {}, {})", v.major, v.minor, v.patch)
 }
 
-fn indent(text: &str, by: &str) -> String {
-    text.lines()
-        .map(|l| format!("{by}{l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// The structures of a probe as Rust data (`StructData` literals), one per line.
+fn structs_expr(structs: &[OwnedStructData], indent: &str) -> String {
+    let mut s = String::from("&[\n");
+    for (name, size, fields) in structs {
+        let _ = write!(s, "{indent}    ({name:?}, {size}, &[");
+        for (i, (path, off)) in fields.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(s, "{sep}({path:?}, {off})");
+        }
+        s.push_str("]),\n");
+    }
+    let _ = write!(s, "{indent}]");
+    s
 }
 
 /// The text of `tracer-user/src/gobin/layout_table.rs`.
@@ -104,25 +117,19 @@ pub fn render_layout_table(probes: &[Probe]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{HEADER}");
     s.push_str(
-        "\n//! Runtime layouts per Go minor version, generated from the `layoutprobe` fixture built\n\
-         //! with each installed toolchain and read through `gobin::dwarf` (see\n\
-         //! `xtask/src/gen_offsets.rs`).\n\n\
-         #![allow(clippy::wildcard_imports, clippy::unreadable_literal)]\n\n\
-         use super::{layout::*, version::GoVersion};\n\n\
+        "\n//! Runtime structure layouts per Go minor version, generated from the `layoutprobe`\n\
+         //! fixture built with each installed toolchain and read through `gobin::dwarf` (see\n\
+         //! `xtask/src/gen_offsets.rs`). Per structure: Go name, size, (field path, offset).\n\n\
+         use super::{layout::TableEntry, version::GoVersion};\n\n\
          /// One entry per supported Go minor version.\n\
          pub(crate) static TABLE: &[TableEntry] = &[\n",
     );
     for p in &entries {
-        let _ = writeln!(s, "    // {}", p.version);
         let _ = writeln!(
             s,
-            "    TableEntry {{\n        taken_from: {},",
-            version_expr(&p.version)
-        );
-        let _ = writeln!(
-            s,
-            "        layout: {},\n    }},",
-            indent(&p.layout.to_rust(&p.version), "        ").trim_start()
+            "    TableEntry {{\n        taken_from: {},\n        structs: {},\n    }},",
+            version_expr(&p.version),
+            structs_expr(&p.structs, "        ")
         );
     }
     s.push_str("];\n");
@@ -142,14 +149,14 @@ pub fn render_exceptions(installed: &[Probe], extra: &[Probe]) -> String {
     s.push_str(
         "\n//! Patch releases whose runtime layout differs from their minor's entry in\n\
          //! `layout_table.rs`, found with `cargo xtask gen-offsets --exceptions-from <go>...`\n\
-         //! (other patch releases than the installed toolchains). Probed:",
+         //! (patch releases other than the installed toolchains). Probed:",
     );
     for p in &extra {
         let _ = write!(s, " {}", p.version);
     }
     s.push_str(
-        ".\n\n#![allow(clippy::wildcard_imports, clippy::unreadable_literal)]\n\n\
-         use super::{layout::*, version::GoVersion};\n\n\
+        ".\n\n#[allow(unused_imports)]\n\
+         use super::{layout::PatchException, version::GoVersion};\n\n\
          /// Patch releases whose layout differs from their minor's entry.\n\
          pub(crate) static PATCH_EXCEPTIONS: &[PatchException] = &[\n",
     );
@@ -157,7 +164,7 @@ pub fn render_exceptions(installed: &[Probe], extra: &[Probe]) -> String {
         let Some(entry) = entries.iter().find(|e| same_minor(&e.version, &p.version)) else {
             continue;
         };
-        let same = |q: &Probe| q.layout.to_rust(&q.version) == entry.layout.to_rust(&q.version);
+        let same = |q: &Probe| q.structs == entry.structs;
         if same(p) {
             continue;
         }
@@ -171,17 +178,13 @@ pub fn render_exceptions(installed: &[Probe], extra: &[Probe]) -> String {
         let _ = writeln!(
             s,
             "    // {} differs from the {} entry\n    PatchException {{\n        first: {},\n        \
-             last: {},\n        verified: {},",
+             last: {},\n        verified: {},\n        structs: {},\n    }},",
             p.version,
             entry.version,
             version_expr(&first),
             version_expr(&p.version),
-            version_expr(&p.version)
-        );
-        let _ = writeln!(
-            s,
-            "        layout: {},\n    }},",
-            indent(&p.layout.to_rust(&p.version), "        ").trim_start()
+            version_expr(&p.version),
+            structs_expr(&p.structs, "        ")
         );
     }
     s.push_str("];\n");

@@ -61,8 +61,9 @@ pub enum LayoutError {
         /// Go name of the structure, e.g. `runtime.g`.
         go_name: &'static str,
     },
-    /// DWARF describes the structure but not a field every supported version has.
-    #[error("the binary's DWARF describes {go_name} without its field {field}")]
+    /// DWARF (or a stale table) describes the structure but not a field every supported
+    /// version has.
+    #[error("{go_name} is described without its field {field} (DWARF, or a stale generated table)")]
     MissingField {
         /// Go name of the structure.
         go_name: &'static str,
@@ -98,10 +99,12 @@ pub trait StructSource {
 }
 
 mod structs;
+mod table;
 #[cfg(test)]
 mod tests;
 
 pub use structs::*;
+pub use table::{OwnedStructData, PatchException, Recorder, StructData, TableEntry, TableStructs};
 
 /// Every runtime structure gtrace reads, for one Go version (linux/amd64: pointers are 8 bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,48 +161,33 @@ macro_rules! for_each_struct {
     };
 }
 
-/// One generated table entry: the layout of a Go minor version, taken from one exact release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableEntry {
-    /// The toolchain the entry was generated with (e.g. go1.23.9).
-    pub taken_from: GoVersion,
-    /// The layout (its `source` is `Table { version: taken_from }`).
-    pub layout: RuntimeLayout,
-}
-
-/// A patch release whose layout differs from its minor's table entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PatchException {
-    /// Applies to these patch releases of the minor, inclusive.
-    pub first: GoVersion,
-    /// Last affected patch release.
-    pub last: GoVersion,
-    /// The release the layout was generated from.
-    pub verified: GoVersion,
-    /// Its layout.
-    pub layout: RuntimeLayout,
-}
-
 impl RuntimeLayout {
     /// The generated-table layout for `version`: by major.minor, unless a known patch exception
     /// covers the exact release.
     pub fn for_version(version: &GoVersion) -> Result<Self, LayoutError> {
         let key = (version.major, version.minor);
-        if let Some(exc) = super::layout_exceptions::PATCH_EXCEPTIONS.iter().find(|e| {
-            (e.first.major, e.first.minor) == key
-                && e.first.patch <= version.patch
-                && version.patch <= e.last.patch
-        }) {
-            return Ok(exc.layout.clone());
-        }
-        super::layout_table::TABLE
-            .iter()
-            .find(|e| (e.taken_from.major, e.taken_from.minor) == key)
-            .map(|e| e.layout.clone())
-            .ok_or_else(|| LayoutError::UnsupportedVersion {
-                version: version.clone(),
-                supported: supported_versions(),
-            })
+        let (structs, taken_from) = if let Some(exc) =
+            super::layout_exceptions::PATCH_EXCEPTIONS.iter().find(|e| {
+                (e.first.major, e.first.minor) == key
+                    && e.first.patch <= version.patch
+                    && version.patch <= e.last.patch
+            }) {
+            (exc.structs, &exc.verified)
+        } else {
+            let entry = super::layout_table::TABLE
+                .iter()
+                .find(|e| (e.taken_from.major, e.taken_from.minor) == key)
+                .ok_or_else(|| LayoutError::UnsupportedVersion {
+                    version: version.clone(),
+                    supported: supported_versions(),
+                })?;
+            (entry.structs, &entry.taken_from)
+        };
+        let mut layout = Self::from_source(&TableStructs(structs), None)?;
+        layout.source = Source::Table {
+            version: taken_from.clone(),
+        };
+        Ok(layout)
     }
 
     /// The layout for a binary: from its DWARF when it has some (structures DWARF lacks come
@@ -549,8 +537,8 @@ impl RuntimeLayout {
         Ok(out)
     }
 
-    /// This layout as a Rust expression with `source` replaced by `Table { version }`, for
-    /// `cargo xtask gen-offsets`.
+    /// This layout as Rust-like text, one structure per line, with `source` shown as
+    /// `Table { version }` (for `cargo xtask gen-offsets --compare-go` diffs and debugging).
     pub fn to_rust(&self, version: &GoVersion) -> String {
         let mut s = String::from("RuntimeLayout {\n");
         let _ = writeln!(
