@@ -195,7 +195,11 @@ impl RuntimeLayout {
     /// [`Self::check`] either way.
     pub fn for_binary(file: &object::File<'_>, version: &GoVersion) -> Result<Self, LayoutError> {
         let layout = match super::dwarf::DwarfStructs::from_object(file) {
-            Ok(structs) => Self::from_source(&structs, Some(version))?,
+            Ok(structs) => {
+                let layout = Self::from_source(&structs, Some(version))?;
+                warn_if_table_differs(&layout, version);
+                layout
+            }
             Err(super::dwarf::DwarfError::NoDwarf) => Self::for_version(version)?,
             Err(e) => return Err(e.into()),
         };
@@ -213,7 +217,13 @@ impl RuntimeLayout {
         let file = object::File::parse(bin.image().bytes()).map_err(LayoutError::Object)?;
         let version = assume.or(bin.version());
         let layout = match (super::dwarf::DwarfStructs::from_object(&file), version) {
-            (Ok(structs), v) => Self::from_source(&structs, v)?,
+            (Ok(structs), v) => {
+                let layout = Self::from_source(&structs, v)?;
+                if let Some(v) = v {
+                    warn_if_table_differs(&layout, v);
+                }
+                layout
+            }
             (Err(super::dwarf::DwarfError::NoDwarf), Some(v)) => Self::for_version(v)?,
             (Err(super::dwarf::DwarfError::NoDwarf), None) => {
                 return Err(LayoutError::UnknownVersion {
@@ -570,6 +580,30 @@ impl GSample {
     /// `_Gdead` or `_Gdeadextra`: a free g (its other fields are stale).
     pub fn is_dead(&self) -> bool {
         matches!(self.status & !0x1000, 6 | 11)
+    }
+}
+
+/// A DWARF layout that differs from the table of its version means the table is wrong for
+/// this release (a layout change inside a minor): stripped binaries of the same release would
+/// be misread. Worth a warning with the fix.
+fn warn_if_table_differs(dwarf: &RuntimeLayout, version: &GoVersion) {
+    let Ok(table) = RuntimeLayout::for_version(version) else {
+        return;
+    };
+    if let Some((d, t)) = dwarf
+        .to_rust(version)
+        .lines()
+        .zip(table.to_rust(version).lines())
+        .skip(1)
+        .find(|(d, t)| d != t)
+    {
+        log::warn!(
+            "the runtime layout in this binary's DWARF differs from gtrace's table for {version} \
+             (a change inside a Go minor release); DWARF is used. Stripped binaries of this \
+             release need a patch exception: see docs/NEW_GO_VERSION.md. DWARF: {} table: {}",
+            d.trim(),
+            t.trim()
+        );
     }
 }
 
