@@ -1,3 +1,4 @@
 //! gtrace's userspace library; `main.rs` only parses flags and dispatches here.
 
 pub mod gobin;
+pub mod memory;
