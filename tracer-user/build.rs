@@ -54,7 +54,11 @@ fn main() -> anyhow::Result<()> {
              `rustup toolchain install nightly --component rust-src` and `cargo install bpf-linker`."
         ));
     };
-    if Command::new("bpf-linker").arg("--version").output().is_err() {
+    if Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         return Err(anyhow!(
             "bpf-linker is not on PATH. Run `sudo ./setup.sh` (it builds bpf-linker for the LLVM \
              of the eBPF compiler), or `cargo install bpf-linker`."

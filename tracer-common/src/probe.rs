@@ -54,6 +54,9 @@ mod tests {
         for p in ProbeId::ALL {
             assert_eq!(ProbeId::try_from(p as u32), Ok(p));
         }
-        assert_eq!(ProbeId::try_from(ProbeId::COUNT), Err(UnknownProbeId(ProbeId::COUNT)));
+        assert_eq!(
+            ProbeId::try_from(ProbeId::COUNT),
+            Err(UnknownProbeId(ProbeId::COUNT))
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! `sched:sched_switch`: a CPU switches threads. Counted when a thread of the target is
 //! switched out (the current task is the previous one).
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+};
 use tracer_common::probe::ProbeId;
 
 use crate::maps;

@@ -30,7 +30,12 @@ pub struct BadGoVersion(pub String);
 impl GoVersion {
     /// A release version.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self { major, minor, patch, pre: None }
+        Self {
+            major,
+            minor,
+            patch,
+            pre: None,
+        }
     }
 
     /// True for this minor or a later one (`v.at_least(1, 23)`).
@@ -71,7 +76,12 @@ impl FromStr for GoVersion {
         if !pre.is_empty() && !pre.starts_with("rc") && !pre.starts_with("beta") {
             return Err(bad());
         }
-        Ok(Self { major, minor, patch, pre: (!pre.is_empty()).then_some(pre) })
+        Ok(Self {
+            major,
+            minor,
+            patch,
+            pre: (!pre.is_empty()).then_some(pre),
+        })
     }
 }
 
@@ -111,7 +121,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "go", "devel +abc", "go1", "goX.1", "go1.2.3.4", "go1.21.x"] {
+        for s in [
+            "",
+            "go",
+            "devel +abc",
+            "go1",
+            "goX.1",
+            "go1.2.3.4",
+            "go1.21.x",
+        ] {
             assert!(s.parse::<GoVersion>().is_err(), "{s}");
         }
     }

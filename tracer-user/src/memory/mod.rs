@@ -56,18 +56,21 @@ pub trait MemorySource {
     /// Fills `buf` with the bytes at `addr`; all or nothing.
     fn read_at(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
 
-    /// Reads many equally sized ranges at once: range `i` (at `addrs[i]`) lands in
-    /// `out[i * len..(i + 1) * len]` and `ok[i]` says whether it could be read.
+    /// Reads many ranges at once: range `i` is `reqs[i] = (addr, len)`, and the ranges land
+    /// one after the other in `out` (range `i` starts at the sum of the earlier lengths);
+    /// `ok[i]` says whether range `i` could be read.
     ///
     /// Live sources override this to batch system calls; the default reads one by one.
-    /// `out` must hold `addrs.len() * len` bytes and `ok` `addrs.len()` flags.
-    fn read_scatter(&self, addrs: &[u64], len: usize, out: &mut [u8], ok: &mut [bool]) {
-        for ((addr, chunk), flag) in addrs
-            .iter()
-            .zip(out.chunks_exact_mut(len))
-            .zip(ok.iter_mut())
-        {
-            *flag = self.read_at(*addr, chunk).is_ok();
+    /// `out` must hold the sum of the lengths and `ok` one flag per range; ranges that do not
+    /// fit are reported as failed.
+    fn read_scatter(&self, reqs: &[(u64, usize)], out: &mut [u8], ok: &mut [bool]) {
+        let mut off = 0usize;
+        for (&(addr, len), flag) in reqs.iter().zip(ok.iter_mut()) {
+            *flag = match out.get_mut(off..off.saturating_add(len)) {
+                Some(chunk) => self.read_at(addr, chunk).is_ok(),
+                None => false,
+            };
+            off = off.saturating_add(len);
         }
     }
 
@@ -84,7 +87,7 @@ impl<M: MemorySource + ?Sized> MemorySource for &M {
         (**self).read_at(addr, buf)
     }
 
-    fn read_scatter(&self, addrs: &[u64], len: usize, out: &mut [u8], ok: &mut [bool]) {
-        (**self).read_scatter(addrs, len, out, ok);
+    fn read_scatter(&self, reqs: &[(u64, usize)], out: &mut [u8], ok: &mut [bool]) {
+        (**self).read_scatter(reqs, out, ok);
     }
 }

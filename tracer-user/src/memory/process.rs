@@ -89,36 +89,49 @@ impl MemorySource for ProcessMemory {
 
     /// Batches up to 1024 ranges per system call. A faulting range ends the kernel's copy, so
     /// the batch resumes right after it; a range that faults costs one extra call.
-    fn read_scatter(&self, addrs: &[u64], len: usize, out: &mut [u8], ok: &mut [bool]) {
+    fn read_scatter(&self, reqs: &[(u64, usize)], out: &mut [u8], ok: &mut [bool]) {
         ok.iter_mut().for_each(|f| *f = false);
-        if len == 0 {
-            ok.iter_mut().for_each(|f| *f = true);
-            return;
+        // Start offset of every range in `out`; ranges that do not fit are dropped.
+        let mut offs = Vec::with_capacity(reqs.len().min(ok.len()));
+        let mut off = 0usize;
+        for &(_, len) in reqs.iter().take(ok.len()) {
+            match off.checked_add(len) {
+                Some(end) if end <= out.len() => offs.push(off),
+                _ => break,
+            }
+            off += len;
         }
-        let n = addrs.len().min(ok.len()).min(out.len() / len);
+        let n = offs.len();
         let mut start = 0;
         while start < n {
             let end = (start + MAX_IOV).min(n);
-            let mut local: Vec<libc::iovec> = out[start * len..end * len]
-                .chunks_exact_mut(len)
-                .map(|c| libc::iovec {
-                    iov_base: c.as_mut_ptr().cast(),
+            let base = out.as_mut_ptr();
+            let mut local = Vec::with_capacity(end - start);
+            let mut remote = Vec::with_capacity(end - start);
+            for i in start..end {
+                let (addr, len) = reqs[i];
+                // SAFETY: offs[i] + len <= out.len() was checked above, so the pointer stays
+                // inside `out`, which is exclusively borrowed for this whole function.
+                let p = unsafe { base.add(offs[i]) };
+                local.push(libc::iovec {
+                    iov_base: p.cast(),
                     iov_len: len,
-                })
-                .collect();
-            let remote: Vec<libc::iovec> = addrs[start..end]
-                .iter()
-                .map(|&a| libc::iovec {
-                    iov_base: a as usize as *mut libc::c_void,
+                });
+                remote.push(libc::iovec {
+                    iov_base: addr as usize as *mut libc::c_void,
                     iov_len: len,
-                })
-                .collect();
+                });
+            }
             match self.readv(&mut local, &remote) {
-                Ok(bytes) => {
-                    let whole = bytes / len;
-                    ok[start..start + whole].iter_mut().for_each(|f| *f = true);
-                    // Range `start + whole` faulted (or was cut short): skip it.
-                    start += whole + 1;
+                Ok(mut bytes) => {
+                    let mut i = start;
+                    while i < end && bytes >= reqs[i].1 {
+                        bytes -= reqs[i].1;
+                        ok[i] = true;
+                        i += 1;
+                    }
+                    // Range `i` faulted (or was cut short): skip it.
+                    start = i + 1;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EFAULT) => start += 1,
                 // The process is gone or forbidden: nothing else will succeed.
@@ -150,19 +163,19 @@ mod tests {
         let a = [1u8; 8];
         let b = [2u8; 8];
         let me = ProcessMemory::new(std::process::id() as i32);
-        let addrs = [
-            a.as_ptr() as u64,
-            16,
-            b.as_ptr() as u64,
-            0,
-            a.as_ptr() as u64,
+        let reqs = [
+            (a.as_ptr() as u64, 8),
+            (16, 8),
+            (b.as_ptr() as u64 + 2, 6),
+            (0, 8),
+            (a.as_ptr() as u64, 4),
         ];
-        let mut out = [0u8; 40];
+        let mut out = [0u8; 34];
         let mut ok = [false; 5];
-        me.read_scatter(&addrs, 8, &mut out, &mut ok);
+        me.read_scatter(&reqs, &mut out, &mut ok);
         assert_eq!(ok, [true, false, true, false, true]);
-        assert_eq!(out[16..24], b);
-        assert_eq!(out[32..40], a);
+        assert_eq!(out[16..22], b[2..]);
+        assert_eq!(out[30..34], a[..4]);
     }
 
     #[test]

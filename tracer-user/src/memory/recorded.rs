@@ -100,17 +100,15 @@ impl<M: MemorySource> MemorySource for Recording<M> {
         Ok(())
     }
 
-    fn read_scatter(&self, addrs: &[u64], len: usize, out: &mut [u8], ok: &mut [bool]) {
-        self.inner.read_scatter(addrs, len, out, ok);
+    fn read_scatter(&self, reqs: &[(u64, usize)], out: &mut [u8], ok: &mut [bool]) {
+        self.inner.read_scatter(reqs, out, ok);
         let mut seen = self.seen.borrow_mut();
-        for ((addr, chunk), flag) in addrs
-            .iter()
-            .zip(out.chunks_exact(len.max(1)))
-            .zip(ok.iter())
-        {
-            if *flag {
-                seen.insert(*addr, chunk);
+        let mut off = 0usize;
+        for (&(addr, len), flag) in reqs.iter().zip(ok.iter()) {
+            if *flag && let Some(chunk) = out.get(off..off + len) {
+                seen.insert(addr, chunk);
             }
+            off += len;
         }
     }
 }
@@ -144,7 +142,7 @@ mod tests {
         assert_eq!(rec.read_u64(0x100).unwrap(), 42);
         let mut out = [0u8; 16];
         let mut ok = [false; 2];
-        rec.read_scatter(&[0x200, 0x300], 8, &mut out, &mut ok);
+        rec.read_scatter(&[(0x200, 8), (0x300, 8)], &mut out, &mut ok);
         assert_eq!(ok, [true, false]);
         let replay = rec.into_recorded();
         assert_eq!(replay.read_u64(0x100).unwrap(), 42);
