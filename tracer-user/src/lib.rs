@@ -1,4 +1,5 @@
 //! gtrace's userspace library; `main.rs` only parses flags and dispatches here.
 
 pub mod gobin;
+pub mod goroutines;
 pub mod memory;

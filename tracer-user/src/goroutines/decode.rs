@@ -1,0 +1,347 @@
+//! Turning the goroutine list into [`Goroutine`] records, in bounded batches.
+//!
+//! The target keeps running while we read. Each batch of up to [`BATCH`] goroutines costs a
+//! handful of `process_vm_readv` calls: one for the `g` headers, one for the top of every
+//! stack, one to re-read the headers afterwards. A goroutine whose header changed between the
+//! two reads was torn (it ran meanwhile): it is decoded again, up to [`MAX_RETRIES`] times,
+//! then reported with `torn = true`. Garbage anywhere becomes a per-goroutine error, never a
+//! panic; every loop is bounded by the list length, the batch size or the frame limit.
+
+use std::sync::Arc;
+
+use super::{
+    gstruct::{GOffsets, RawG, status, status_string},
+    locate::{AllgsLocation, read_list},
+    symbols::{CachedSymbols, FuncKind, Symbols},
+    unwind::{Selected, StackReader, TracebackRules, UnwindStart, select_frames, show_func, unwind},
+};
+use crate::memory::{MemoryError, MemorySource};
+
+/// Goroutines read per batch.
+pub const BATCH: usize = 1024;
+/// Bytes of each stack prefetched from its SP (deeper words are read one by one).
+pub const STACK_WINDOW: u64 = 4096;
+/// Re-reads of a goroutine that changed while being read.
+pub const MAX_RETRIES: usize = 3;
+
+/// Where a goroutine was created (`created by F in goroutine N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedBy {
+    /// The function holding the `go` statement.
+    pub function: Arc<str>,
+    /// Its source file.
+    pub file: Arc<str>,
+    /// The line of the `go` statement.
+    pub line: u32,
+    /// `gopc - entry`, printed as `+0x..`.
+    pub offset: Option<u64>,
+}
+
+/// One goroutine as the dump shows it.
+#[derive(Debug, Clone)]
+pub struct Goroutine {
+    /// The goroutine id.
+    pub goid: u64,
+    /// Address of its `g`.
+    pub g_addr: u64,
+    /// Raw `atomicstatus` (scan bit included).
+    pub raw_status: u32,
+    /// The status word of the runtime's `gStatusStrings` (`waiting`, `running`, …; `???` out
+    /// of range).
+    pub status: &'static str,
+    /// The wait reason as the runtime spells it, when waiting with a non-zero reason.
+    pub wait_reason: Option<Arc<str>>,
+    /// Nanoseconds since `waitsince`, when the runtime would show a wait time (waiting or in
+    /// a syscall, and `waitsince` stamped by a GC).
+    pub wait_ns: Option<i64>,
+    /// `lockedm != 0`.
+    pub locked_to_thread: bool,
+    /// Where it was created (hidden for the main goroutine and runtime creators).
+    pub created_by: Option<CreatedBy>,
+    /// The creator's goid (Go 1.21+, 0 = unknown).
+    pub parent_goid: Option<u64>,
+    /// Frames as the runtime would print them.
+    pub stack: Selected,
+    /// Running on a CPU at the moment of reading: no consistent stack can be read.
+    pub running: bool,
+    /// A runtime goroutine (`isSystemGoroutine`).
+    pub system: bool,
+    /// It kept changing while being read; the data may mix two moments.
+    pub torn: bool,
+    /// What went wrong while decoding it, if anything (the frames before it are kept).
+    pub error: Option<String>,
+}
+
+impl Goroutine {
+    /// The text inside the traceback header's brackets before any duration: the wait reason
+    /// if waiting (or leaked) with one, else the status word, plus ` (leaked)` / ` (scan)`.
+    pub fn state_text(&self) -> String {
+        let mut s = match &self.wait_reason {
+            Some(r) => r.to_string(),
+            None => self.status.to_owned(),
+        };
+        if self.raw_status & !super::gstruct::G_SCAN == status::LEAKED {
+            s.push_str(" (leaked)");
+        }
+        if self.raw_status & super::gstruct::G_SCAN != 0 {
+            s.push_str(" (scan)");
+        }
+        s
+    }
+
+    /// Whole minutes waited, as the runtime prints them (`None` below one minute or unknown).
+    pub fn wait_minutes(&self) -> Option<i64> {
+        self.wait_ns.map(|ns| ns / 60_000_000_000)
+    }
+}
+
+/// Totals of one dump.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DumpStats {
+    /// Length of the runtime's goroutine list (dead `g`s included).
+    pub list_len: u64,
+    /// Goroutines handed to the sink.
+    pub shown: u64,
+    /// Dead (reusable) `g`s skipped.
+    pub dead: u64,
+    /// Runtime goroutines skipped (no `--system`).
+    pub system_hidden: u64,
+    /// Goroutines decoded with an error (shown with the error).
+    pub errors: u64,
+    /// `g` pointers that could not be read at all (not shown).
+    pub unreadable: u64,
+    /// Goroutines that stayed torn after every retry.
+    pub torn: u64,
+    /// Re-reads caused by goroutines changing mid-read.
+    pub retries: u64,
+}
+
+/// Errors that stop a whole dump.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The goroutine list itself became unreadable.
+    #[error(transparent)]
+    List(#[from] super::locate::LocateError),
+    /// Target memory failed as a whole (exited, permission).
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
+/// What to include.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpOptions {
+    /// Include runtime goroutines, as `GOTRACEBACK=system` would.
+    pub include_system: bool,
+}
+
+/// Everything needed to decode goroutines of one target.
+#[derive(Debug)]
+pub struct Decoder<'a, M, S> {
+    /// Target memory.
+    pub mem: &'a M,
+    /// Target code.
+    pub syms: &'a CachedSymbols<S>,
+    /// `g` field offsets.
+    pub offs: GOffsets,
+    /// Go minor version (1.`minor`).
+    pub minor: u32,
+    /// `waitReasonStrings` of that version, indexed by `waitReason`.
+    pub wait_reasons: &'a [Arc<str>],
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the runtime's `nanotime` clock.
+pub fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
+    /// Reads the whole list at `loc` and hands every shown goroutine to `sink`, in list
+    /// order, one batch at a time (memory stays bounded by the batch size).
+    pub fn dump(
+        &self,
+        loc: AllgsLocation,
+        opts: DumpOptions,
+        sink: &mut dyn FnMut(Goroutine),
+    ) -> Result<DumpStats, DecodeError> {
+        let (ptr, len) = read_list(self.mem, loc)?;
+        let mut stats = DumpStats { list_len: len, ..DumpStats::default() };
+        let mut ptrs = vec![0u8; BATCH * 8];
+        let mut start = 0u64;
+        while start < len {
+            let n = (len - start).min(BATCH as u64) as usize;
+            let buf = &mut ptrs[..n * 8];
+            self.mem.read_at(ptr + start * 8, buf)?;
+            let gps: Vec<u64> = buf
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+                .collect();
+            self.batch(&gps, opts, &mut stats, sink);
+            start += n as u64;
+        }
+        Ok(stats)
+    }
+
+    fn read_headers(&self, gps: &[u64]) -> Vec<Option<RawG>> {
+        let len = self.offs.read_len();
+        let reqs: Vec<(u64, usize)> = gps.iter().map(|&g| (g, len)).collect();
+        let mut out = vec![0u8; len * gps.len()];
+        let mut ok = vec![false; gps.len()];
+        self.mem.read_scatter(&reqs, &mut out, &mut ok);
+        gps.iter()
+            .zip(out.chunks_exact(len.max(1)))
+            .zip(&ok)
+            .map(|((&g, b), &ok)| if ok && g != 0 { self.offs.decode(g, b) } else { None })
+            .collect()
+    }
+
+    fn batch(&self, gps: &[u64], opts: DumpOptions, stats: &mut DumpStats, sink: &mut dyn FnMut(Goroutine)) {
+        let now = monotonic_ns();
+        let heads = self.read_headers(gps);
+        let mut live: Vec<RawG> = Vec::with_capacity(heads.len());
+        for h in heads {
+            match h {
+                None => stats.unreadable += 1,
+                Some(g) if matches!(g.base_status(), status::DEAD | status::DEADEXTRA) => stats.dead += 1,
+                Some(g) => live.push(g),
+            }
+        }
+        // Prefetch the top of every stack in one go.
+        let starts: Vec<Option<UnwindStart>> = live.iter().map(start_of).collect();
+        let reqs: Vec<(u64, usize)> = starts
+            .iter()
+            .map(|s| match s {
+                Some(s) if s.sp >= s.lo && s.sp < s.hi => (s.sp, (s.hi - s.sp).min(STACK_WINDOW) as usize),
+                _ => (0, 0),
+            })
+            .collect();
+        let total: usize = reqs.iter().map(|r| r.1).sum();
+        let mut windows = vec![0u8; total];
+        let mut ok = vec![false; reqs.len()];
+        self.mem.read_scatter(&reqs, &mut windows, &mut ok);
+        let mut decoded = Vec::with_capacity(live.len());
+        let mut off = 0;
+        for (i, g) in live.iter().enumerate() {
+            let (base, n) = reqs[i];
+            let window = if ok[i] { &windows[off..off + n] } else { &[][..] };
+            off += n;
+            decoded.push(self.decode_one(g, base, window, now));
+        }
+        // Re-read the headers: whatever moved meanwhile is decoded again.
+        let again = self.read_headers(&live.iter().map(|g| g.addr).collect::<Vec<_>>());
+        for ((g, mut d), second) in live.iter().zip(decoded).zip(again) {
+            let mut stable = second.is_some_and(|s| s.same_state(g));
+            let mut tries = 0;
+            while !stable && tries < MAX_RETRIES {
+                tries += 1;
+                stats.retries += 1;
+                let Some(first) = self.read_headers(&[g.addr]).pop().flatten() else { break };
+                if matches!(first.base_status(), status::DEAD | status::DEADEXTRA) {
+                    break;
+                }
+                d = self.decode_one(&first, 0, &[], now);
+                stable = self.read_headers(&[g.addr]).pop().flatten().is_some_and(|s| s.same_state(&first));
+            }
+            if !stable
+                && matches!(self.read_headers(&[g.addr]).pop().flatten().map(|s| s.base_status()), Some(status::DEAD))
+            {
+                // It exited while we read it.
+                stats.dead += 1;
+                continue;
+            }
+            d.torn = !stable;
+            stats.torn += u64::from(d.torn);
+            if d.system && !opts.include_system {
+                stats.system_hidden += 1;
+                continue;
+            }
+            stats.errors += u64::from(d.error.is_some());
+            stats.shown += 1;
+            sink(d);
+        }
+    }
+
+    /// Decodes one goroutine from its header and (optionally) a prefetched stack window.
+    pub fn decode_one(&self, g: &RawG, window_base: u64, window: &[u8], now: i64) -> Goroutine {
+        let st = g.base_status();
+        let status = status_string(st, self.minor).unwrap_or("???");
+        let wait_reason = ((st == status::WAITING || st == status::LEAKED) && g.waitreason != 0).then(|| {
+            self.wait_reasons
+                .get(usize::from(g.waitreason))
+                .cloned()
+                .unwrap_or_else(|| Arc::from("unknown wait reason"))
+        });
+        let wait_ns =
+            ((st == status::WAITING || st == status::SYSCALL) && g.waitsince != 0).then(|| now - g.waitsince);
+        let rules = TracebackRules::for_minor(self.minor);
+        let mut out = Goroutine {
+            goid: g.goid,
+            g_addr: g.addr,
+            raw_status: g.status,
+            status,
+            wait_reason,
+            wait_ns,
+            locked_to_thread: g.lockedm != 0,
+            created_by: None,
+            parent_goid: (g.parent_goid != 0).then_some(g.parent_goid),
+            stack: Selected::default(),
+            running: false,
+            system: false,
+            torn: false,
+            error: None,
+        };
+        if g.goid != 1
+            && let Some(f) = self.syms.func_at(g.gopc)
+            && show_func(rules, &f.name, f.kind, false, FuncKind::Normal)
+        {
+            let tracepc = if g.gopc > f.entry { g.gopc - 1 } else { g.gopc };
+            let frames = self.syms.source_frames(&f, tracepc);
+            if let Some(outer) = frames.last() {
+                out.created_by = Some(CreatedBy {
+                    function: f.name.clone(),
+                    file: outer.file.clone(),
+                    line: outer.line,
+                    offset: (g.gopc > f.entry).then(|| g.gopc - f.entry),
+                });
+            }
+        }
+        let start_kind = self.syms.func_at(g.startpc).map(|f| (f.kind, f.name.starts_with("runtime.")));
+        out.system = match start_kind {
+            None | Some((FuncKind::RuntimeMain | FuncKind::Corostart, _)) => false,
+            Some((_, runtime)) => runtime,
+        };
+        // The finalizer / cleanup goroutines count as user goroutines while they run user
+        // code (runtime: fingStatus / runningCleanups); from outside, "user code on the
+        // stack" is the observable equivalent.
+        let finalizer = matches!(start_kind, Some((FuncKind::RunFinalizers | FuncKind::RunCleanups, _)));
+        if st == status::RUNNING && g.syscallsp == 0 {
+            out.running = true;
+            return out;
+        }
+        let Some(start) = start_of(g) else {
+            out.error = Some("no saved scheduler context (sched.pc is 0)".into());
+            return out;
+        };
+        let reader = StackReader::new(self.mem, window_base, window);
+        let (phys, err) = unwind(self.syms, &reader, start);
+        if finalizer {
+            out.system = phys.iter().all(|f| f.func.name.starts_with("runtime."));
+        }
+        out.stack = select_frames(self.syms, rules, &phys);
+        out.error = err.map(|e| e.to_string());
+        out
+    }
+}
+
+/// Where unwinding starts: the syscall context if `syscallsp != 0`, else `g.sched`.
+fn start_of(g: &RawG) -> Option<UnwindStart> {
+    let syscall = g.syscallsp != 0;
+    let (pc, sp) = if syscall { (g.syscallpc, g.syscallsp) } else { (g.sched_pc, g.sched_sp) };
+    if sp == 0 {
+        return None;
+    }
+    Some(UnwindStart { pc, sp, lo: g.stack_lo, hi: g.stack_hi, syscall })
+}
