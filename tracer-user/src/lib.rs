@@ -3,3 +3,4 @@
 pub mod gobin;
 pub mod goroutines;
 pub mod memory;
+pub mod output;

@@ -13,7 +13,9 @@ use super::{
     gstruct::{GOffsets, RawG, status, status_string},
     locate::{AllgsLocation, read_list},
     symbols::{CachedSymbols, FuncKind, Symbols},
-    unwind::{Selected, StackReader, TracebackRules, UnwindStart, select_frames, show_func, unwind},
+    unwind::{
+        Selected, StackReader, TracebackRules, UnwindStart, select_frames, show_func, unwind,
+    },
 };
 use crate::memory::{MemoryError, MemorySource};
 
@@ -152,7 +154,10 @@ pub struct Decoder<'a, M, S> {
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the runtime's `nanotime` clock.
 pub fn monotonic_ns() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
@@ -168,7 +173,10 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         sink: &mut dyn FnMut(Goroutine),
     ) -> Result<DumpStats, DecodeError> {
         let (ptr, len) = read_list(self.mem, loc)?;
-        let mut stats = DumpStats { list_len: len, ..DumpStats::default() };
+        let mut stats = DumpStats {
+            list_len: len,
+            ..DumpStats::default()
+        };
         let mut ptrs = vec![0u8; BATCH * 8];
         let mut start = 0u64;
         while start < len {
@@ -194,18 +202,32 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         gps.iter()
             .zip(out.chunks_exact(len.max(1)))
             .zip(&ok)
-            .map(|((&g, b), &ok)| if ok && g != 0 { self.offs.decode(g, b) } else { None })
+            .map(|((&g, b), &ok)| {
+                if ok && g != 0 {
+                    self.offs.decode(g, b)
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 
-    fn batch(&self, gps: &[u64], opts: DumpOptions, stats: &mut DumpStats, sink: &mut dyn FnMut(Goroutine)) {
+    fn batch(
+        &self,
+        gps: &[u64],
+        opts: DumpOptions,
+        stats: &mut DumpStats,
+        sink: &mut dyn FnMut(Goroutine),
+    ) {
         let now = monotonic_ns();
         let heads = self.read_headers(gps);
         let mut live: Vec<RawG> = Vec::with_capacity(heads.len());
         for h in heads {
             match h {
                 None => stats.unreadable += 1,
-                Some(g) if matches!(g.base_status(), status::DEAD | status::DEADEXTRA) => stats.dead += 1,
+                Some(g) if matches!(g.base_status(), status::DEAD | status::DEADEXTRA) => {
+                    stats.dead += 1
+                }
                 Some(g) => live.push(g),
             }
         }
@@ -214,7 +236,9 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         let reqs: Vec<(u64, usize)> = starts
             .iter()
             .map(|s| match s {
-                Some(s) if s.sp >= s.lo && s.sp < s.hi => (s.sp, (s.hi - s.sp).min(STACK_WINDOW) as usize),
+                Some(s) if s.sp >= s.lo && s.sp < s.hi => {
+                    (s.sp, (s.hi - s.sp).min(STACK_WINDOW) as usize)
+                }
                 _ => (0, 0),
             })
             .collect();
@@ -226,7 +250,11 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         let mut off = 0;
         for (i, g) in live.iter().enumerate() {
             let (base, n) = reqs[i];
-            let window = if ok[i] { &windows[off..off + n] } else { &[][..] };
+            let window = if ok[i] {
+                &windows[off..off + n]
+            } else {
+                &[][..]
+            };
             off += n;
             decoded.push(self.decode_one(g, base, window, now));
         }
@@ -238,15 +266,27 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             while !stable && tries < MAX_RETRIES {
                 tries += 1;
                 stats.retries += 1;
-                let Some(first) = self.read_headers(&[g.addr]).pop().flatten() else { break };
+                let Some(first) = self.read_headers(&[g.addr]).pop().flatten() else {
+                    break;
+                };
                 if matches!(first.base_status(), status::DEAD | status::DEADEXTRA) {
                     break;
                 }
                 d = self.decode_one(&first, 0, &[], now);
-                stable = self.read_headers(&[g.addr]).pop().flatten().is_some_and(|s| s.same_state(&first));
+                stable = self
+                    .read_headers(&[g.addr])
+                    .pop()
+                    .flatten()
+                    .is_some_and(|s| s.same_state(&first));
             }
             if !stable
-                && matches!(self.read_headers(&[g.addr]).pop().flatten().map(|s| s.base_status()), Some(status::DEAD))
+                && matches!(
+                    self.read_headers(&[g.addr])
+                        .pop()
+                        .flatten()
+                        .map(|s| s.base_status()),
+                    Some(status::DEAD)
+                )
             {
                 // It exited while we read it.
                 stats.dead += 1;
@@ -268,14 +308,15 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
     pub fn decode_one(&self, g: &RawG, window_base: u64, window: &[u8], now: i64) -> Goroutine {
         let st = g.base_status();
         let status = status_string(st, self.minor).unwrap_or("???");
-        let wait_reason = ((st == status::WAITING || st == status::LEAKED) && g.waitreason != 0).then(|| {
-            self.wait_reasons
-                .get(usize::from(g.waitreason))
-                .cloned()
-                .unwrap_or_else(|| Arc::from("unknown wait reason"))
-        });
-        let wait_ns =
-            ((st == status::WAITING || st == status::SYSCALL) && g.waitsince != 0).then(|| now - g.waitsince);
+        let wait_reason = ((st == status::WAITING || st == status::LEAKED) && g.waitreason != 0)
+            .then(|| {
+                self.wait_reasons
+                    .get(usize::from(g.waitreason))
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from("unknown wait reason"))
+            });
+        let wait_ns = ((st == status::WAITING || st == status::SYSCALL) && g.waitsince != 0)
+            .then(|| now - g.waitsince);
         let rules = TracebackRules::for_minor(self.minor);
         let mut out = Goroutine {
             goid: g.goid,
@@ -308,7 +349,10 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
                 });
             }
         }
-        let start_kind = self.syms.func_at(g.startpc).map(|f| (f.kind, f.name.starts_with("runtime.")));
+        let start_kind = self
+            .syms
+            .func_at(g.startpc)
+            .map(|f| (f.kind, f.name.starts_with("runtime.")));
         out.system = match start_kind {
             None | Some((FuncKind::RuntimeMain | FuncKind::Corostart, _)) => false,
             Some((_, runtime)) => runtime,
@@ -316,7 +360,10 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         // The finalizer / cleanup goroutines count as user goroutines while they run user
         // code (runtime: fingStatus / runningCleanups); from outside, "user code on the
         // stack" is the observable equivalent.
-        let finalizer = matches!(start_kind, Some((FuncKind::RunFinalizers | FuncKind::RunCleanups, _)));
+        let finalizer = matches!(
+            start_kind,
+            Some((FuncKind::RunFinalizers | FuncKind::RunCleanups, _))
+        );
         if st == status::RUNNING && g.syscallsp == 0 {
             out.running = true;
             return out;
@@ -339,9 +386,19 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
 /// Where unwinding starts: the syscall context if `syscallsp != 0`, else `g.sched`.
 fn start_of(g: &RawG) -> Option<UnwindStart> {
     let syscall = g.syscallsp != 0;
-    let (pc, sp) = if syscall { (g.syscallpc, g.syscallsp) } else { (g.sched_pc, g.sched_sp) };
+    let (pc, sp) = if syscall {
+        (g.syscallpc, g.syscallsp)
+    } else {
+        (g.sched_pc, g.sched_sp)
+    };
     if sp == 0 {
         return None;
     }
-    Some(UnwindStart { pc, sp, lo: g.stack_lo, hi: g.stack_hi, syscall })
+    Some(UnwindStart {
+        pc,
+        sp,
+        lo: g.stack_lo,
+        hi: g.stack_hi,
+        syscall,
+    })
 }

@@ -146,11 +146,15 @@ impl GOffsets {
     pub fn decode(&self, addr: u64, bytes: &[u8]) -> Option<RawG> {
         let u64_at = |off: u32| -> Option<u64> {
             let off = off as usize;
-            Some(u64::from_le_bytes(bytes.get(off..off + 8)?.try_into().ok()?))
+            Some(u64::from_le_bytes(
+                bytes.get(off..off + 8)?.try_into().ok()?,
+            ))
         };
         let u32_at = |off: u32| -> Option<u32> {
             let off = off as usize;
-            Some(u32::from_le_bytes(bytes.get(off..off + 4)?.try_into().ok()?))
+            Some(u32::from_le_bytes(
+                bytes.get(off..off + 4)?.try_into().ok()?,
+            ))
         };
         Some(RawG {
             addr,
@@ -230,8 +234,18 @@ impl RawG {
 
     /// The fields that say whether the goroutine moved between two reads.
     pub fn same_state(&self, other: &Self) -> bool {
-        (self.goid, self.status, self.waitreason, self.sched_sp, self.sched_pc)
-            == (other.goid, other.status, other.waitreason, other.sched_sp, other.sched_pc)
-            && (self.syscallsp, self.syscallpc) == (other.syscallsp, other.syscallpc)
+        (
+            self.goid,
+            self.status,
+            self.waitreason,
+            self.sched_sp,
+            self.sched_pc,
+        ) == (
+            other.goid,
+            other.status,
+            other.waitreason,
+            other.sched_sp,
+            other.sched_pc,
+        ) && (self.syscallsp, self.syscallpc) == (other.syscallsp, other.syscallpc)
     }
 }

@@ -85,26 +85,40 @@ pub fn candidates_from_for_each_g_race(code: &[u8], entry: u64) -> Vec<AllgsLoca
     let loads = rip_relative_loads(code, entry);
     let mut out = Vec::new();
     if let [a, b, ..] = loads[..] {
-        out.push(AllgsLocation::LenPtr { len_addr: a, ptr_addr: b });
+        out.push(AllgsLocation::LenPtr {
+            len_addr: a,
+            ptr_addr: b,
+        });
         // Should a compiler ever swap the loads, validation picks the right order.
-        out.push(AllgsLocation::LenPtr { len_addr: b, ptr_addr: a });
+        out.push(AllgsLocation::LenPtr {
+            len_addr: b,
+            ptr_addr: a,
+        });
     }
     out
 }
 
 /// Reads the current `(pointer to the *g array, length)` of the list.
 pub fn read_list<M: MemorySource>(mem: &M, loc: AllgsLocation) -> Result<(u64, u64), LocateError> {
-    let invalid = |addr: u64, why: &str| LocateError::Invalid { addr, why: why.to_owned() };
+    let invalid = |addr: u64, why: &str| LocateError::Invalid {
+        addr,
+        why: why.to_owned(),
+    };
     let (ptr, len, at) = match loc {
         AllgsLocation::LenPtr { len_addr, ptr_addr } => {
             // Length first, as forEachGRace: allgptr always holds at least allglen entries.
-            let len = mem.read_u64(len_addr).map_err(|_| invalid(len_addr, "length unreadable"))?;
-            let ptr = mem.read_u64(ptr_addr).map_err(|_| invalid(ptr_addr, "pointer unreadable"))?;
+            let len = mem
+                .read_u64(len_addr)
+                .map_err(|_| invalid(len_addr, "length unreadable"))?;
+            let ptr = mem
+                .read_u64(ptr_addr)
+                .map_err(|_| invalid(ptr_addr, "pointer unreadable"))?;
             (ptr, len, len_addr)
         }
         AllgsLocation::Slice { addr } => {
             let mut b = [0u8; 16];
-            mem.read_at(addr, &mut b).map_err(|_| invalid(addr, "slice header unreadable"))?;
+            mem.read_at(addr, &mut b)
+                .map_err(|_| invalid(addr, "slice header unreadable"))?;
             let ptr = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
             let len = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
             (ptr, len, addr)
@@ -114,14 +128,21 @@ pub fn read_list<M: MemorySource>(mem: &M, loc: AllgsLocation) -> Result<(u64, u
         return Err(invalid(at, &format!("length {len} is not plausible")));
     }
     if len > 0 && (ptr == 0 || ptr % 8 != 0) {
-        return Err(invalid(at, &format!("array pointer {ptr:#x} is not plausible")));
+        return Err(invalid(
+            at,
+            &format!("array pointer {ptr:#x} is not plausible"),
+        ));
     }
     Ok((ptr, len))
 }
 
 /// Checks that `loc` holds a goroutine list: up to 64 of its first `g`s must be readable,
 /// with in-range statuses, and the live ones with distinct non-zero goids and sane stacks.
-pub fn validate<M: MemorySource>(mem: &M, offs: &GOffsets, loc: AllgsLocation) -> Result<(), LocateError> {
+pub fn validate<M: MemorySource>(
+    mem: &M,
+    offs: &GOffsets,
+    loc: AllgsLocation,
+) -> Result<(), LocateError> {
     let (ptr, len) = read_list(mem, loc)?;
     let at = match loc {
         AllgsLocation::LenPtr { len_addr, .. } => len_addr,
@@ -129,11 +150,14 @@ pub fn validate<M: MemorySource>(mem: &M, offs: &GOffsets, loc: AllgsLocation) -
     };
     let invalid = |why: String| LocateError::Invalid { addr: at, why };
     if len == 0 {
-        return Err(invalid("the list is empty (a running Go program has at least one goroutine)".into()));
+        return Err(invalid(
+            "the list is empty (a running Go program has at least one goroutine)".into(),
+        ));
     }
     let n = len.min(64) as usize;
     let mut raw = vec![0u8; n * 8];
-    mem.read_at(ptr, &mut raw).map_err(|_| invalid(format!("array at {ptr:#x} unreadable")))?;
+    mem.read_at(ptr, &mut raw)
+        .map_err(|_| invalid(format!("array at {ptr:#x} unreadable")))?;
     let mut goids = Vec::with_capacity(n);
     let mut buf = vec![0u8; offs.read_len()];
     for chunk in raw.chunks_exact(8) {
@@ -141,14 +165,20 @@ pub fn validate<M: MemorySource>(mem: &M, offs: &GOffsets, loc: AllgsLocation) -
         if gp == 0 || gp % 8 != 0 {
             return Err(invalid(format!("entry {gp:#x} is not a g pointer")));
         }
-        mem.read_at(gp, &mut buf).map_err(|_| invalid(format!("g at {gp:#x} unreadable")))?;
-        let g = offs.decode(gp, &buf).ok_or_else(|| invalid("short g".into()))?;
+        mem.read_at(gp, &mut buf)
+            .map_err(|_| invalid(format!("g at {gp:#x} unreadable")))?;
+        let g = offs
+            .decode(gp, &buf)
+            .ok_or_else(|| invalid("short g".into()))?;
         if g.status & !G_SCAN > 11 {
             return Err(invalid(format!("g at {gp:#x} has status {:#x}", g.status)));
         }
         if g.base_status() != super::gstruct::status::DEAD {
             if g.stack_lo >= g.stack_hi || g.stack_hi - g.stack_lo > (1 << 30) {
-                return Err(invalid(format!("g at {gp:#x} has stack [{:#x}, {:#x})", g.stack_lo, g.stack_hi)));
+                return Err(invalid(format!(
+                    "g at {gp:#x} has stack [{:#x}, {:#x})",
+                    g.stack_lo, g.stack_hi
+                )));
             }
             if g.goid == 0 || goids.contains(&g.goid) {
                 return Err(invalid(format!("g at {gp:#x} has goid {}", g.goid)));
@@ -179,6 +209,12 @@ mod tests {
         let loads = rip_relative_loads(&code, ip);
         assert_eq!(loads, vec![ip + 7 + 0x10, ip + 14 + 0x20]);
         let c = candidates_from_for_each_g_race(&code, ip);
-        assert_eq!(c[0], AllgsLocation::LenPtr { len_addr: ip + 0x17, ptr_addr: ip + 0x2e });
+        assert_eq!(
+            c[0],
+            AllgsLocation::LenPtr {
+                len_addr: ip + 0x17,
+                ptr_addr: ip + 0x2e
+            }
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! over [`crate::memory::MemorySource`] and [`symbols::Symbols`], so it is testable offline.
 
 pub mod decode;
+pub mod group;
 pub mod gstruct;
 pub mod locate;
 pub mod symbols;

@@ -106,7 +106,9 @@ impl<'a, M: MemorySource> StackReader<'a, M> {
         {
             return Ok(u64::from_le_bytes(b));
         }
-        self.mem.read_u64(addr).map_err(|_| UnwindError::StackRead { addr })
+        self.mem
+            .read_u64(addr)
+            .map_err(|_| UnwindError::StackRead { addr })
     }
 }
 
@@ -140,10 +142,23 @@ pub fn unwind<S: Symbols, M: MemorySource>(
             return (frames, Some(UnwindError::TooDeep));
         }
         if sp < start.lo || sp > start.hi {
-            return (frames, Some(UnwindError::OutsideStack { sp, lo: start.lo, hi: start.hi }));
+            return (
+                frames,
+                Some(UnwindError::OutsideStack {
+                    sp,
+                    lo: start.lo,
+                    hi: start.hi,
+                }),
+            );
         }
         let Some(delta) = syms.sp_delta(&func, pc) else {
-            return (frames, Some(UnwindError::NoSpDelta { function: func.name.clone(), pc }));
+            return (
+                frames,
+                Some(UnwindError::NoSpDelta {
+                    function: func.name.clone(),
+                    pc,
+                }),
+            );
         };
         let fp = sp + u64::from(delta) + 8;
         let sp_write = func.sp_write && !(innermost && start.syscall);
@@ -157,7 +172,12 @@ pub fn unwind<S: Symbols, M: MemorySource>(
         };
         let sym_pc = if !trap && pc > func.entry { pc - 1 } else { pc };
         let kind = func.kind;
-        frames.push(PhysFrame { pc, sp, func, sym_pc });
+        frames.push(PhysFrame {
+            pc,
+            sp,
+            func,
+            sym_pc,
+        });
         if lr == 0 {
             return (frames, None);
         }
@@ -200,7 +220,10 @@ pub struct TracebackRules {
 impl TracebackRules {
     /// The rules of Go 1.`minor`.
     pub fn for_minor(minor: u32) -> Self {
-        Self { show_finalizer_frames: minor >= 25, inner_outer_elision: minor >= 21 }
+        Self {
+            show_finalizer_frames: minor >= 25,
+            inner_outer_elision: minor >= 21,
+        }
     }
 }
 
@@ -225,7 +248,10 @@ pub fn is_exported_runtime(name: &str) -> bool {
     let (rcvr, fname) = match rest.rfind('.') {
         Some(i) => {
             let r = &rest[..i];
-            let r = r.strip_prefix("(*").and_then(|r| r.strip_suffix(')')).unwrap_or(r);
+            let r = r
+                .strip_prefix("(*")
+                .and_then(|r| r.strip_suffix(')'))
+                .unwrap_or(r);
             (r, &rest[i + 1..])
         }
         None => ("", rest),
@@ -235,13 +261,24 @@ pub fn is_exported_runtime(name: &str) -> bool {
 }
 
 /// `showfuncinfo` at `GOTRACEBACK=all` (level 1).
-pub fn show_func(rules: TracebackRules, name: &str, kind: FuncKind, first: bool, callee: FuncKind) -> bool {
+pub fn show_func(
+    rules: TracebackRules,
+    name: &str,
+    kind: FuncKind,
+    first: bool,
+    callee: FuncKind,
+) -> bool {
     if kind == FuncKind::Wrapper
-        && !matches!(callee, FuncKind::Gopanic | FuncKind::Sigpanic | FuncKind::Panicwrap)
+        && !matches!(
+            callee,
+            FuncKind::Gopanic | FuncKind::Sigpanic | FuncKind::Panicwrap
+        )
     {
         return false;
     }
-    if rules.show_finalizer_frames && matches!(kind, FuncKind::RunFinalizers | FuncKind::RunCleanups) {
+    if rules.show_finalizer_frames
+        && matches!(kind, FuncKind::RunFinalizers | FuncKind::RunCleanups)
+    {
         return true;
     }
     if name == "runtime.gopanic" && !first {
@@ -272,7 +309,11 @@ pub fn select_frames<S: Symbols>(
                     continue;
                 }
                 let offset = (!sf.inlined && pf.pc > pf.func.entry).then(|| pf.pc - pf.func.entry);
-                out.push(ShownFrame { src: sf.clone(), offset, pc: pf.pc });
+                out.push(ShownFrame {
+                    src: sf.clone(),
+                    offset,
+                    pc: pf.pc,
+                });
             }
         }
         out
@@ -283,17 +324,30 @@ pub fn select_frames<S: Symbols>(
         all = pick(true, limit);
     }
     if !rules.inner_outer_elision {
-        return Selected { frames: all, elided: None, tail: Vec::new(), truncated: phys.len() > 100 };
+        return Selected {
+            frames: all,
+            elided: None,
+            tail: Vec::new(),
+            truncated: phys.len() > 100,
+        };
     }
     const INNER: usize = 50;
     const OUTER: usize = 50;
     if all.len() <= INNER + OUTER {
-        return Selected { frames: all, ..Selected::default() };
+        return Selected {
+            frames: all,
+            ..Selected::default()
+        };
     }
     let elided = all.len() - INNER - OUTER;
     let tail = all.split_off(INNER + elided);
     all.truncate(INNER);
-    Selected { frames: all, elided: Some(elided), tail, truncated: false }
+    Selected {
+        frames: all,
+        elided: Some(elided),
+        tail,
+        truncated: false,
+    }
 }
 
 #[cfg(test)]
@@ -318,10 +372,28 @@ mod tests {
         assert!(!show_func(r, "runtime.gopanic", FuncKind::Gopanic, true, n));
         assert!(show_func(r, "runtime.gopanic", FuncKind::Gopanic, false, n));
         assert!(!show_func(r, "main.(*T).M", FuncKind::Wrapper, false, n));
-        assert!(show_func(r, "main.(*T).M", FuncKind::Wrapper, false, FuncKind::Panicwrap));
-        assert!(show_func(r, "runtime.runFinalizers", FuncKind::RunFinalizers, false, n));
+        assert!(show_func(
+            r,
+            "main.(*T).M",
+            FuncKind::Wrapper,
+            false,
+            FuncKind::Panicwrap
+        ));
+        assert!(show_func(
+            r,
+            "runtime.runFinalizers",
+            FuncKind::RunFinalizers,
+            false,
+            n
+        ));
         let old = TracebackRules::for_minor(24);
-        assert!(!show_func(old, "runtime.runFinalizers", FuncKind::RunFinalizers, false, n));
+        assert!(!show_func(
+            old,
+            "runtime.runFinalizers",
+            FuncKind::RunFinalizers,
+            false,
+            n
+        ));
         assert!(!show_func(r, "nodot", n, false, n));
         assert!(show_func(r, "sync.(*WaitGroup).Wait", n, false, n));
     }
