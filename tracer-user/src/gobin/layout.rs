@@ -485,16 +485,20 @@ go_struct! {
         types: req = ["types"],
         /// `etypes`.
         etypes: req = ["etypes"],
-        /// `rodata` (1.20+).
+        /// `itaboffset` (1.27+).
+        itaboffset: opt = ["itaboffset"],
+        /// `rodata`.
         rodata: opt = ["rodata"],
         /// `gofunc`.
         gofunc: req = ["gofunc"],
         /// `textsectmap`.
         textsectmap: req = ["textsectmap"],
-        /// `typelinks`.
-        typelinks: req = ["typelinks"],
-        /// `itablinks`.
-        itablinks: req = ["itablinks"],
+        /// `typelinks` (removed in 1.27, runtime/symtab.go).
+        typelinks: opt = ["typelinks"],
+        /// `itablinks` (removed in 1.27).
+        itablinks: opt = ["itablinks"],
+        /// `epclntab` (1.27+).
+        epclntab: opt = ["epclntab"],
         /// `modulename`.
         modulename: req = ["modulename"],
         /// `next` module.
