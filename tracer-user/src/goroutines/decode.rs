@@ -402,3 +402,164 @@ fn start_of(g: &RawG) -> Option<UnwindStart> {
         syscall,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        goroutines::symbols::{FuncInfo, SourceFrame},
+        memory::RecordedMemory,
+    };
+
+    /// Four functions at 0x1000-steps; frame size = 0x10 * index.
+    struct Fake;
+    const FUNCS: &[(u64, &str, u32, bool)] = &[
+        (0x1000, "runtime.gopark", 0x20, false),
+        (0x2000, "runtime.chanrecv1", 0x18, false),
+        (0x3000, "main.block", 0x28, false),
+        (0x4000, "runtime.goexit", 0, true),
+        (0x5000, "main.spawn", 0x30, false),
+    ];
+
+    impl Symbols for Fake {
+        fn func_at(&self, pc: u64) -> Option<FuncInfo> {
+            FUNCS.iter().find(|f| pc >= f.0 && pc < f.0 + 0x1000).map(|f| FuncInfo {
+                entry: f.0,
+                name: f.1.into(),
+                kind: FuncKind::from_name(f.1),
+                top_frame: f.3,
+                sp_write: false,
+            })
+        }
+        fn sp_delta(&self, func: &FuncInfo, _pc: u64) -> Option<u32> {
+            FUNCS.iter().find(|f| f.0 == func.entry).map(|f| f.2)
+        }
+        fn source_frames(&self, func: &FuncInfo, pc: u64) -> Vec<SourceFrame> {
+            let mut v = Vec::new();
+            if func.name.as_ref() == "main.block" {
+                // An inlined helper at the call site.
+                v.push(SourceFrame {
+                    function: "main.helper".into(),
+                    file: "/src/main.go".into(),
+                    line: 7,
+                    inlined: true,
+                    kind: FuncKind::Normal,
+                });
+            }
+            v.push(SourceFrame {
+                function: func.name.clone(),
+                file: "/src/main.go".into(),
+                line: (pc - func.entry) as u32,
+                inlined: false,
+                kind: func.kind,
+            });
+            v
+        }
+    }
+
+    fn offs() -> GOffsets {
+        GOffsets {
+            stack_lo: 0,
+            stack_hi: 8,
+            m: 16,
+            sched_sp: 24,
+            sched_pc: 32,
+            sched_bp: 40,
+            syscallsp: 48,
+            syscallpc: 56,
+            syscallbp: None,
+            atomicstatus: 64,
+            goid: 72,
+            waitsince: 80,
+            waitreason: 88,
+            lockedm: 96,
+            parent_goid: Some(104),
+            gopc: 112,
+            startpc: 120,
+        }
+    }
+
+    fn g_bytes(goid: u64, status: u32, sp: u64, pc: u64) -> Vec<u8> {
+        let mut b = vec![0u8; 128];
+        let mut put = |off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        put(0, 0x9000);
+        put(8, 0xa000);
+        put(24, sp);
+        put(32, pc);
+        put(72, goid);
+        put(104, 1);
+        put(112, 0x5011);
+        put(120, 0x3000);
+        b[64..68].copy_from_slice(&status.to_le_bytes());
+        b[88] = 2;
+        b
+    }
+
+    #[test]
+    fn decodes_a_parked_goroutine_like_the_runtime() {
+        let mut mem = RecordedMemory::new();
+        // Stack: gopark frame at 0x9f00 (0x20 bytes), return into chanrecv1, and so on.
+        let sp = 0x9f00u64;
+        let mut stack = vec![0u8; 0x100];
+        let mut put = |at: u64, v: u64| {
+            let o = (at - sp) as usize;
+            stack[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        };
+        put(sp + 0x20, 0x2010); // gopark returns into chanrecv1
+        put(sp + 0x28 + 0x18, 0x3040); // chanrecv1 returns into main.block
+        put(sp + 0x28 + 0x20 + 0x28, 0x4001); // main.block returns into goexit
+        mem.insert(sp, &stack);
+        mem.insert(0x7000, &g_bytes(5, status::WAITING, sp, 0x1100));
+        mem.insert(0x7100, &g_bytes(0, status::DEAD, 0, 0));
+        mem.insert(0x8000, &[0x00, 0x70, 0, 0, 0, 0, 0, 0, 0x00, 0x71, 0, 0, 0, 0, 0, 0]);
+        mem.insert(0x8100, &0x8000u64.to_le_bytes());
+        mem.insert(0x8108, &2u64.to_le_bytes());
+        let syms = CachedSymbols::new(Fake);
+        let reasons: Vec<Arc<str>> = vec!["".into(), "a".into(), "chan receive".into()];
+        let dec = Decoder { mem: &mem, syms: &syms, offs: offs(), minor: 27, wait_reasons: &reasons };
+        let mut got = Vec::new();
+        let stats = dec
+            .dump(
+                AllgsLocation::LenPtr { len_addr: 0x8108, ptr_addr: 0x8100 },
+                DumpOptions { include_system: false },
+                &mut |g| got.push(g),
+            )
+            .unwrap();
+        assert_eq!((stats.list_len, stats.dead, stats.shown, stats.errors), (2, 1, 1, 0));
+        let g = &got[0];
+        assert_eq!(g.goid, 5);
+        assert_eq!(g.state_text(), "chan receive");
+        let names: Vec<_> = g.stack.frames.iter().map(|f| (&*f.src.function, f.src.line, f.offset)).collect();
+        // Runtime frames hidden; inlined helper first, then main.block at pc-1 with +0x40.
+        assert_eq!(names, [("main.helper", 7, None), ("main.block", 0x3f, Some(0x40))]);
+        let c = g.created_by.as_ref().unwrap();
+        assert_eq!((&*c.function, c.line, c.offset), ("main.spawn", 0x10, Some(0x11)));
+        assert_eq!(g.parent_goid, Some(1));
+        assert!(!g.torn && !g.system);
+        assert_eq!(g.wait_ns, None, "waitsince 0 = never stamped by a GC");
+        let mut aged = g.clone();
+        aged.wait_ns = Some(125 * 1_000_000_000);
+        assert_eq!(crate::output::traceback::header(&aged), "goroutine 5 [chan receive, 2 minutes]:");
+        let mut text = Vec::new();
+        crate::output::traceback::write_goroutine(&mut text, g, 27).unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "goroutine 5 [chan receive]:\nmain.helper(...)\n\t/src/main.go:7\nmain.block(...)\n\t\
+             /src/main.go:63 +0x40\ncreated by main.spawn in goroutine 1\n\t/src/main.go:16 +0x11\n\n"
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_per_goroutine_error() {
+        let mut mem = RecordedMemory::new();
+        mem.insert(0x7000, &g_bytes(9, status::WAITING, 0x9f00, 0xdead_0000));
+        let syms = CachedSymbols::new(Fake);
+        let dec = Decoder { mem: &mem, syms: &syms, offs: offs(), minor: 22, wait_reasons: &[] };
+        let g = dec.decode_one(&offs().decode(0x7000, &g_bytes(9, 4, 0x9f00, 0xdead_0000)).unwrap(), 0, &[], 0);
+        assert_eq!(g.error.as_deref(), Some("unknown pc 0xdead0000"));
+        assert_eq!(g.state_text(), "unknown wait reason");
+        // A stack that cannot be read.
+        let g = dec.decode_one(&offs().decode(0x7000, &g_bytes(9, 4, 0x9f00, 0x1100)).unwrap(), 0, &[], 0);
+        assert_eq!(g.error.as_deref(), Some("cannot read the stack at 0x9f20"));
+    }
+}

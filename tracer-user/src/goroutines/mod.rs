@@ -10,6 +10,7 @@ pub mod decode;
 pub mod group;
 pub mod gstruct;
 pub mod locate;
+pub mod procinfo;
 pub mod symbols;
 pub mod unwind;
 
