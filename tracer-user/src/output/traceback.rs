@@ -9,7 +9,7 @@
 
 use std::io::{self, Write};
 
-use crate::goroutines::{Goroutine, unwind::ShownFrame};
+use crate::goroutines::{Goroutine, group::Group, unwind::ShownFrame};
 
 /// `funcNamePiecesForPrint` + `printFuncName` for Go 1.`minor` (before 1.21 names are printed
 /// raw except `runtime.gopanic`).
@@ -134,6 +134,33 @@ pub fn write_body(w: &mut dyn Write, g: &Goroutine, minor: u32) -> io::Result<()
 /// One goroutine: header, frames, creator, and the blank line Go puts between goroutines.
 pub fn write_goroutine(w: &mut dyn Write, g: &Goroutine, minor: u32) -> io::Result<()> {
     writeln!(w, "{}", header(g))?;
+    write_body(w, g, minor)?;
+    writeln!(w)
+}
+
+/// `--group`: `N goroutines [state, lo-hi minutes]: goid goid …` then the shared stack.
+pub fn write_group(w: &mut dyn Write, grp: &Group, minor: u32) -> io::Result<()> {
+    let g = &grp.example;
+    let n = grp.count();
+    write!(w, "{n} goroutine{} [{}", if n == 1 { "" } else { "s" }, g.state_text())?;
+    if let Some((lo, hi)) = grp.wait_ns_range {
+        let (lo, hi) = (lo / 60_000_000_000, hi / 60_000_000_000);
+        if hi >= 1 {
+            if lo == hi { write!(w, ", {hi} minutes")? } else { write!(w, ", {lo}-{hi} minutes")? }
+        }
+    }
+    if g.locked_to_thread {
+        write!(w, ", locked to thread")?;
+    }
+    write!(w, "]:")?;
+    const SHOWN_IDS: usize = 64;
+    for id in grp.goids.iter().take(SHOWN_IDS) {
+        write!(w, " {id}")?;
+    }
+    if n > SHOWN_IDS {
+        write!(w, " … ({} more)", n - SHOWN_IDS)?;
+    }
+    writeln!(w)?;
     write_body(w, g, minor)?;
     writeln!(w)
 }

@@ -1,0 +1,3 @@
+//! One module per subcommand: clap flags plus a `run` that calls the library.
+
+pub mod dump;
