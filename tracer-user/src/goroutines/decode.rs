@@ -41,6 +41,7 @@ pub struct CreatedBy {
 
 /// One goroutine as the dump shows it.
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools)] // independent facts the output reports as-is
 pub struct Goroutine {
     /// The goroutine id.
     pub goid: u64,
@@ -226,14 +227,14 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             match h {
                 None => stats.unreadable += 1,
                 Some(g) if matches!(g.base_status(), status::DEAD | status::DEADEXTRA) => {
-                    stats.dead += 1
+                    stats.dead += 1;
                 }
                 Some(g) => live.push(g),
             }
         }
         // Prefetch the top of every stack in one go.
-        let starts: Vec<Option<UnwindStart>> = live.iter().map(start_of).collect();
-        let reqs: Vec<(u64, usize)> = starts
+        let unwind_starts: Vec<Option<UnwindStart>> = live.iter().map(start_of).collect();
+        let reqs: Vec<(u64, usize)> = unwind_starts
             .iter()
             .map(|s| match s {
                 Some(s) if s.sp >= s.lo && s.sp < s.hi => {
@@ -423,13 +424,16 @@ mod tests {
 
     impl Symbols for Fake {
         fn func_at(&self, pc: u64) -> Option<FuncInfo> {
-            FUNCS.iter().find(|f| pc >= f.0 && pc < f.0 + 0x1000).map(|f| FuncInfo {
-                entry: f.0,
-                name: f.1.into(),
-                kind: FuncKind::from_name(f.1),
-                top_frame: f.3,
-                sp_write: false,
-            })
+            FUNCS
+                .iter()
+                .find(|f| pc >= f.0 && pc < f.0 + 0x1000)
+                .map(|f| FuncInfo {
+                    entry: f.0,
+                    name: f.1.into(),
+                    kind: FuncKind::from_name(f.1),
+                    top_frame: f.3,
+                    sp_write: false,
+                })
         }
         fn sp_delta(&self, func: &FuncInfo, _pc: u64) -> Option<u32> {
             FUNCS.iter().find(|f| f.0 == func.entry).map(|f| f.2)
@@ -511,35 +515,66 @@ mod tests {
         mem.insert(sp, &stack);
         mem.insert(0x7000, &g_bytes(5, status::WAITING, sp, 0x1100));
         mem.insert(0x7100, &g_bytes(0, status::DEAD, 0, 0));
-        mem.insert(0x8000, &[0x00, 0x70, 0, 0, 0, 0, 0, 0, 0x00, 0x71, 0, 0, 0, 0, 0, 0]);
+        mem.insert(
+            0x8000,
+            &[0x00, 0x70, 0, 0, 0, 0, 0, 0, 0x00, 0x71, 0, 0, 0, 0, 0, 0],
+        );
         mem.insert(0x8100, &0x8000u64.to_le_bytes());
         mem.insert(0x8108, &2u64.to_le_bytes());
         let syms = CachedSymbols::new(Fake);
         let reasons: Vec<Arc<str>> = vec!["".into(), "a".into(), "chan receive".into()];
-        let dec = Decoder { mem: &mem, syms: &syms, offs: offs(), minor: 27, wait_reasons: &reasons };
+        let dec = Decoder {
+            mem: &mem,
+            syms: &syms,
+            offs: offs(),
+            minor: 27,
+            wait_reasons: &reasons,
+        };
         let mut got = Vec::new();
         let stats = dec
             .dump(
-                AllgsLocation::LenPtr { len_addr: 0x8108, ptr_addr: 0x8100 },
-                DumpOptions { include_system: false },
+                AllgsLocation::LenPtr {
+                    len_addr: 0x8108,
+                    ptr_addr: 0x8100,
+                },
+                DumpOptions {
+                    include_system: false,
+                },
                 &mut |g| got.push(g),
             )
             .unwrap();
-        assert_eq!((stats.list_len, stats.dead, stats.shown, stats.errors), (2, 1, 1, 0));
+        assert_eq!(
+            (stats.list_len, stats.dead, stats.shown, stats.errors),
+            (2, 1, 1, 0)
+        );
         let g = &got[0];
         assert_eq!(g.goid, 5);
         assert_eq!(g.state_text(), "chan receive");
-        let names: Vec<_> = g.stack.frames.iter().map(|f| (&*f.src.function, f.src.line, f.offset)).collect();
+        let names: Vec<_> = g
+            .stack
+            .frames
+            .iter()
+            .map(|f| (&*f.src.function, f.src.line, f.offset))
+            .collect();
         // Runtime frames hidden; inlined helper first, then main.block at pc-1 with +0x40.
-        assert_eq!(names, [("main.helper", 7, None), ("main.block", 0x3f, Some(0x40))]);
+        assert_eq!(
+            names,
+            [("main.helper", 7, None), ("main.block", 0x3f, Some(0x40))]
+        );
         let c = g.created_by.as_ref().unwrap();
-        assert_eq!((&*c.function, c.line, c.offset), ("main.spawn", 0x10, Some(0x11)));
+        assert_eq!(
+            (&*c.function, c.line, c.offset),
+            ("main.spawn", 0x10, Some(0x11))
+        );
         assert_eq!(g.parent_goid, Some(1));
         assert!(!g.torn && !g.system);
         assert_eq!(g.wait_ns, None, "waitsince 0 = never stamped by a GC");
         let mut aged = g.clone();
         aged.wait_ns = Some(125 * 1_000_000_000);
-        assert_eq!(crate::output::traceback::header(&aged), "goroutine 5 [chan receive, 2 minutes]:");
+        assert_eq!(
+            crate::output::traceback::header(&aged),
+            "goroutine 5 [chan receive, 2 minutes]:"
+        );
         let mut text = Vec::new();
         crate::output::traceback::write_goroutine(&mut text, g, 27).unwrap();
         assert_eq!(
@@ -554,12 +589,32 @@ mod tests {
         let mut mem = RecordedMemory::new();
         mem.insert(0x7000, &g_bytes(9, status::WAITING, 0x9f00, 0xdead_0000));
         let syms = CachedSymbols::new(Fake);
-        let dec = Decoder { mem: &mem, syms: &syms, offs: offs(), minor: 22, wait_reasons: &[] };
-        let g = dec.decode_one(&offs().decode(0x7000, &g_bytes(9, 4, 0x9f00, 0xdead_0000)).unwrap(), 0, &[], 0);
+        let dec = Decoder {
+            mem: &mem,
+            syms: &syms,
+            offs: offs(),
+            minor: 22,
+            wait_reasons: &[],
+        };
+        let g = dec.decode_one(
+            &offs()
+                .decode(0x7000, &g_bytes(9, 4, 0x9f00, 0xdead_0000))
+                .unwrap(),
+            0,
+            &[],
+            0,
+        );
         assert_eq!(g.error.as_deref(), Some("unknown pc 0xdead0000"));
         assert_eq!(g.state_text(), "unknown wait reason");
         // A stack that cannot be read.
-        let g = dec.decode_one(&offs().decode(0x7000, &g_bytes(9, 4, 0x9f00, 0x1100)).unwrap(), 0, &[], 0);
+        let g = dec.decode_one(
+            &offs()
+                .decode(0x7000, &g_bytes(9, 4, 0x9f00, 0x1100))
+                .unwrap(),
+            0,
+            &[],
+            0,
+        );
         assert_eq!(g.error.as_deref(), Some("cannot read the stack at 0x9f20"));
     }
 }

@@ -71,6 +71,7 @@ impl Grouper {
     }
 
     /// Adds one goroutine.
+    #[allow(clippy::needless_pass_by_value)] // the first member is kept as the example
     pub fn add(&mut self, g: Goroutine) {
         let key = Key {
             state: g.state_text(),

@@ -1,7 +1,7 @@
 //! What `/proc` says about a target process: its executable's load bias (PIE) and why we
 //! may not be allowed to read its memory.
 
-use std::{fs, path::Path};
+use std::{fmt::Write as _, fs, path::Path};
 
 /// One mapping of the target's executable, from `/proc/PID/maps`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,9 @@ pub fn exe_mappings(maps: &str, exe_path: &str) -> Vec<ExeMapping> {
 /// mapping that holds the first segment's file offset (0 for non-PIE executables).
 pub fn load_bias(mappings: &[ExeMapping], segments: &[(u64, u64)]) -> Option<u64> {
     let &(vaddr, off) = segments.iter().min_by_key(|s| s.1)?;
-    let m = mappings.iter().find(|m| m.offset <= off && off < m.offset + (m.end - m.start))?;
+    let m = mappings
+        .iter()
+        .find(|m| m.offset <= off && off < m.offset + (m.end - m.start))?;
     let runtime = m.start + (off - m.offset);
     Some(runtime.wrapping_sub(vaddr))
 }
@@ -54,20 +56,27 @@ pub fn permission_hint(pid: i32) -> String {
     let scope = fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok());
-    let target_uid = fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1).and_then(|u| u.parse::<u32>().ok()))
-    });
+    let target_uid = fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|u| u.parse::<u32>().ok())
+                })
+        });
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     let cap = has_cap_sys_ptrace();
     let mut s = String::from("reading another process's memory needs ptrace access");
     if target_uid.is_some_and(|u| u != me) {
-        s.push_str(&format!(
+        let _ = write!(
+            s,
             "; process {pid} belongs to uid {} and you are uid {me}: run gtrace as that user or as root",
             target_uid.unwrap_or_default()
-        ));
+        );
     }
     match scope {
         Some(1) if !cap => s.push_str(
@@ -113,7 +122,10 @@ mod tests {
 ";
         let m = exe_mappings(maps, "/tmp/x");
         assert_eq!(m.len(), 2);
-        assert_eq!(load_bias(&m, &[(0, 0), (0x2000, 0x2000)]), Some(0x5555_5555_4000));
+        assert_eq!(
+            load_bias(&m, &[(0, 0), (0x2000, 0x2000)]),
+            Some(0x5555_5555_4000)
+        );
         // Non-PIE: mapped at its link address.
         let maps = "00400000-00401000 r--p 00000000 08:01 1 /bin/y (deleted)\n";
         let m = exe_mappings(maps, "/bin/y");

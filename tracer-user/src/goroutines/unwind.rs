@@ -16,6 +16,11 @@ use crate::memory::MemorySource;
 /// must not make us loop).
 pub const MAX_PHYSICAL_FRAMES: usize = 4096;
 
+/// Logical frames Go 1.21+ prints before an elision mark (`tracebackInnerFrames`).
+const INNER: usize = 50;
+/// Logical frames Go 1.21+ prints after an elision mark (`tracebackOuterFrames`).
+const OUTER: usize = 50;
+
 /// Why a goroutine's stack could not be (fully) unwound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -331,8 +336,6 @@ pub fn select_frames<S: Symbols>(
             truncated: phys.len() > 100,
         };
     }
-    const INNER: usize = 50;
-    const OUTER: usize = 50;
     if all.len() <= INNER + OUTER {
         return Selected {
             frames: all,

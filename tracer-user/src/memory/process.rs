@@ -28,7 +28,7 @@ impl ProcessMemory {
         self.pid
     }
 
-    fn error(&self, addr: u64, len: usize, err: io::Error) -> MemoryError {
+    fn error(self, addr: u64, len: usize, err: io::Error) -> MemoryError {
         match err.raw_os_error() {
             Some(libc::ESRCH) => MemoryError::NoSuchProcess { pid: self.pid },
             Some(libc::EPERM | libc::EACCES) => MemoryError::PermissionDenied { pid: self.pid },
@@ -90,7 +90,7 @@ impl MemorySource for ProcessMemory {
     /// Batches up to 1024 ranges per system call. A faulting range ends the kernel's copy, so
     /// the batch resumes right after it; a range that faults costs one extra call.
     fn read_scatter(&self, reqs: &[(u64, usize)], out: &mut [u8], ok: &mut [bool]) {
-        ok.iter_mut().for_each(|f| *f = false);
+        ok.fill(false);
         // Start offset of every range in `out`; ranges that do not fit are dropped.
         let mut offs = Vec::with_capacity(reqs.len().min(ok.len()));
         let mut off = 0usize;

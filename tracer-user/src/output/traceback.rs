@@ -7,7 +7,10 @@
 //! the elision marks, and `created by F in goroutine N`. Arguments are always `(...)`: their
 //! values are not recoverable from outside as the runtime prints them.
 
-use std::io::{self, Write};
+use std::{
+    fmt::Write as _,
+    io::{self, Write},
+};
 
 use crate::goroutines::{Goroutine, group::Group, unwind::ShownFrame};
 
@@ -73,7 +76,7 @@ pub fn header(g: &Goroutine) -> String {
     if let Some(m) = g.wait_minutes()
         && m >= 1
     {
-        s.push_str(&format!(", {m} minutes"));
+        let _ = write!(s, ", {m} minutes");
     }
     if g.locked_to_thread {
         s.push_str(", locked to thread");
@@ -138,22 +141,33 @@ pub fn write_goroutine(w: &mut dyn Write, g: &Goroutine, minor: u32) -> io::Resu
     writeln!(w)
 }
 
+/// Goids listed on a `--group` header line before `… (N more)`.
+const SHOWN_IDS: usize = 64;
+
 /// `--group`: `N goroutines [state, lo-hi minutes]: goid goid …` then the shared stack.
 pub fn write_group(w: &mut dyn Write, grp: &Group, minor: u32) -> io::Result<()> {
     let g = &grp.example;
     let n = grp.count();
-    write!(w, "{n} goroutine{} [{}", if n == 1 { "" } else { "s" }, g.state_text())?;
+    write!(
+        w,
+        "{n} goroutine{} [{}",
+        if n == 1 { "" } else { "s" },
+        g.state_text()
+    )?;
     if let Some((lo, hi)) = grp.wait_ns_range {
         let (lo, hi) = (lo / 60_000_000_000, hi / 60_000_000_000);
         if hi >= 1 {
-            if lo == hi { write!(w, ", {hi} minutes")? } else { write!(w, ", {lo}-{hi} minutes")? }
+            if lo == hi {
+                write!(w, ", {hi} minutes")?
+            } else {
+                write!(w, ", {lo}-{hi} minutes")?
+            }
         }
     }
     if g.locked_to_thread {
         write!(w, ", locked to thread")?;
     }
     write!(w, "]:")?;
-    const SHOWN_IDS: usize = 64;
     for id in grp.goids.iter().take(SHOWN_IDS) {
         write!(w, " {id}")?;
     }
