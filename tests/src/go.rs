@@ -46,6 +46,12 @@ impl Toolchain {
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
     }
 
+    /// `"1.27"`: the release without the patch level (file names, messages).
+    pub fn minor_str(&self) -> String {
+        let (major, minor) = self.minor();
+        format!("{major}.{minor}")
+    }
+
     /// True if this toolchain is Go `major.minor` or newer.
     pub fn at_least(&self, major: u32, minor: u32) -> bool {
         self.minor() >= (major, minor)

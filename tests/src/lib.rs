@@ -3,6 +3,8 @@
 //!
 //! (Full API overview below is filled in as the modules land.)
 
+pub mod blocked;
 pub mod fixture;
 pub mod go;
 pub mod process;
+pub mod traceback;

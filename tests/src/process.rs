@@ -12,7 +12,6 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -59,7 +58,8 @@ pub struct Spawned {
     /// Every stdout line received so far (also those consumed by the `wait_*` helpers).
     seen: Vec<String>,
     stderr: Arc<Mutex<Vec<u8>>>,
-    stderr_thread: Option<JoinHandle<()>>,
+    /// Receives once when stderr reaches EOF (all writers, grandchildren too, closed it).
+    stderr_eof: Receiver<()>,
     exited: Option<ExitStatus>,
     description: String,
 }
@@ -105,7 +105,8 @@ impl Spawned {
         });
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&stderr);
-        let stderr_thread = std::thread::spawn(move || {
+        let (eof_tx, stderr_eof) = mpsc::channel();
+        std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
                 match err.read(&mut buf) {
@@ -116,6 +117,7 @@ impl Spawned {
                         .extend_from_slice(&buf[..n]),
                 }
             }
+            let _ = eof_tx.send(());
         });
         Ok(Self {
             child,
@@ -123,7 +125,7 @@ impl Spawned {
             stdout: rx,
             seen: Vec::new(),
             stderr,
-            stderr_thread: Some(stderr_thread),
+            stderr_eof,
             exited: None,
             description,
         })
@@ -231,14 +233,15 @@ impl Spawned {
         String::from_utf8_lossy(&buf).into_owned()
     }
 
-    /// Waits up to `timeout` for the child to exit; then waits for its stderr to be drained.
+    /// Waits up to `timeout` for the child to exit, then (within the same deadline) for its
+    /// stderr to reach EOF, so [`Self::stderr`] holds everything it wrote. A grandchild that
+    /// keeps stderr open does not hold this up past the deadline.
     pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.try_status() {
-                if let Some(t) = self.stderr_thread.take() {
-                    let _ = t.join();
-                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = self.stderr_eof.recv_timeout(left);
                 return Ok(status);
             }
             if Instant::now() >= deadline {
@@ -324,7 +327,7 @@ mod tests {
             Path::new("/bin/sh"),
             [
                 "-c",
-                "echo hello; echo ready; read x; echo got $x; echo oops >&2; sleep 100",
+                "echo hello; echo ready; read x; echo oops >&2; echo got $x; exec sleep 100",
             ],
             &[("A", "b")],
         )

@@ -5,6 +5,7 @@
 
 mod fixtures;
 mod go_toolchains;
+mod record_dumps;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
+    /// Record real Go goroutine dumps (SIGQUIT, fatal panics) as parser test data.
+    RecordDumps(record_dumps::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::GoToolchains(args) => go_toolchains::run(&args),
         Command::Fixtures(args) => fixtures::run(&args),
+        Command::RecordDumps(args) => record_dumps::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
