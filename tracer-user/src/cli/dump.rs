@@ -32,7 +32,8 @@ pub struct DumpArgs {
     /// Fold goroutines with identical state and stack into one entry with a count.
     #[arg(long)]
     pub group: bool,
-    /// Also show runtime goroutines, which Go's GOTRACEBACK=all dump leaves out.
+    /// GOTRACEBACK=system view, as Go's own SIGQUIT dump: runtime goroutines and runtime
+    /// frames included (default: GOTRACEBACK=all view, as panics and runtime.Stack print).
     #[arg(long, alias = "all")]
     pub system: bool,
 }
@@ -41,7 +42,7 @@ pub struct DumpArgs {
 /// torn reads on stderr).
 pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<DumpStats, DumpError> {
     let target = Target::open(args.pid)?;
-    let opts = DumpOptions { include_system: args.system };
+    let opts = DumpOptions { system: args.system };
     let minor = target.version().minor;
     let version = target.version_string();
     let io_err = |e: io::Error| DumpError::Output(e.into());

@@ -132,10 +132,12 @@ pub enum DecodeError {
 }
 
 /// What to include.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DumpOptions {
-    /// Include runtime goroutines, as `GOTRACEBACK=system` would.
-    pub include_system: bool,
+    /// `GOTRACEBACK=system` semantics (what the runtime's own `SIGQUIT` dump uses): runtime
+    /// goroutines included, runtime frames shown, `created by` shown for runtime creators.
+    /// Off: `GOTRACEBACK=all` semantics, as `runtime.Stack(buf, true)` and panics print.
+    pub system: bool,
 }
 
 /// Everything needed to decode goroutines of one target.
@@ -257,7 +259,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
                 &[][..]
             };
             off += n;
-            decoded.push(self.decode_one(g, base, window, now));
+            decoded.push(self.decode_one(g, base, window, now, opts));
         }
         // Re-read the headers: whatever moved meanwhile is decoded again.
         let again = self.read_headers(&live.iter().map(|g| g.addr).collect::<Vec<_>>());
@@ -273,7 +275,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
                 if matches!(first.base_status(), status::DEAD | status::DEADEXTRA) {
                     break;
                 }
-                d = self.decode_one(&first, 0, &[], now);
+                d = self.decode_one(&first, 0, &[], now, opts);
                 stable = self
                     .read_headers(&[g.addr])
                     .pop()
@@ -295,7 +297,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             }
             d.torn = !stable;
             stats.torn += u64::from(d.torn);
-            if d.system && !opts.include_system {
+            if d.system && !opts.system {
                 stats.system_hidden += 1;
                 continue;
             }
@@ -306,7 +308,14 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
     }
 
     /// Decodes one goroutine from its header and (optionally) a prefetched stack window.
-    pub fn decode_one(&self, g: &RawG, window_base: u64, window: &[u8], now: i64) -> Goroutine {
+    pub fn decode_one(
+        &self,
+        g: &RawG,
+        window_base: u64,
+        window: &[u8],
+        now: i64,
+        opts: DumpOptions,
+    ) -> Goroutine {
         let st = g.base_status();
         let status = status_string(st, self.minor).unwrap_or("???");
         let wait_reason = ((st == status::WAITING || st == status::LEAKED) && g.waitreason != 0)
@@ -337,7 +346,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         };
         if g.goid != 1
             && let Some(f) = self.syms.func_at(g.gopc)
-            && show_func(rules, &f.name, f.kind, false, FuncKind::Normal)
+            && (opts.system || show_func(rules, &f.name, f.kind, false, FuncKind::Normal))
         {
             let tracepc = if g.gopc > f.entry { g.gopc - 1 } else { g.gopc };
             let frames = self.syms.source_frames(&f, tracepc);
@@ -378,7 +387,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         if finalizer {
             out.system = phys.iter().all(|f| f.func.name.starts_with("runtime."));
         }
-        out.stack = select_frames(self.syms, rules, &phys);
+        out.stack = select_frames(self.syms, rules, &phys, opts.system);
         out.error = err.map(|e| e.to_string());
         out
     }
@@ -537,9 +546,7 @@ mod tests {
                     len_addr: 0x8108,
                     ptr_addr: 0x8100,
                 },
-                DumpOptions {
-                    include_system: false,
-                },
+                DumpOptions { system: false },
                 &mut |g| got.push(g),
             )
             .unwrap();
@@ -603,6 +610,7 @@ mod tests {
             0,
             &[],
             0,
+            DumpOptions::default(),
         );
         assert_eq!(g.error.as_deref(), Some("unknown pc 0xdead0000"));
         assert_eq!(g.state_text(), "unknown wait reason");
@@ -614,6 +622,7 @@ mod tests {
             0,
             &[],
             0,
+            DumpOptions::default(),
         );
         assert_eq!(g.error.as_deref(), Some("cannot read the stack at 0x9f20"));
     }

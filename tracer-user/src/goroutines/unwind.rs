@@ -293,12 +293,14 @@ pub fn show_func(
 }
 
 /// Expands physical frames into logical ones and keeps those the runtime would print
-/// (`traceback2`, `traceback1`): runtime-internal frames hidden unless nothing else is left,
-/// and the middle of very deep stacks elided.
+/// (`traceback2`, `traceback1`): at `GOTRACEBACK=all` (`all_frames == false`) runtime-internal
+/// frames are hidden unless nothing else is left; at `system` (and in `SIGQUIT` dumps, which
+/// run at level 2) every frame is shown. The middle of very deep stacks is elided.
 pub fn select_frames<S: Symbols>(
     syms: &CachedSymbols<S>,
     rules: TracebackRules,
     phys: &[PhysFrame],
+    all_frames: bool,
 ) -> Selected {
     let pick = |show_runtime: bool, limit: Option<usize>| -> Vec<ShownFrame> {
         let mut out = Vec::new();
@@ -324,8 +326,8 @@ pub fn select_frames<S: Symbols>(
         out
     };
     let limit = (!rules.inner_outer_elision).then_some(100);
-    let mut all = pick(false, limit);
-    if all.is_empty() {
+    let mut all = pick(all_frames, limit);
+    if all.is_empty() && !all_frames {
         all = pick(true, limit);
     }
     if !rules.inner_outer_elision {
