@@ -42,7 +42,9 @@ pub struct DumpArgs {
 /// torn reads on stderr).
 pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<DumpStats, DumpError> {
     let target = Target::open(args.pid)?;
-    let opts = DumpOptions { system: args.system };
+    let opts = DumpOptions {
+        system: args.system,
+    };
     let minor = target.version().minor;
     let version = target.version_string();
     let io_err = |e: io::Error| DumpError::Output(e.into());
@@ -51,7 +53,8 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<DumpStats, DumpError>
         let stats = target.dump(opts, &mut |g| grouper.add(g))?;
         let groups = grouper.finish();
         if args.json {
-            dump_json::write_groups(&mut *out, args.pid, &version, minor, &groups, &stats).map_err(io_err)?;
+            dump_json::write_groups(&mut *out, args.pid, &version, minor, &groups, &stats)
+                .map_err(io_err)?;
         } else {
             for g in &groups {
                 traceback::write_group(out, g, minor).map_err(io_err)?;
@@ -61,7 +64,8 @@ pub fn run(args: &DumpArgs, out: &mut dyn Write) -> Result<DumpStats, DumpError>
     }
     let mut failed: Option<io::Error> = None;
     let stats = if args.json {
-        let mut w = dump_json::JsonDumpWriter::start(&mut *out, args.pid, &version, minor).map_err(io_err)?;
+        let mut w = dump_json::JsonDumpWriter::start(&mut *out, args.pid, &version, minor)
+            .map_err(io_err)?;
         let stats = target.dump(opts, &mut |g| {
             if failed.is_none() {
                 failed = w.goroutine(&g).err();

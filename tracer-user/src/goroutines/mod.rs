@@ -12,6 +12,7 @@ pub mod gstruct;
 pub mod locate;
 pub mod procinfo;
 pub mod symbols;
+pub mod target;
 pub mod unwind;
 
 pub use decode::{CreatedBy, Decoder, DumpOptions, DumpStats, Goroutine};

@@ -14,8 +14,8 @@ use super::{
 };
 use crate::{
     gobin::{
-        GoBinary, GobinError, layout::RuntimeLayout, pclntab::Pclntab, version::GoVersion,
-        waitreason::WaitReasons,
+        GoBinary, GobinError, dwarf::DwarfStructs, layout::RuntimeLayout, pclntab::Pclntab,
+        version::GoVersion,
     },
     memory::{MemoryError, MemorySource, ProcessMemory},
 };
@@ -108,14 +108,20 @@ pub struct BinarySymbols<'a> {
 
 impl std::fmt::Debug for BinarySymbols<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BinarySymbols").field("bias", &self.bias).finish_non_exhaustive()
+        f.debug_struct("BinarySymbols")
+            .field("bias", &self.bias)
+            .finish_non_exhaustive()
     }
 }
 
 impl<'a> BinarySymbols<'a> {
     /// Symbols of `bin` loaded at `bias`, for Go 1.`minor`.
     pub fn new(bin: &'a GoBinary, bias: u64, minor: u32) -> Self {
-        Self { tab: bin.pclntab(), bias, wrapper_id: wrapper_func_id(minor) }
+        Self {
+            tab: bin.pclntab(),
+            bias,
+            wrapper_id: wrapper_func_id(minor),
+        }
     }
 }
 
@@ -123,7 +129,11 @@ impl Symbols for BinarySymbols<'_> {
     fn func_at(&self, pc: u64) -> Option<FuncInfo> {
         let f = self.tab.find_func(pc.wrapping_sub(self.bias)).ok()??;
         let name: Arc<str> = self.tab.name(&f).ok()?.into();
-        let kind = if f.func_id == self.wrapper_id { FuncKind::Wrapper } else { FuncKind::from_name(&name) };
+        let kind = if f.func_id == self.wrapper_id {
+            FuncKind::Wrapper
+        } else {
+            FuncKind::from_name(&name)
+        };
         Some(FuncInfo {
             entry: f.entry.wrapping_add(self.bias),
             name,
@@ -134,7 +144,10 @@ impl Symbols for BinarySymbols<'_> {
     }
 
     fn sp_delta(&self, func: &FuncInfo, pc: u64) -> Option<u32> {
-        let f = self.tab.find_func(func.entry.wrapping_sub(self.bias)).ok()??;
+        let f = self
+            .tab
+            .find_func(func.entry.wrapping_sub(self.bias))
+            .ok()??;
         u32::try_from(self.tab.sp_delta(&f, pc.wrapping_sub(self.bias)).ok()?).ok()
     }
 
@@ -148,7 +161,11 @@ impl Symbols for BinarySymbols<'_> {
         frames
             .into_iter()
             .map(|fr| {
-                let kind = if fr.inlined { FuncKind::from_name(&fr.function) } else { func.kind };
+                let kind = if fr.inlined {
+                    FuncKind::from_name(&fr.function)
+                } else {
+                    func.kind
+                };
                 SourceFrame {
                     function: fr.function.into(),
                     file: fr.file.into(),
@@ -184,28 +201,34 @@ impl Target {
         }
         let mem = ProcessMemory::new(pid);
         let bin = GoBinary::open_pid(upid).map_err(|source| match &source {
-            GobinError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::PermissionDenied => {
-                DumpError::PermissionDenied { pid, hint: procinfo::permission_hint(pid) }
+            GobinError::Open { source: io, .. }
+                if io.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                DumpError::PermissionDenied {
+                    pid,
+                    hint: procinfo::permission_hint(pid),
+                }
             }
             GobinError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => {
                 DumpError::NoSuchProcess { pid }
             }
             _ => DumpError::NotGo { pid, source },
         })?;
-        let version = bin.version().cloned().ok_or_else(|| DumpError::UnsupportedVersion {
+        let version = bin
+            .version()
+            .cloned()
+            .ok_or_else(|| DumpError::UnsupportedVersion {
+                pid,
+                reason: "the binary's build info names no Go release (a devel toolchain?)".into(),
+            })?;
+        let unsupported = |e: &dyn std::fmt::Display| DumpError::UnsupportedVersion {
             pid,
-            reason: "the binary's build info names no Go release (a devel toolchain?)".into(),
-        })?;
-        let unsupported = |e: &dyn std::fmt::Display| DumpError::UnsupportedVersion { pid, reason: e.to_string() };
-        let layout = RuntimeLayout::for_version(&version).map_err(|e| unsupported(&e))?;
+            reason: e.to_string(),
+        };
+        let layout = Self::layout(&bin, &version).map_err(|e| unsupported(&e))?;
         layout.check().map_err(|e| unsupported(&e))?;
         let offs = GOffsets::from_layout(&layout);
-        let wait_reasons = WaitReasons::for_version(&version)
-            .map_err(|e| unsupported(&e))?
-            .reasons()
-            .iter()
-            .map(|s| Arc::from(*s))
-            .collect();
+        let wait_reasons = wait_reasons_standin(&bin);
         let bias = Self::bias(pid, &bin);
         // Reading something first turns permission problems into a clear error.
         let probe = bin
@@ -213,15 +236,42 @@ impl Target {
             .or_else(|_| bin.func_by_name("runtime.main"))
             .map_err(|source| DumpError::NotGo { pid, source })?;
         let mut code = vec![0u8; usize::try_from((probe.end - probe.entry).min(4096)).unwrap_or(0)];
-        mem.read_at(probe.entry + bias, &mut code).map_err(|e| match e {
-            MemoryError::PermissionDenied { .. } => {
-                DumpError::PermissionDenied { pid, hint: procinfo::permission_hint(pid) }
-            }
-            MemoryError::NoSuchProcess { .. } => DumpError::NoSuchProcess { pid },
-            other => DumpError::Memory { pid, source: other },
-        })?;
-        let loc = Self::locate(&bin, &mem, &offs, bias).map_err(|source| DumpError::GoroutineList { pid, source })?;
-        Ok(Self { pid, bin, version, offs, wait_reasons, bias, loc, mem })
+        mem.read_at(probe.entry + bias, &mut code)
+            .map_err(|e| match e {
+                MemoryError::PermissionDenied { .. } => DumpError::PermissionDenied {
+                    pid,
+                    hint: procinfo::permission_hint(pid),
+                },
+                MemoryError::NoSuchProcess { .. } => DumpError::NoSuchProcess { pid },
+                other => DumpError::Memory { pid, source: other },
+            })?;
+        let loc = Self::locate(&bin, &mem, &offs, bias)
+            .map_err(|source| DumpError::GoroutineList { pid, source })?;
+        Ok(Self {
+            pid,
+            bin,
+            version,
+            offs,
+            wait_reasons,
+            bias,
+            loc,
+            mem,
+        })
+    }
+
+    /// The binary's own DWARF when it has some, else the generated table for its version.
+    fn layout(
+        bin: &GoBinary,
+        version: &GoVersion,
+    ) -> Result<RuntimeLayout, crate::gobin::layout::LayoutError> {
+        let from_dwarf = object::File::parse(bin.image().bytes())
+            .ok()
+            .and_then(|f| DwarfStructs::from_object(&f).ok())
+            .map(|d| RuntimeLayout::from_source(&d, Some(version)));
+        match from_dwarf {
+            Some(Ok(l)) => Ok(l),
+            _ => RuntimeLayout::for_version(version),
+        }
     }
 
     fn bias(pid: i32, bin: &GoBinary) -> u64 {
@@ -229,17 +279,34 @@ impl Target {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
         let Some(exe) = exe else { return 0 };
         let exe = exe.to_string_lossy();
-        let mappings = procinfo::exe_mappings(&maps, exe.strip_suffix(" (deleted)").unwrap_or(&exe));
-        let segs: Vec<(u64, u64)> = bin.image().segments().iter().map(|s| (s.vaddr, s.offset)).collect();
+        let mappings =
+            procinfo::exe_mappings(&maps, exe.strip_suffix(" (deleted)").unwrap_or(&exe));
+        let segs: Vec<(u64, u64)> = bin
+            .image()
+            .segments()
+            .iter()
+            .map(|s| (s.vaddr, s.offset))
+            .collect();
         procinfo::load_bias(&mappings, &segs).unwrap_or(0)
     }
 
     /// Data symbols first, then the code of `runtime.forEachGRace`; every candidate is
     /// validated against the live process.
-    fn locate(bin: &GoBinary, mem: &ProcessMemory, offs: &GOffsets, bias: u64) -> Result<AllgsLocation, LocateError> {
+    fn locate(
+        bin: &GoBinary,
+        mem: &ProcessMemory,
+        offs: &GOffsets,
+        bias: u64,
+    ) -> Result<AllgsLocation, LocateError> {
         let mut candidates = Vec::new();
-        if let (Some((l, _)), Some((p, _))) = (bin.data_symbol("runtime.allglen"), bin.data_symbol("runtime.allgptr")) {
-            candidates.push(AllgsLocation::LenPtr { len_addr: l + bias, ptr_addr: p + bias });
+        if let (Some((l, _)), Some((p, _))) = (
+            bin.data_symbol("runtime.allglen"),
+            bin.data_symbol("runtime.allgptr"),
+        ) {
+            candidates.push(AllgsLocation::LenPtr {
+                len_addr: l + bias,
+                ptr_addr: p + bias,
+            });
         }
         if let Some((a, _)) = bin.data_symbol("runtime.allgs") {
             candidates.push(AllgsLocation::Slice { addr: a + bias });
@@ -248,7 +315,10 @@ impl Target {
             let len = usize::try_from((f.end - f.entry).min(4096)).unwrap_or(0);
             let mut code = vec![0u8; len];
             if mem.read_at(f.entry + bias, &mut code).is_ok() {
-                candidates.extend(locate::candidates_from_for_each_g_race(&code, f.entry + bias));
+                candidates.extend(locate::candidates_from_for_each_g_race(
+                    &code,
+                    f.entry + bias,
+                ));
             }
         }
         let mut last = LocateError::NotFound;
@@ -268,7 +338,9 @@ impl Target {
 
     /// The version as the build info spells it (`go1.27.3`).
     pub fn version_string(&self) -> String {
-        self.bin.build_info().map_or_else(|| self.version.to_string(), |b| b.go_version.clone())
+        self.bin
+            .build_info()
+            .map_or_else(|| self.version.to_string(), |b| b.go_version.clone())
     }
 
     /// The process id.
@@ -282,7 +354,11 @@ impl Target {
     }
 
     /// Reads every goroutine and hands each to `sink` as soon as it is decoded.
-    pub fn dump(&self, opts: DumpOptions, sink: &mut dyn FnMut(Goroutine)) -> Result<DumpStats, DumpError> {
+    pub fn dump(
+        &self,
+        opts: DumpOptions,
+        sink: &mut dyn FnMut(Goroutine),
+    ) -> Result<DumpStats, DumpError> {
         let syms = CachedSymbols::new(BinarySymbols::new(&self.bin, self.bias, self.version.minor));
         let dec = Decoder {
             mem: &self.mem,
@@ -292,9 +368,41 @@ impl Target {
             wait_reasons: &self.wait_reasons,
         };
         dec.dump(self.loc, opts, sink).map_err(|e| match e {
-            DecodeError::List(source) => DumpError::GoroutineList { pid: self.pid, source },
-            DecodeError::Memory(MemoryError::NoSuchProcess { .. }) => DumpError::NoSuchProcess { pid: self.pid },
-            DecodeError::Memory(source) => DumpError::Memory { pid: self.pid, source },
+            DecodeError::List(source) => DumpError::GoroutineList {
+                pid: self.pid,
+                source,
+            },
+            DecodeError::Memory(MemoryError::NoSuchProcess { .. }) => {
+                DumpError::NoSuchProcess { pid: self.pid }
+            }
+            DecodeError::Memory(source) => DumpError::Memory {
+                pid: self.pid,
+                source,
+            },
         })
     }
+}
+
+/// TEMPORARY stand-in until `gobin::waitreason` lands: `runtime.waitReasonStrings` read from
+/// the binary file when it has a symbol table (`[N]string`: `{ptr, len}` pairs), else empty
+/// (every reason then prints as "unknown wait reason").
+fn wait_reasons_standin(bin: &GoBinary) -> Vec<Arc<str>> {
+    let Some((addr, size)) = bin.data_symbol("runtime.waitReasonStrings") else {
+        return Vec::new();
+    };
+    let Ok(raw) = bin.read_vaddr(addr, usize::try_from(size.min(16 * 256)).unwrap_or(0)) else {
+        return Vec::new();
+    };
+    raw.chunks_exact(16)
+        .map(|c| {
+            let p = u64::from_le_bytes(c[..8].try_into().unwrap_or_default());
+            let n = u64::from_le_bytes(c[8..].try_into().unwrap_or_default());
+            let s = if n == 0 {
+                Ok(&[][..])
+            } else {
+                bin.read_vaddr(p, usize::try_from(n.min(256)).unwrap_or(0))
+            };
+            Arc::from(s.map(String::from_utf8_lossy).unwrap_or_default().as_ref())
+        })
+        .collect()
 }
