@@ -16,6 +16,7 @@ use gtrace_tests::{
     traceback::{self, Dump},
 };
 use tracer_user::{
+    gobin::GoBinary,
     goroutines::{
         DumpOptions, DumpStats, Goroutine,
         target::{DumpError, Target},
@@ -80,13 +81,12 @@ fn as_go_dump(gs: &[Goroutine], minor: u32) -> Dump {
 
 /// `isExportedRuntime` + `showfuncinfo` at level 1, written independently of gtrace's code
 /// from runtime/traceback.go, to filter the level-2 ground truth down to `GOTRACEBACK=all`.
-/// `go f(x)` wrappers (`F.gowrapN`, Go 1.22+) are compiler wrappers (`abi.FuncIDWrapper`),
-/// which the text does not mark otherwise; the blocked fixture has no other wrappers.
-fn shown_at_level1(name: &str, first: bool) -> bool {
-    if name
-        .rsplit_once(".gowrap")
-        .is_some_and(|(_, n)| n.parse::<u32>().is_ok())
-    {
+/// `showfuncinfo` at level 1, written independently of gtrace's code from
+/// runtime/traceback.go, to filter the level-2 ground truth down to `GOTRACEBACK=all`.
+/// `wrapper` says whether the binary's pclntab marks the function `abi.FuncIDWrapper` (the
+/// text cannot: `go` statement wrappers, promoted-method wrappers).
+fn shown_at_level1(name: &str, first: bool, wrapper: bool) -> bool {
+    if wrapper {
         return false;
     }
     if name == "panic" {
@@ -101,6 +101,32 @@ fn shown_at_level1(name: &str, first: bool) -> bool {
     up(f) && (rcvr.is_empty() || up(rcvr))
 }
 
+/// `abi.FuncIDWrapper` is the last FuncID of each release (internal/abi/symtab.go,
+/// runtime/symtab.go in 1.19).
+fn wrapper_id(minor: u32) -> u8 {
+    match minor {
+        ..=21 => 21,
+        22..=24 => 22,
+        _ => 23,
+    }
+}
+
+/// A predicate "is this (non-inlined) function a compiler wrapper" from the binary's pclntab.
+fn wrappers(bin: &std::path::Path, minor: u32) -> impl Fn(&str) -> bool {
+    let gb = GoBinary::open(bin).expect("open fixture binary");
+    let id = wrapper_id(minor);
+    let mut set = std::collections::HashSet::new();
+    let tab = gb.pclntab();
+    for f in tab.funcs().filter_map(Result::ok) {
+        if f.func_id == id
+            && let Ok(n) = tab.name(&f)
+        {
+            set.insert(n.into_owned());
+        }
+    }
+    move |name: &str| set.contains(name)
+}
+
 /// A runtime goroutine by `isSystemGoroutine`'s rule, judged from Go's own dump: its start
 /// function (outermost frame before `runtime.goexit`) is a `runtime.` function other than
 /// `runtime.main`.
@@ -113,13 +139,17 @@ fn is_system(g: &traceback::Goroutine) -> bool {
     start.is_some_and(|f| f.function.starts_with("runtime.") && f.function != "runtime.main")
 }
 
-fn level1(go: &Dump) -> Dump {
+fn level1(go: &Dump, is_wrapper: &dyn Fn(&str) -> bool) -> Dump {
     let mut out = go.clone();
     out.goroutines.retain(|g| !is_system(g));
     for g in &mut out.goroutines {
         let mut kept = Vec::new();
         for f in &g.frames {
-            if shown_at_level1(&f.function, kept.is_empty()) {
+            if shown_at_level1(
+                &f.function,
+                kept.is_empty(),
+                !f.inlined && is_wrapper(&f.function),
+            ) {
                 kept.push(f.clone());
             }
         }
@@ -128,7 +158,7 @@ fn level1(go: &Dump) -> Dump {
         }
         if g.created_by
             .as_ref()
-            .is_some_and(|c| !shown_at_level1(&c.function, false))
+            .is_some_and(|c| !shown_at_level1(&c.function, false, is_wrapper(&c.function)))
         {
             g.created_by = None;
             g.parent_goid = None;
@@ -208,7 +238,10 @@ fn check_one(tc: &Toolchain, variant: Variant) -> Vec<String> {
     let bin =
         fixture::build("blocked", tc, variant).unwrap_or_else(|e| panic!("{what}: build: {e:#}"));
     let mut p = spawn(&bin, &[]);
-    let target = open(&p, &what);
+    let target = match Target::open(p.pid() as i32) {
+        Ok(t) => t,
+        Err(e) => return vec![format!("{what}: Target::open failed: {e}")],
+    };
     let minor = tc.minor().1;
     let (system, sys_stats) = collect(&target, true);
     let (user, user_stats) = collect(&target, false);
@@ -243,9 +276,12 @@ fn check_one(tc: &Toolchain, variant: Variant) -> Vec<String> {
             .map(|d| format!("--system: {d}")),
     );
     diffs.extend(
-        compare(&as_go_dump(&user, minor), &level1(&go))
-            .into_iter()
-            .map(|d| format!("default: {d}")),
+        compare(
+            &as_go_dump(&user, minor),
+            &level1(&go, &wrappers(&bin, minor)),
+        )
+        .into_iter()
+        .map(|d| format!("default: {d}")),
     );
     // Errors in our own records (shown inline in text) must not hide behind a parse.
     for g in system.iter().filter(|g| g.error.is_some()) {
