@@ -4,6 +4,7 @@
 //! module.
 
 mod fixtures;
+mod gen_offsets;
 mod go_toolchains;
 mod record_dumps;
 
@@ -27,6 +28,8 @@ enum Command {
     Fixtures(fixtures::Args),
     /// Record real Go goroutine dumps (SIGQUIT, fatal panics) as parser test data.
     RecordDumps(record_dumps::Args),
+    /// Regenerate the per-Go-version runtime layout and wait-reason tables from probe builds.
+    GenOffsets(gen_offsets::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::GoToolchains(args) => go_toolchains::run(&args),
         Command::Fixtures(args) => fixtures::run(&args),
         Command::RecordDumps(args) => record_dumps::run(&args),
+        Command::GenOffsets(args) => gen_offsets::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,7 @@ use object::{Object as _, ObjectSection as _};
 use super::layout::StructSource;
 
 /// Raised when the DWARF of a binary cannot be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DwarfError {
     /// The binary has no `.debug_info` (stripped with `-ldflags=-w` or `-s`).

@@ -16,6 +16,7 @@ use crate::{
     gobin::{
         GoBinary, GobinError, dwarf::DwarfStructs, layout::RuntimeLayout, pclntab::Pclntab,
         version::GoVersion,
+        waitreason::{StringTableError, WaitReasons},
     },
     memory::{MemoryError, MemorySource, ProcessMemory},
 };
@@ -228,7 +229,7 @@ impl Target {
         let layout = Self::layout(&bin, &version).map_err(|e| unsupported(&e))?;
         layout.check().map_err(|e| unsupported(&e))?;
         let offs = GOffsets::from_layout(&layout);
-        let wait_reasons = wait_reasons_standin(&bin);
+        let wait_reasons = Self::wait_reasons(&bin, &version).map_err(|e| unsupported(&e))?;
         let bias = Self::bias(pid, &bin);
         // Reading something first turns permission problems into a clear error.
         let probe = bin
@@ -272,6 +273,15 @@ impl Target {
             Some(Ok(l)) => Ok(l),
             _ => RuntimeLayout::for_version(version),
         }
+    }
+
+    /// `runtime.waitReasonStrings` from the binary when it has symbols, else the table.
+    fn wait_reasons(bin: &GoBinary, version: &GoVersion) -> Result<Vec<Arc<str>>, StringTableError> {
+        let w = match object::File::parse(bin.image().bytes()) {
+            Ok(f) => WaitReasons::load(&f, version)?,
+            Err(_) => WaitReasons::for_version(version)?,
+        };
+        Ok(w.strings.iter().map(|s| Arc::from(s.as_ref())).collect())
     }
 
     fn bias(pid: i32, bin: &GoBinary) -> u64 {
@@ -383,26 +393,3 @@ impl Target {
     }
 }
 
-/// TEMPORARY stand-in until `gobin::waitreason` lands: `runtime.waitReasonStrings` read from
-/// the binary file when it has a symbol table (`[N]string`: `{ptr, len}` pairs), else empty
-/// (every reason then prints as "unknown wait reason").
-fn wait_reasons_standin(bin: &GoBinary) -> Vec<Arc<str>> {
-    let Some((addr, size)) = bin.data_symbol("runtime.waitReasonStrings") else {
-        return Vec::new();
-    };
-    let Ok(raw) = bin.read_vaddr(addr, usize::try_from(size.min(16 * 256)).unwrap_or(0)) else {
-        return Vec::new();
-    };
-    raw.chunks_exact(16)
-        .map(|c| {
-            let p = u64::from_le_bytes(c[..8].try_into().unwrap_or_default());
-            let n = u64::from_le_bytes(c[8..].try_into().unwrap_or_default());
-            let s = if n == 0 {
-                Ok(&[][..])
-            } else {
-                bin.read_vaddr(p, usize::try_from(n.min(256)).unwrap_or(0))
-            };
-            Arc::from(s.map(String::from_utf8_lossy).unwrap_or_default().as_ref())
-        })
-        .collect()
-}
