@@ -235,20 +235,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             }
         }
         // Prefetch the top of every stack in one go.
-        let unwind_starts: Vec<Option<UnwindStart>> = live.iter().map(start_of).collect();
-        let reqs: Vec<(u64, usize)> = unwind_starts
-            .iter()
-            .map(|s| match s {
-                Some(s) if s.sp >= s.lo && s.sp < s.hi => {
-                    (s.sp, (s.hi - s.sp).min(STACK_WINDOW) as usize)
-                }
-                _ => (0, 0),
-            })
-            .collect();
-        let total: usize = reqs.iter().map(|r| r.1).sum();
-        let mut windows = vec![0u8; total];
-        let mut ok = vec![false; reqs.len()];
-        self.mem.read_scatter(&reqs, &mut windows, &mut ok);
+        let (reqs, windows, ok) = self.read_windows(&live);
         let mut decoded = Vec::with_capacity(live.len());
         let mut off = 0;
         for (i, g) in live.iter().enumerate() {
@@ -261,26 +248,28 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             off += n;
             decoded.push(self.decode_one(g, base, window, now, opts));
         }
-        // Re-read the headers: whatever moved meanwhile is decoded again.
+        // Re-read headers and stack tops: a goroutine that ran meanwhile may have parked
+        // again at the same place (same header) with different stack bytes in between, so
+        // both must match. Those that moved, or failed to decode, are decoded again.
         let again = self.read_headers(&live.iter().map(|g| g.addr).collect::<Vec<_>>());
-        for ((g, mut d), second) in live.iter().zip(decoded).zip(again) {
-            let mut stable = second.is_some_and(|s| s.same_state(g));
+        let (_, windows2, ok2) = self.read_windows(&live);
+        let mut off = 0;
+        for (i, ((g, mut d), second)) in live.iter().zip(decoded).zip(again).enumerate() {
+            let n = reqs[i].1;
+            let same_stack = ok[i] == ok2[i] && windows[off..off + n] == windows2[off..off + n];
+            off += n;
+            let mut stable = same_stack && second.is_some_and(|s| s.same_state(g));
             let mut tries = 0;
-            while !stable && tries < MAX_RETRIES {
+            while (!stable || d.error.is_some()) && tries < MAX_RETRIES {
                 tries += 1;
                 stats.retries += 1;
-                let Some(first) = self.read_headers(&[g.addr]).pop().flatten() else {
-                    break;
-                };
-                if matches!(first.base_status(), status::DEAD | status::DEADEXTRA) {
-                    break;
+                match self.decode_checked(g.addr, now, opts) {
+                    Some((again, consistent)) => {
+                        d = again;
+                        stable = consistent;
+                    }
+                    None => break,
                 }
-                d = self.decode_one(&first, 0, &[], now, opts);
-                stable = self
-                    .read_headers(&[g.addr])
-                    .pop()
-                    .flatten()
-                    .is_some_and(|s| s.same_state(&first));
             }
             if !stable
                 && matches!(
@@ -305,6 +294,42 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             stats.shown += 1;
             sink(d);
         }
+    }
+
+    /// Reads the top of each goroutine's stack (from its unwinding SP, at most
+    /// [`STACK_WINDOW`] bytes, never past `stack.hi`) in one scatter read.
+    fn read_windows(&self, gs: &[RawG]) -> (Vec<(u64, usize)>, Vec<u8>, Vec<bool>) {
+        let reqs: Vec<(u64, usize)> = gs
+            .iter()
+            .map(|g| match start_of(g) {
+                Some(s) if s.sp >= s.lo && s.sp < s.hi => {
+                    (s.sp, (s.hi - s.sp).min(STACK_WINDOW) as usize)
+                }
+                _ => (0, 0),
+            })
+            .collect();
+        let total: usize = reqs.iter().map(|r| r.1).sum();
+        let mut windows = vec![0u8; total];
+        let mut ok = vec![false; reqs.len()];
+        self.mem.read_scatter(&reqs, &mut windows, &mut ok);
+        (reqs, windows, ok)
+    }
+
+    /// Reads and decodes the goroutine at `addr` alone, then re-reads its header and stack
+    /// top: `(goroutine, consistent)`, or `None` if it is gone (unreadable or dead).
+    fn decode_checked(&self, addr: u64, now: i64, opts: DumpOptions) -> Option<(Goroutine, bool)> {
+        let first = self.read_headers(&[addr]).pop().flatten()?;
+        if matches!(first.base_status(), status::DEAD | status::DEADEXTRA) {
+            return None;
+        }
+        let one = [first];
+        let (reqs, w1, ok1) = self.read_windows(&one);
+        let window = if ok1[0] { &w1[..] } else { &[][..] };
+        let d = self.decode_one(&first, reqs[0].0, window, now, opts);
+        let second = self.read_headers(&[addr]).pop().flatten();
+        let (_, w2, ok2) = self.read_windows(&one);
+        let consistent = second.is_some_and(|s| s.same_state(&first)) && ok1 == ok2 && w1 == w2;
+        Some((d, consistent))
     }
 
     /// Decodes one goroutine from its header and (optionally) a prefetched stack window.

@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     gobin::{
-        GoBinary, GobinError, dwarf::DwarfStructs, layout::RuntimeLayout, pclntab::Pclntab,
+        GoBinary, GobinError,
+        dwarf::DwarfStructs,
+        layout::RuntimeLayout,
+        pclntab::Pclntab,
         version::GoVersion,
         waitreason::{StringTableError, WaitReasons},
     },
@@ -276,7 +279,10 @@ impl Target {
     }
 
     /// `runtime.waitReasonStrings` from the binary when it has symbols, else the table.
-    fn wait_reasons(bin: &GoBinary, version: &GoVersion) -> Result<Vec<Arc<str>>, StringTableError> {
+    fn wait_reasons(
+        bin: &GoBinary,
+        version: &GoVersion,
+    ) -> Result<Vec<Arc<str>>, StringTableError> {
         let w = match object::File::parse(bin.image().bytes()) {
             Ok(f) => WaitReasons::load(&f, version)?,
             Err(_) => WaitReasons::for_version(version)?,
@@ -392,4 +398,3 @@ impl Target {
         })
     }
 }
-
