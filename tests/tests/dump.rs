@@ -19,6 +19,7 @@ use tracer_user::{
     gobin::GoBinary,
     goroutines::{
         DumpOptions, DumpStats, Goroutine,
+        group::{Group, Grouper},
         target::{DumpError, Target},
     },
     output::{dump_json::JsonDumpWriter, traceback::write_goroutine},
@@ -81,6 +82,66 @@ fn as_go_dump(gs: &[Goroutine], minor: u32) -> Dump {
 
 /// `isExportedRuntime` + `showfuncinfo` at level 1, written independently of gtrace's code
 /// from runtime/traceback.go, to filter the level-2 ground truth down to `GOTRACEBACK=all`.
+/// The JSON output read back as a Go dump, to compare it with Go's own (the JSON carries the
+/// `inlined` flag itself). Also checks every object has the keys the schema requires.
+fn json_as_go_dump(v: &serde_json::Value) -> Dump {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/json/dump.schema.json"))
+            .expect("schema is JSON");
+    let required = |def: &str| -> Vec<String> {
+        schema["$defs"][def]["required"]
+            .as_array()
+            .expect("required list")
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (g_keys, f_keys) = (required("goroutine"), required("frame"));
+    let mut dump = Dump::default();
+    for g in v["goroutines"].as_array().expect("goroutines array") {
+        for k in &g_keys {
+            assert!(g.get(k).is_some(), "JSON goroutine lacks {k}: {g}");
+        }
+        let frames = g["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                for k in &f_keys {
+                    assert!(f.get(k).is_some(), "JSON frame lacks {k}: {f}");
+                }
+                traceback::Frame {
+                    function: f["function"].as_str().unwrap().to_owned(),
+                    file: f["file"].as_str().unwrap().to_owned(),
+                    line: f["line"].as_u64().unwrap() as u32,
+                    inlined: f["inlined"].as_bool().unwrap(),
+                    ..traceback::Frame::default()
+                }
+            })
+            .collect();
+        let created_by = g["created_by"].as_object().map(|c| traceback::Location {
+            function: c["function"].as_str().unwrap().to_owned(),
+            file: c["file"].as_str().unwrap().to_owned(),
+            line: c["line"].as_u64().unwrap() as u32,
+            pc_offset: None,
+        });
+        dump.goroutines.push(traceback::Goroutine {
+            goid: g["goid"].as_u64().unwrap(),
+            status: g["wait_reason"]
+                .as_str()
+                .or(g["status"].as_str())
+                .unwrap()
+                .to_owned(),
+            frames,
+            created_by,
+            parent_goid: g["parent_goid"].as_u64(),
+            stack_unavailable: g["running"].as_bool().unwrap(),
+            ..traceback::Goroutine::default()
+        });
+    }
+    dump
+}
+
 /// `showfuncinfo` at level 1, written independently of gtrace's code from
 /// runtime/traceback.go, to filter the level-2 ground truth down to `GOTRACEBACK=all`.
 /// `wrapper` says whether the binary's pclntab marks the function `abi.FuncIDWrapper` (the
@@ -275,14 +336,39 @@ fn check_one(tc: &Toolchain, variant: Variant) -> Vec<String> {
             .into_iter()
             .map(|d| format!("--system: {d}")),
     );
+    let go_level1 = level1(&go, &wrappers(&bin, minor));
     diffs.extend(
-        compare(
-            &as_go_dump(&user, minor),
-            &level1(&go, &wrappers(&bin, minor)),
-        )
-        .into_iter()
-        .map(|d| format!("default: {d}")),
+        compare(&as_go_dump(&user, minor), &go_level1)
+            .into_iter()
+            .map(|d| format!("default: {d}")),
     );
+    diffs.extend(
+        compare(&json_as_go_dump(&v), &go_level1)
+            .into_iter()
+            .map(|d| format!("--json: {d}")),
+    );
+    // --group: the three chan-receive goroutines of main.blockChanRecv fold into one entry.
+    let mut grouper = Grouper::new();
+    for g in &user {
+        grouper.add(g.clone());
+    }
+    let groups = grouper.finish();
+    let recv = groups.iter().find(|g| {
+        g.example
+            .stack
+            .frames
+            .first()
+            .is_some_and(|f| &*f.src.function == "main.blockChanRecv")
+    });
+    if recv.map(Group::count) != Some(3) {
+        diffs.push(format!(
+            "--group: blockChanRecv group has {:?} members",
+            recv.map(Group::count)
+        ));
+    }
+    if groups.windows(2).any(|w| w[0].count() < w[1].count()) {
+        diffs.push("--group: groups are not largest first".into());
+    }
     // Errors in our own records (shown inline in text) must not hide behind a parse.
     for g in system.iter().filter(|g| g.error.is_some()) {
         diffs.push(format!("g{}: error {:?}", g.goid, g.error));

@@ -67,6 +67,8 @@ pub struct Goroutine {
     pub stack: Selected,
     /// Running on a CPU at the moment of reading: no consistent stack can be read.
     pub running: bool,
+    /// The OS thread (`m.procid`) it was running on, for a running goroutine.
+    pub thread: Option<u64>,
     /// A runtime goroutine (`isSystemGoroutine`).
     pub system: bool,
     /// It kept changing while being read; the data may mix two moments.
@@ -365,6 +367,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             parent_goid: (g.parent_goid != 0).then_some(g.parent_goid),
             stack: Selected::default(),
             running: false,
+            thread: None,
             system: false,
             torn: false,
             error: None,
@@ -401,6 +404,13 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         );
         if st == status::RUNNING && g.syscallsp == 0 {
             out.running = true;
+            // Where it runs: `g.m.procid` is the thread id (the M may change right after).
+            out.thread = self.offs.m_procid.filter(|_| g.m != 0).and_then(|o| {
+                self.mem
+                    .read_u64(g.m + u64::from(o))
+                    .ok()
+                    .filter(|&t| t != 0 && t < 1 << 32)
+            });
             return out;
         }
         let Some(start) = start_of(g) else {
@@ -514,6 +524,7 @@ mod tests {
             parent_goid: Some(104),
             gopc: 112,
             startpc: 120,
+            m_procid: None,
         }
     }
 

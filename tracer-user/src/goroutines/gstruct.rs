@@ -90,6 +90,8 @@ pub struct GOffsets {
     pub gopc: u32,
     /// `startpc`.
     pub startpc: u32,
+    /// `m.procid` (in the `m` that `g.m` points to): the thread id.
+    pub m_procid: Option<u32>,
 }
 
 impl GOffsets {
@@ -115,6 +117,7 @@ impl GOffsets {
             parent_goid: g.parent_goid,
             gopc: g.gopc,
             startpc: g.startpc,
+            m_procid: Some(l.m.procid),
         }
     }
 
