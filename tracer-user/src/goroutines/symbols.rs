@@ -14,7 +14,7 @@ use std::{
     sync::Arc,
 };
 
-/// Hashes PCs (u64 keys, chosen by no adversary) with one multiply instead of SipHash: the
+/// Hashes PCs (u64 keys, chosen by no adversary) with one multiply instead of `SipHash`: the
 /// caches are hit several times per goroutine.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PcHasher(u64);

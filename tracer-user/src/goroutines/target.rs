@@ -39,7 +39,7 @@ pub enum DumpError {
     PermissionDenied {
         /// The PID asked for.
         pid: i32,
-        /// What to do about it (uid, Yama ptrace_scope, CAP_SYS_PTRACE).
+        /// What to do about it (uid, Yama `ptrace_scope`, `CAP_SYS_PTRACE`).
         hint: String,
     },
     /// The executable is not a Go program gtrace can read.
@@ -93,7 +93,7 @@ impl DumpError {
 const FLAG_TOP_FRAME: u8 = 1;
 const FLAG_SP_WRITE: u8 = 2;
 
-/// `abi.FuncIDWrapper` per Go minor: it is the last FuncID and moves as IDs are added
+/// `abi.FuncIDWrapper` per Go minor: it is the last `FuncID` and moves as IDs are added
 /// (internal/abi/symtab.go: 21 in 1.19–1.21, 22 in 1.22–1.24, 23 since 1.25).
 fn wrapper_func_id(minor: u32) -> u8 {
     match minor {
@@ -249,7 +249,7 @@ impl Target {
                 MemoryError::NoSuchProcess { .. } => DumpError::NoSuchProcess { pid },
                 other => DumpError::Memory { pid, source: other },
             })?;
-        let loc = Self::locate(&bin, &mem, &offs, bias)
+        let loc = Self::locate(&bin, mem, &offs, bias)
             .map_err(|source| DumpError::GoroutineList { pid, source })?;
         Ok(Self {
             pid,
@@ -310,7 +310,7 @@ impl Target {
     /// validated against the live process.
     fn locate(
         bin: &GoBinary,
-        mem: &ProcessMemory,
+        mem: ProcessMemory,
         offs: &GOffsets,
         bias: u64,
     ) -> Result<AllgsLocation, LocateError> {
@@ -339,7 +339,7 @@ impl Target {
         }
         let mut last = LocateError::NotFound;
         for c in candidates {
-            match locate::validate(mem, offs, c) {
+            match locate::validate(&mem, offs, c) {
                 Ok(()) => return Ok(c),
                 Err(e) => last = e,
             }
