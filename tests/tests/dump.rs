@@ -452,6 +452,87 @@ fn target_keeps_working_during_repeated_dumps() {
 }
 
 #[test]
+fn wait_time_appears_after_a_gc_and_cli_formats_parse() {
+    let tc = gtrace_tests::go::newest().expect("newest Go toolchain");
+    let bin = fixture::build("dumpload", &tc, Variant::Default).expect("build dumpload");
+    let spawned_at = Instant::now();
+    let mut p = spawn(&bin, &["50", "quiet"]);
+    let target = open(&p, "dumpload");
+    let parked = |gs: &[Goroutine]| -> Vec<Goroutine> {
+        gs.iter()
+            .filter(|g| {
+                g.stack
+                    .frames
+                    .first()
+                    .is_some_and(|f| &*f.src.function == "main.parked")
+            })
+            .cloned()
+            .collect()
+    };
+    // waitsince is stamped by a GC that finds the goroutine blocked, with work.tstart, which
+    // gcMark sets only at the end of each cycle (mgcmark.go markroot, mgc.go gcMark): during
+    // the very first cycle it is still 0, so it takes two GCs.
+    let gc = |p: &mut Spawned| {
+        p.write_line("gc").unwrap();
+        assert_eq!(
+            p.next_line(std::time::Duration::from_secs(30)).unwrap(),
+            "gc done"
+        );
+    };
+    let (gs, _) = collect(&target, false);
+    assert!(
+        parked(&gs).iter().all(|g| g.wait_ns.is_none()),
+        "no GC yet: waitsince is 0"
+    );
+    gc(&mut p);
+    gc(&mut p);
+    let (gs, _) = collect(&target, false);
+    let after = parked(&gs);
+    assert_eq!(after.len(), 50);
+    let alive = spawned_at.elapsed().as_secs_f64();
+    for g in &after {
+        let secs = g.wait_ns.expect("waitsince stamped by the GC") as f64 / 1e9;
+        assert!(
+            secs > 0.0 && secs <= alive,
+            "g{}: waited {secs}s, process alive {alive}s",
+            g.goid
+        );
+        assert_eq!(g.wait_minutes(), Some(0));
+    }
+
+    // The CLI entry point in every output mode.
+    let pid = p.pid() as i32;
+    let run = |json: bool, group: bool| -> String {
+        let args = tracer_user::cli::dump::DumpArgs {
+            pid,
+            json,
+            group,
+            system: false,
+        };
+        let mut out = Vec::new();
+        tracer_user::cli::dump::run(&args, &mut out).expect("cli run");
+        String::from_utf8(out).unwrap()
+    };
+    let text = run(false, false);
+    let parsed = traceback::parse(&text).expect("text output parses as a Go dump");
+    assert_eq!(parsed.with_frame("main.parked").count(), 50);
+    let json: serde_json::Value = serde_json::from_str(&run(true, false)).expect("JSON");
+    assert_eq!(json["pid"], pid);
+    assert_eq!(json_as_go_dump(&json).with_frame("main.parked").count(), 50);
+    let grouped = run(false, true);
+    assert!(
+        grouped.starts_with("50 goroutines [chan receive]:"),
+        "{grouped}"
+    );
+    let gj: serde_json::Value = serde_json::from_str(&run(true, true)).expect("group JSON");
+    assert_eq!(gj["groups"][0]["count"], 50, "{gj}");
+    assert_eq!(
+        gj["groups"][0]["frames"][0]["function"], "main.parked",
+        "{gj}"
+    );
+}
+
+#[test]
 fn errors_name_the_problem() {
     // A PID above pid_max never exists.
     assert!(matches!(

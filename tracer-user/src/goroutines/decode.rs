@@ -55,7 +55,8 @@ pub struct Goroutine {
     /// The wait reason as the runtime spells it, when waiting with a non-zero reason.
     pub wait_reason: Option<Arc<str>>,
     /// Nanoseconds since `waitsince`, when the runtime would show a wait time (waiting or in
-    /// a syscall, and `waitsince` stamped by a GC).
+    /// a syscall, and `waitsince` stamped by a GC: with the previous cycle's mark-termination
+    /// time, so only from the second GC on, and possibly up to one cycle early).
     pub wait_ns: Option<i64>,
     /// `lockedm != 0`.
     pub locked_to_thread: bool,
