@@ -453,7 +453,10 @@ fn start_of(g: &RawG) -> Option<UnwindStart> {
 mod tests {
     use super::*;
     use crate::{
-        goroutines::symbols::{FuncInfo, SourceFrame},
+        goroutines::{
+            symbols::{FuncInfo, SourceFrame},
+            unwind::MAX_PHYSICAL_FRAMES,
+        },
         memory::RecordedMemory,
     };
 
@@ -662,5 +665,68 @@ mod tests {
             DumpOptions::default(),
         );
         assert_eq!(g.error.as_deref(), Some("cannot read the stack at 0x9f20"));
+    }
+
+    #[test]
+    fn random_memory_never_panics_or_hangs() {
+        // A deterministic xorshift stream: g headers, list and stacks full of noise that
+        // sometimes points back into the recorded memory.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let syms = CachedSymbols::new(Fake);
+        for round in 0..50 {
+            let mut mem = RecordedMemory::new();
+            let n = 64u64;
+            let mut list = Vec::new();
+            for i in 0..n {
+                let gp = 0x10_0000 + i * 0x100;
+                list.extend_from_slice(&gp.to_le_bytes());
+                let mut g = vec![0u8; 128];
+                for w in g.chunks_exact_mut(8) {
+                    let v = match next() % 4 {
+                        0 => 0x9f00 + next() % 0x100,
+                        1 => 0x1000 + next() % 0x5000,
+                        _ => next(),
+                    };
+                    w.copy_from_slice(&v.to_le_bytes());
+                }
+                mem.insert(gp, &g);
+            }
+            let mut stack = vec![0u8; 0x100];
+            for w in stack.chunks_exact_mut(8) {
+                w.copy_from_slice(&(0x1000 + next() % 0x5000).to_le_bytes());
+            }
+            mem.insert(0x9f00, &stack);
+            mem.insert(0x20_0000, &list);
+            mem.insert(0x8100, &0x20_0000u64.to_le_bytes());
+            mem.insert(0x8108, &n.to_le_bytes());
+            let dec = Decoder {
+                mem: &mem,
+                syms: &syms,
+                offs: offs(),
+                minor: 27,
+                wait_reasons: &[],
+            };
+            let mut seen = 0u64;
+            let stats = dec
+                .dump(
+                    AllgsLocation::LenPtr {
+                        len_addr: 0x8108,
+                        ptr_addr: 0x8100,
+                    },
+                    DumpOptions { system: true },
+                    &mut |g| {
+                        seen += 1;
+                        assert!(g.stack.frames.len() <= MAX_PHYSICAL_FRAMES * 2);
+                    },
+                )
+                .unwrap();
+            assert_eq!(seen + stats.dead, n, "round {round}: {stats:?}");
+        }
     }
 }
