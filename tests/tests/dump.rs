@@ -532,6 +532,59 @@ fn wait_time_appears_after_a_gc_and_cli_formats_parse() {
     );
 }
 
+/// Runs inside a child of [`permission_denied_names_the_fix`] as uid `nobody`; does nothing
+/// in a normal test run.
+#[test]
+fn permission_child() {
+    let Ok(pid) = std::env::var("GTRACE_DUMP_PERMISSION_CHILD") else {
+        return;
+    };
+    let err = Target::open(pid.parse().unwrap()).expect_err("nobody must not read a root process");
+    assert!(matches!(err, DumpError::PermissionDenied { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("CAP_SYS_PTRACE") || msg.contains("ptrace_scope"),
+        "{msg}"
+    );
+    println!("CHILD-OK {msg}");
+}
+
+#[test]
+fn permission_denied_names_the_fix() {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test drops root to show the error; run it as root"
+    );
+    let mut p = Spawned::spawn(
+        std::path::Path::new("/bin/sleep"),
+        ["100"],
+        &[] as &[(&str, &str)],
+    )
+    .unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "permission_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("GTRACE_DUMP_PERMISSION_CHILD", p.pid().to_string())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    p.kill();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("CHILD-OK"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn errors_name_the_problem() {
     // A PID above pid_max never exists.
