@@ -514,8 +514,8 @@ fn wait_time_appears_after_a_gc_and_cli_formats_parse() {
         String::from_utf8(out).unwrap()
     };
     let text = run(false, false);
-    let parsed = traceback::parse(&text).expect("text output parses as a Go dump");
-    assert_eq!(parsed.with_frame("main.parked").count(), 50);
+    let text_dump = traceback::parse(&text).expect("text output parses as a Go dump");
+    assert_eq!(text_dump.with_frame("main.parked").count(), 50);
     let json: serde_json::Value = serde_json::from_str(&run(true, false)).expect("JSON");
     assert_eq!(json["pid"], pid);
     assert_eq!(json_as_go_dump(&json).with_frame("main.parked").count(), 50);
@@ -553,9 +553,9 @@ fn permission_child() {
 fn permission_denied_names_the_fix() {
     use std::os::unix::process::CommandExt as _;
     // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+        euid, 0,
         "this test drops root to show the error; run it as root"
     );
     let mut p = Spawned::spawn(
