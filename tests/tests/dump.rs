@@ -411,6 +411,7 @@ fn target_keeps_working_during_repeated_dumps() {
     let mut p = spawn(&bin, &["2000"]);
     let target = open(&p, "dumpload");
     let mut last = 0u64;
+    let mut running_seen = 0;
     for round in 0..20 {
         let (gs, stats) = collect(&target, false);
         assert!(
@@ -427,6 +428,28 @@ fn target_keeps_working_during_repeated_dumps() {
                 g.goid,
                 g.state_text(),
                 g.error
+            );
+        }
+        // main.spin never blocks: it is either on a CPU (then only its thread can be told) or
+        // preempted (then its stack is readable).
+        let spinner = gs.iter().find(|g| {
+            g.running
+                && g.created_by
+                    .as_ref()
+                    .is_some_and(|c| &*c.function == "main.main")
+                || g.stack
+                    .frames
+                    .iter()
+                    .any(|f| &*f.src.function == "main.spin")
+        });
+        let spinner = spinner.unwrap_or_else(|| panic!("round {round}: main.spin not found"));
+        if spinner.running {
+            running_seen += 1;
+            let tid = spinner.thread.expect("a running goroutine's thread");
+            let task = format!("/proc/{}/task/{tid}", p.pid());
+            assert!(
+                std::path::Path::new(&task).exists(),
+                "round {round}: thread {tid} is not the target's"
             );
         }
         let parked = gs
@@ -449,6 +472,7 @@ fn target_keeps_working_during_repeated_dumps() {
         );
         last = count;
     }
+    println!("main.spin seen running on a CPU in {running_seen} of 20 dumps");
 }
 
 #[test]
