@@ -178,7 +178,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         opts: DumpOptions,
         sink: &mut dyn FnMut(Goroutine),
     ) -> Result<DumpStats, DecodeError> {
-        let (ptr, len) = read_list(self.mem, loc)?;
+        let (mut ptr, len) = read_list(self.mem, loc)?;
         let mut stats = DumpStats {
             list_len: len,
             ..DumpStats::default()
@@ -188,7 +188,16 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         while start < len {
             let n = (len - start).min(BATCH as u64) as usize;
             let buf = &mut ptrs[..n * 8];
-            self.mem.read_at(ptr + start * 8, buf)?;
+            if self.mem.read_at(ptr + start * 8, buf).is_err() {
+                // The runtime grew the list meanwhile and the old array is gone: entries
+                // never move or disappear, so continue at the same index in the new array.
+                let (now_ptr, now_len) = read_list(self.mem, loc)?;
+                if now_ptr == ptr || now_len < start + n as u64 {
+                    self.mem.read_at(ptr + start * 8, buf)?;
+                }
+                ptr = now_ptr;
+                self.mem.read_at(ptr + start * 8, buf)?;
+            }
             let gps: Vec<u64> = buf
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
