@@ -1,3 +1,5 @@
-//! One module per subcommand: clap flags plus a `run` that calls the library.
+//! Subcommands, one file each; `main.rs` parses flags and dispatches here.
 
 pub mod dump;
+pub mod inspect;
+pub mod symbolize;

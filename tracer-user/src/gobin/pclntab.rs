@@ -104,9 +104,8 @@ impl PclnLayout {
                 .expect("4"),
         );
         let format = PclnFormat::from_magic(magic).ok_or(GobinError::BadPclntabMagic(magic))?;
-        let (pad1, pad2, min_lc, ptr_size) = match data.get(4..8) {
-            Some(&[a, b, c, d]) => (a, b, c, d),
-            _ => return Err(bad("shorter than its header")),
+        let Some(&[pad1, pad2, min_lc, ptr_size]) = data.get(4..8) else {
+            return Err(bad("shorter than its header"));
         };
         if pad1 != 0 || pad2 != 0 || !matches!(min_lc, 1 | 2 | 4) || !matches!(ptr_size, 4 | 8) {
             return Err(bad(
@@ -330,6 +329,10 @@ impl<'a> Pclntab<'a> {
     }
 
     /// Function `i` of the table.
+    #[allow(
+        clippy::many_single_char_names,
+        reason = "b/l/p/r are local shorthands for field reads"
+    )]
     pub fn func(&self, i: u32) -> Result<FuncRecord> {
         let bad = GobinError::BadPclntab;
         if i >= self.layout.nfunc {
@@ -419,9 +422,9 @@ impl<'a> Pclntab<'a> {
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
             if self.ftab(mid)?.0 <= pc {
-                lo = mid
+                lo = mid;
             } else {
-                hi = mid
+                hi = mid;
             }
         }
         self.func(lo).map(Some)
@@ -533,7 +536,7 @@ impl<'a> Pclntab<'a> {
     }
 
     /// Expands `pc` into its frames, innermost first, exactly as `runtime.CallersFrames`
-    /// does: each inlined call is named from the inline tree, every frame's file:line comes
+    /// does: each inlined call is named from the inline tree, every frame's `file:line` comes
     /// from the pc-line tables at that frame's pc, and the next frame's pc is the inlined
     /// call's `parentPc`. Errors if no function contains `pc`.
     pub fn frames(&self, pc: u64) -> Result<Vec<Frame>> {
@@ -671,3 +674,15 @@ fn read_word(d: &[u8], off: usize, ptr_size: u8) -> Option<u64> {
 #[cfg(test)]
 #[path = "pclntab_tests.rs"]
 mod tests;
+
+/// A function name as the runtime prints it since Go 1.21 (`funcNameForPrint`): the type
+/// arguments of a generic instantiation become `[...]` (`main.f[go.shape.int]` → `main.f[...]`).
+pub fn name_for_print(name: &str) -> String {
+    let Some(i) = name.find('[') else {
+        return name.to_owned();
+    };
+    match name.rfind(']') {
+        Some(j) if j > i => format!("{}[...]{}", &name[..i], &name[j + 1..]),
+        _ => name.to_owned(),
+    }
+}

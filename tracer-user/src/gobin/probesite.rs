@@ -2,13 +2,14 @@
 //!
 //! A uprobe replaces an instruction with `int3`; after the handler the kernel either
 //! *emulates* the original instruction (cheap) or *single-steps* a copy of it out of line
-//! (a second trap: ~4.8 µs per hit against ~1.0 µs measured here, see docs/PROBE_SITES.md).
+//! (a second trap: ~4.8 µs per hit against ~1.0 µs measured here, see `docs/PROBE_SITES.md`).
 //! `arch/x86/kernel/uprobes.c` emulates relative `call`/`jmp`/`jcc` (`branch_xol_ops`) and
 //! `push <reg>` (`push_xol_ops`, since 4.18); everything else — including the
 //! `cmp rsp, [r14+0x10]` that opens every split-stack Go function — is single-stepped.
 //!
 //! The rule (see [`probe_site`]): skip an `ENDBR64`; if the function starts with a stack-bound
-//! check (`cmp rsp, [r14+0x10]`, or `lea r12, [rsp-N]; cmp r12, [r14+0x10]` for big frames,
+//! check (`cmp rsp, [r14+0x10]`, or `lea r12, [rsp-N]; cmp r12, [r14+0x10]` for big frames;
+//! `[r14+0x18]` = `stackguard1` in `//go:systemstack` functions,
 //! followed by `jbe`/`jb` to the morestack call), the site is the first instruction after
 //! that branch — it runs once per real call (morestack re-enters at the top, so a probe at
 //! the entry can fire twice) and on Go 1.21+ it is `push rbp`, which is emulated, and which
@@ -125,14 +126,15 @@ pub fn kernel_emulates(insn: &Instruction) -> bool {
             && insn.op0_kind() != OpKind::Memory
 }
 
-/// `cmp <reg>, [r14+0x10]`: comparing a stack pointer with `g.stackguard0`.
+/// `cmp <reg>, [r14+0x10]` / `[r14+0x18]`: comparing a stack pointer with `g.stackguard0`, or
+/// `g.stackguard1` in `//go:systemstack` functions (e.g. `stopTheWorldWithSema`).
 fn is_stack_guard_cmp(insn: &Instruction) -> bool {
     insn.mnemonic() == Mnemonic::Cmp
         && insn.op0_kind() == OpKind::Register
         && insn.op1_kind() == OpKind::Memory
         && insn.memory_base() == Register::R14
         && insn.memory_index() == Register::None
-        && insn.memory_displacement64() == 0x10
+        && matches!(insn.memory_displacement64(), 0x10 | 0x18)
 }
 
 /// Formats one instruction in Intel syntax.
