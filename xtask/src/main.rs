@@ -26,10 +26,10 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
-    /// Record real Go goroutine dumps (SIGQUIT, fatal panics) as parser test data.
-    RecordDumps(record_dumps::Args),
     /// Regenerate the per-Go-version runtime layout and wait-reason tables from probe builds.
     GenOffsets(gen_offsets::Args),
+    /// Record real Go goroutine dumps (SIGQUIT, fatal panics) as parser test data.
+    RecordDumps(record_dumps::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,8 +37,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::GoToolchains(args) => go_toolchains::run(&args),
         Command::Fixtures(args) => fixtures::run(&args),
-        Command::RecordDumps(args) => record_dumps::run(&args),
         Command::GenOffsets(args) => gen_offsets::run(&args),
+        Command::RecordDumps(args) => record_dumps::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
