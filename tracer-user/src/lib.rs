@@ -5,6 +5,9 @@
 
 pub mod cli;
 pub mod gobin;
+pub mod goroutines;
+pub mod memory;
+pub mod output;
 pub mod probes;
 pub mod system;
 pub mod target;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer_user::cli::{Cli, Command, doctor, exit, inspect, symbolize};
+use tracer_user::cli::{Cli, Command, doctor, dump, exit, inspect, symbolize};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("GTRACE_LOG", "warn"))
@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Doctor(args) => doctor::run(args),
+        Command::Dump(args) => run_dump(args),
         Command::Inspect(args) => inspect::run(args).map(|()| exit::Exit::Ok),
         Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
     };
@@ -19,6 +20,18 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => exit::report(&err).into(),
     }
+}
+
+fn run_dump(args: &dump::DumpArgs) -> anyhow::Result<exit::Exit> {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let stats = dump::run(args, &mut out)?;
+    out.flush()?;
+    if let Some(line) = dump::summary(&stats) {
+        eprintln!("{line}");
+    }
+    Ok(exit::Exit::Ok)
 }
 
 /// `gtrace … | head` closing the pipe is not an error (ripgrep does the same).

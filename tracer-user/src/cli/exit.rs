@@ -6,7 +6,9 @@
 
 use std::process::ExitCode;
 
-use crate::{gobin::GobinError, probes::ProbeError, target::TargetError};
+use crate::{
+    gobin::GobinError, goroutines::target::DumpError, probes::ProbeError, target::TargetError,
+};
 
 /// gtrace's exit codes (also listed in `gtrace --help` and the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,15 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
                     Exit::Environment,
                     Some("run gtrace as root: sudo gtrace …".into()),
                 ),
+                _ => (Exit::Target, None),
+            };
+        }
+        if let Some(d) = e.downcast_ref::<DumpError>() {
+            // The messages of DumpError already carry their fix.
+            return match d {
+                DumpError::NoSuchProcess { .. } => (Exit::ProcessGone, None),
+                DumpError::PermissionDenied { .. } => (Exit::Environment, None),
+                DumpError::Output(_) => (Exit::Failure, None),
                 _ => (Exit::Target, None),
             };
         }

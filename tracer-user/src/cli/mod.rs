@@ -1,6 +1,7 @@
 //! Command-line surface: one file per subcommand, each with its clap `Args` and a `run`.
 
 pub mod doctor;
+pub mod dump;
 pub mod duration;
 pub mod exit;
 pub mod inspect;
@@ -12,6 +13,8 @@ const AFTER_HELP: &str = "\
 EXAMPLES:
     sudo gtrace doctor -p 1234          check host and target, probe test for 1 s
     sudo gtrace doctor ./server         static checks of a binary
+    sudo gtrace dump -p 1234            all goroutines, Go traceback format
+    sudo gtrace dump -p 1234 --group    identical goroutines folded, largest groups first
     gtrace inspect ./server --json      version, symbols, layouts, probe sites
     gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
 
@@ -33,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Check that this host can trace, and that a Go binary or process can be traced.
     Doctor(doctor::Args),
+    /// Every goroutine of a running Go process, read from its memory without stopping it.
+    Dump(dump::DumpArgs),
     /// What gtrace knows about a Go binary: version, build info, symbol sources, runtime
     /// layouts, wait reasons, probe sites. The first thing to run when gtrace refuses a binary.
     Inspect(inspect::InspectArgs),
