@@ -238,10 +238,7 @@ fn target_checks(path: &std::path::Path) -> (Vec<Check>, Option<Sites>) {
         format!("{} (pclntab found via {})", have.join(" + "), src.pclntab),
         None,
     ));
-    match object::File::parse(bin.image().bytes())
-        .map_err(|e| e.to_string())
-        .and_then(|f| RuntimeLayout::for_binary(&f, &version).map_err(|e| e.to_string()))
-    {
+    match RuntimeLayout::for_go_binary(&bin, None) {
         Ok(l) => {
             let from = match &l.source {
                 Source::Dwarf { from_table } if from_table.is_empty() => "DWARF".to_owned(),
@@ -261,7 +258,7 @@ fn target_checks(path: &std::path::Path) -> (Vec<Check>, Option<Sites>) {
             checks.push(check(
                 "layout",
                 Level::Fail,
-                e,
+                e.to_string(),
                 Some("see docs/SUPPORTED_GO.md; a newer gtrace may know this version"),
             ));
             return (checks, None);
