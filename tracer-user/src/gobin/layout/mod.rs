@@ -194,7 +194,7 @@ impl RuntimeLayout {
     /// from the table for `version`), else from the table for `version`; checked with
     /// [`Self::check`] either way.
     pub fn for_binary(file: &object::File<'_>, version: &GoVersion) -> Result<Self, LayoutError> {
-        let layout = match super::dwarf::DwarfStructs::from_object(file) {
+        let layout = match super::dwarf::DwarfStructs::runtime_from_object(file) {
             Ok(structs) => {
                 let layout = Self::from_source(&structs, Some(version))?;
                 warn_if_table_differs(&layout, version);
@@ -216,7 +216,10 @@ impl RuntimeLayout {
     ) -> Result<Self, LayoutError> {
         let file = object::File::parse(bin.image().bytes()).map_err(LayoutError::Object)?;
         let version = assume.or(bin.version());
-        let layout = match (super::dwarf::DwarfStructs::from_object(&file), version) {
+        let layout = match (
+            super::dwarf::DwarfStructs::runtime_from_object(&file),
+            version,
+        ) {
             (Ok(structs), v) => {
                 let layout = Self::from_source(&structs, v)?;
                 if let Some(v) = v {
