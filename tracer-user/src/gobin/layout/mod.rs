@@ -11,8 +11,8 @@
 //!
 //! Related encodings, for readers of these structures (from the Go sources named):
 //! - `eface` is `{_type *_type, data unsafe.Pointer}`, `iface` is `{tab *itab, data}`; the
-//!   itab's type pointer is at [`ItabLayout::type_`] (runtime/runtime2.go, internal/abi/iface.go
-//!   since 1.22).
+//!   itab's type pointer is at [`ItabLayout::type_`] (runtime/runtime2.go; `internal/abi.ITab`
+//!   in internal/abi/iface.go since 1.23, as the probes' DWARF shows).
 //! - Type names (`abi.Type.Str` is a `nameOff` into the module's `types` section) use the
 //!   `abi.Name` encoding: one flag byte, then the name length as a uvarint (since Go 1.17; a
 //!   big-endian `uint16` before), then the bytes (internal/abi/type.go `Name.ReadVarint`,
