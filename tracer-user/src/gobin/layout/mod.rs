@@ -4,7 +4,7 @@
 //! Why typed and generated: the fields move between neighbouring releases (`g.goid` is at 152
 //! in most versions but 160 in 1.23–1.24; `m.curg` moves from 192 to 184 in 1.25), so nothing
 //! here is hand-written. A layout comes from the binary's own DWARF when it has some
-//! ([`super::dwarf`]), otherwise from [`super::layout_table`], which `cargo xtask gen-offsets`
+//! ([`super::dwarf`]), otherwise from `gobin/layout_table.rs`, which `cargo xtask gen-offsets`
 //! generates from probe programs built with each installed toolchain, through the same DWARF
 //! code. Every layout goes through [`RuntimeLayout::check`] before use, so a wrong table fails
 //! loudly at attach time instead of producing garbage.
