@@ -4,15 +4,15 @@
 //! Why typed and generated: the fields move between neighbouring releases (`g.goid` is at 152
 //! in most versions but 160 in 1.23–1.24; `m.curg` moves from 192 to 184 in 1.25), so nothing
 //! here is hand-written. A layout comes from the binary's own DWARF when it has some
-//! ([`super::dwarf`]), otherwise from [`super::layout_table`], which `cargo xtask gen-offsets`
+//! ([`super::dwarf`]), otherwise from `gobin/layout_table.rs`, which `cargo xtask gen-offsets`
 //! generates from probe programs built with each installed toolchain, through the same DWARF
 //! code. Every layout goes through [`RuntimeLayout::check`] before use, so a wrong table fails
 //! loudly at attach time instead of producing garbage.
 //!
 //! Related encodings, for readers of these structures (from the Go sources named):
 //! - `eface` is `{_type *_type, data unsafe.Pointer}`, `iface` is `{tab *itab, data}`; the
-//!   itab's type pointer is at [`ItabLayout::type_`] (runtime/runtime2.go, internal/abi/iface.go
-//!   since 1.22).
+//!   itab's type pointer is at [`ItabLayout::type_`] (runtime/runtime2.go; `internal/abi.ITab`
+//!   in internal/abi/iface.go since 1.23, as the probes' DWARF shows).
 //! - Type names (`abi.Type.Str` is a `nameOff` into the module's `types` section) use the
 //!   `abi.Name` encoding: one flag byte, then the name length as a uvarint (since Go 1.17; a
 //!   big-endian `uint16` before), then the bytes (internal/abi/type.go `Name.ReadVarint`,
@@ -194,7 +194,7 @@ impl RuntimeLayout {
     /// from the table for `version`), else from the table for `version`; checked with
     /// [`Self::check`] either way.
     pub fn for_binary(file: &object::File<'_>, version: &GoVersion) -> Result<Self, LayoutError> {
-        let layout = match super::dwarf::DwarfStructs::from_object(file) {
+        let layout = match super::dwarf::DwarfStructs::runtime_from_object(file) {
             Ok(structs) => {
                 let layout = Self::from_source(&structs, Some(version))?;
                 warn_if_table_differs(&layout, version);
@@ -216,7 +216,10 @@ impl RuntimeLayout {
     ) -> Result<Self, LayoutError> {
         let file = object::File::parse(bin.image().bytes()).map_err(LayoutError::Object)?;
         let version = assume.or(bin.version());
-        let layout = match (super::dwarf::DwarfStructs::from_object(&file), version) {
+        let layout = match (
+            super::dwarf::DwarfStructs::runtime_from_object(&file),
+            version,
+        ) {
             (Ok(structs), v) => {
                 let layout = Self::from_source(&structs, v)?;
                 if let Some(v) = v {

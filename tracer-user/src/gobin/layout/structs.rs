@@ -128,9 +128,9 @@ go_struct! {
         syscallbp: opt = ["syscallbp"],
         /// `param`: wake-up parameter (e.g. the sudog that completed a channel operation).
         param: req = ["param"],
-        /// `atomicstatus`: the `_G*` status (`uint32`; `atomic.Uint32` since 1.20).
+        /// `atomicstatus`: the `_G*` status (`uint32` in 1.19, `atomic.Uint32` in 1.21+).
         atomicstatus: req = ["atomicstatus"],
-        /// `goid`: the goroutine id (`uint64`; `int64` before 1.20).
+        /// `goid`: the goroutine id (`int64` in 1.19, `uint64` in 1.21+).
         goid: req = ["goid"],
         /// `schedlink`: next g on a run queue.
         schedlink: req = ["schedlink"],
@@ -466,7 +466,7 @@ go_struct! {
 }
 
 go_struct! {
-    /// The interface table: `internal/abi.ITab` since 1.22, `runtime.itab` before.
+    /// The interface table: `internal/abi.ITab` since 1.23, `runtime.itab` before.
     ItabLayout = ["internal/abi.ITab", "runtime.itab"] {
         /// `Inter` / `inter`: the interface type.
         inter: req = ["Inter", "inter"],
