@@ -15,8 +15,7 @@ use super::{
 use crate::{
     gobin::{
         GoBinary, GobinError,
-        dwarf::DwarfStructs,
-        layout::RuntimeLayout,
+        layout::{LayoutError, RuntimeLayout},
         pclntab::Pclntab,
         version::GoVersion,
         waitreason::{StringTableError, WaitReasons},
@@ -229,10 +228,10 @@ impl Target {
             pid,
             reason: e.to_string(),
         };
-        let layout = Self::layout(&bin, &version).map_err(|e| unsupported(&e))?;
+        let layout = Self::layout(&bin).map_err(|e| unsupported(&e))?;
         layout.check().map_err(|e| unsupported(&e))?;
         let offs = GOffsets::from_layout(&layout);
-        let wait_reasons = Self::wait_reasons(&bin, &version).map_err(|e| unsupported(&e))?;
+        let wait_reasons = Self::wait_reasons(&bin).map_err(|e| unsupported(&e))?;
         let bias = Self::bias(pid, &bin);
         // Reading something first turns permission problems into a clear error.
         let probe = bin
@@ -251,6 +250,11 @@ impl Target {
             })?;
         let loc = Self::locate(&bin, mem, &offs, bias)
             .map_err(|source| DumpError::GoroutineList { pid, source })?;
+        Self::check_sample(mem, &layout, loc).map_err(|why| {
+            unsupported(&format!(
+                "the {version} runtime layout does not fit this process's goroutines: {why}"
+            ))
+        })?;
         Ok(Self {
             pid,
             bin,
@@ -263,31 +267,52 @@ impl Target {
         })
     }
 
-    /// The binary's own DWARF when it has some, else the generated table for its version.
-    fn layout(
-        bin: &GoBinary,
-        version: &GoVersion,
-    ) -> Result<RuntimeLayout, crate::gobin::layout::LayoutError> {
-        let from_dwarf = object::File::parse(bin.image().bytes())
-            .ok()
-            .and_then(|f| DwarfStructs::from_object(&f).ok())
-            .map(|d| RuntimeLayout::from_source(&d, Some(version)));
-        match from_dwarf {
-            Some(Ok(l)) => Ok(l),
-            _ => RuntimeLayout::for_version(version),
-        }
+    /// The binary's own DWARF when it has some, else the generated table for its version
+    /// (gobin's canonical choice, which also warns when the two disagree).
+    fn layout(bin: &GoBinary) -> Result<RuntimeLayout, LayoutError> {
+        RuntimeLayout::for_go_binary(bin, None)
     }
 
     /// `runtime.waitReasonStrings` from the binary when it has symbols, else the table.
-    fn wait_reasons(
-        bin: &GoBinary,
-        version: &GoVersion,
-    ) -> Result<Vec<Arc<str>>, StringTableError> {
-        let w = match object::File::parse(bin.image().bytes()) {
-            Ok(f) => WaitReasons::load(&f, version)?,
-            Err(_) => WaitReasons::for_version(version)?,
-        };
+    fn wait_reasons(bin: &GoBinary) -> Result<Vec<Arc<str>>, StringTableError> {
+        let w = WaitReasons::for_go_binary(bin, None)?.ok_or_else(|| {
+            StringTableError::UnsupportedVersion {
+                version: GoVersion::new(0, 0, 0),
+                supported: "(the binary names no Go version)".into(),
+            }
+        })?;
         Ok(w.strings.iter().map(|s| Arc::from(s.as_ref())).collect())
+    }
+
+    /// Reads up to 64 `g`s of the list whole and lets the layout judge them
+    /// (`RuntimeLayout::check_g_sample`): a wrong layout must fail here, not print garbage.
+    fn check_sample(
+        mem: ProcessMemory,
+        layout: &RuntimeLayout,
+        loc: AllgsLocation,
+    ) -> Result<(), String> {
+        let (ptr, len) = locate::read_list(&mem, loc).map_err(|e| e.to_string())?;
+        let n = len.min(64) as usize;
+        let mut raw = vec![0u8; n * 8];
+        mem.read_at(ptr, &mut raw).map_err(|e| e.to_string())?;
+        let size = layout.g.size as usize;
+        let reqs: Vec<(u64, usize)> = raw
+            .chunks_exact(8)
+            .map(|c| (u64::from_le_bytes(c.try_into().unwrap_or_default()), size))
+            .collect();
+        let mut bytes = vec![0u8; n * size];
+        let mut ok = vec![false; n];
+        mem.read_scatter(&reqs, &mut bytes, &mut ok);
+        let sample = reqs
+            .iter()
+            .zip(bytes.chunks_exact(size.max(1)))
+            .zip(&ok)
+            .filter(|(_, ok)| **ok)
+            .map(|((r, b), _)| (r.0, b));
+        layout
+            .check_g_sample(sample)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn bias(pid: i32, bin: &GoBinary) -> u64 {
