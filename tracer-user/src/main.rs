@@ -26,7 +26,10 @@ fn run_dump(args: &dump::DumpArgs) -> anyhow::Result<exit::Exit> {
     use std::io::Write as _;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let stats = dump::run(args, &mut out)?;
+    let stats = match dump::run(args, &mut out) {
+        Err(e) if e.is_broken_pipe() => return Ok(exit::Exit::Ok),
+        r => r?,
+    };
     out.flush()?;
     if let Some(line) = dump::summary(&stats) {
         eprintln!("{line}");
