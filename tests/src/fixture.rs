@@ -3,8 +3,9 @@
 //! Every test needs real Go binaries of every supported toolchain in every build variant the
 //! tracer must handle; building them is the slow part of the suite, so binaries are cached under
 //! `$GTRACE_CACHE/fixtures/<hash>/<name>`. The hash covers everything that changes the binary:
-//! the fixture's source files (names and contents), the toolchain version, the variant and this
-//! module's build recipe ([`RECIPE`]). A cache hit is a directory lookup and never runs `go`.
+//! the fixture's source files (names and contents), the toolchain version, the variant, this
+//! module's build recipe ([`RECIPE`]) and the absolute source directory (embedded in
+//! binaries built without `-trimpath`). A cache hit is a directory lookup and never runs `go`.
 //!
 //! Builds are safe to run concurrently (parallel tests, `cargo xtask fixtures` next to
 //! `cargo test`): each build goes to a private temporary directory that is renamed into place;
@@ -223,7 +224,10 @@ pub fn cache_key(name: &str, tc: &Toolchain, variant: Variant) -> anyhow::Result
         bail!("no fixture named {name:?}: {} has no go.mod", dir.display());
     }
     let mut h = Sha256::new();
-    for part in [RECIPE, name, &tc.version, variant.name()] {
+    // The source directory is part of the key: non-trimpath binaries embed its absolute path,
+    // so checkouts in different places (git worktrees) must not share binaries.
+    let dir_text = dir.to_string_lossy();
+    for part in [RECIPE, name, &tc.version, variant.name(), &dir_text] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
