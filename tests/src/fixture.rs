@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use crate::go::{self, Toolchain};
 
 /// Bump when the way binaries are built changes, so stale cache entries are not reused.
-pub const RECIPE: &str = "gtrace-fixture-v1 CGO_ENABLED=0 -buildvcs=false";
+pub const RECIPE: &str = "gtrace-fixture-v2 CGO_ENABLED=0 -buildvcs=false";
 
 /// The fixtures the integration tests use (each a `main` package in `tests/fixtures/<name>/`).
 pub const TEST_FIXTURES: &[&str] = &["blocked", "churn", "panics", "inline"];
@@ -193,6 +193,54 @@ pub fn build_many(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Removes cached binaries built from *this* checkout's fixtures that `keep` no longer
+/// produces (stale sources, old recipes), and build directories left by interrupted builds
+/// more than an hour ago. Entries of other checkouts are left alone. Returns how many
+/// entries were removed.
+pub fn prune(keep: &[Job]) -> anyhow::Result<usize> {
+    let root = go::cache_dir().join("fixtures");
+    let mut wanted = std::collections::HashSet::new();
+    for job in keep {
+        wanted.insert(cache_key(&job.name, &job.toolchain, job.variant)?);
+    }
+    let ours = fixtures_dir();
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(0);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let stale = if file_name.starts_with(".tmp-") {
+            entry
+                .metadata()?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|age| age > std::time::Duration::from_hours(1))
+        } else {
+            let info = std::fs::read_to_string(path.join("build.txt")).unwrap_or_default();
+            // Entries made before build.txt had a `source:` line name it in the command.
+            let source = info.lines().find_map(|l| {
+                l.strip_prefix("source: ").or_else(|| {
+                    l.strip_prefix("command: cd \"")
+                        .and_then(|c| c.split_once('"'))
+                        .map(|(dir, _)| dir)
+                })
+            });
+            source.is_some_and(|s| Path::new(s).starts_with(&ours))
+                && !wanted.contains(file_name.as_ref())
+        };
+        if stale {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The regular files of a fixture, as sorted paths relative to its directory.
 fn source_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -333,7 +381,8 @@ fn build_into(
     std::fs::write(
         tmp.join("build.txt"),
         format!(
-            "fixture: {name}\ngo: {} ({})\nvariant: {variant}\nrecipe: {RECIPE}\ncommand: {cmd:?}\n",
+            "fixture: {name}\nsource: {}\ngo: {} ({})\nvariant: {variant}\nrecipe: {RECIPE}\ncommand: {cmd:?}\n",
+            src.display(),
             tc.version,
             tc.go.display()
         ),

@@ -15,6 +15,9 @@ pub(crate) struct Args {
     /// Only these fixtures (default: all programs, demo included).
     #[arg(long = "only", value_name = "NAME")]
     only: Vec<String>,
+    /// Afterwards, delete cached binaries of this checkout that are no longer current.
+    #[arg(long)]
+    prune: bool,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
@@ -74,6 +77,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             failures.len(),
             failures.join("\n\n")
         );
+    }
+    if args.prune {
+        // Keep every program's current builds, not only those selected with --only.
+        let removed = fixture::prune(&fixture::jobs(fixture::ALL_PROGRAMS)?)?;
+        println!("pruned {removed} stale cache entries");
     }
     Ok(())
 }
