@@ -85,6 +85,24 @@ impl std::fmt::Display for Variant {
     }
 }
 
+/// Every program under `tests/fixtures/` (each directory with a `go.mod`), sorted: the
+/// listed ones and any added later, so `cargo xtask fixtures` and the build tests pick new
+/// fixtures up without a list to edit.
+pub fn programs() -> anyhow::Result<Vec<String>> {
+    let dir = fixtures_dir();
+    let mut out = Vec::new();
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+    {
+        let entry = entry?;
+        if entry.path().join("go.mod").is_file() {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// `tests/fixtures/` of this checkout.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -134,14 +152,14 @@ pub struct Outcome<'a> {
 /// toolchain varies fastest, so parallel workers compile the standard library of *different*
 /// toolchains instead of racing to compile the same packages twice (Go's build cache does
 /// not deduplicate in-flight compiles across processes).
-pub fn jobs(names: &[&str]) -> anyhow::Result<Vec<Job>> {
+pub fn jobs<S: AsRef<str>>(names: &[S]) -> anyhow::Result<Vec<Job>> {
     let toolchains = go::all()?;
     let mut out = Vec::new();
     for variant in Variant::ALL {
         for name in names {
             for tc in &toolchains {
                 out.push(Job {
-                    name: (*name).to_owned(),
+                    name: name.as_ref().to_owned(),
                     toolchain: tc.clone(),
                     variant,
                 });

@@ -86,7 +86,8 @@
 //! - `demo`: the `cargo xtask demo` target (worker pool, a growing goroutine leak, a
 //!   recovered panic every 3 s). Not used by tests.
 //!
-//! `cargo xtask fixtures` builds them all with every toolchain in every variant (warm cache:
+//! `cargo xtask fixtures` builds them all ([`fixture::programs`]: every directory with a
+//! `go.mod`) with every toolchain in every variant (warm cache:
 //! ~0.1 s); `cargo xtask record-dumps` re-records `tests/testdata/dumps/`.
 
 pub mod blocked;
