@@ -325,7 +325,8 @@ pub fn cached_path(name: &str, tc: &Toolchain, variant: Variant) -> anyhow::Resu
 
 /// Builds fixture `name` with `tc` in `variant`, or returns the cached binary.
 ///
-/// Fixtures are built with `CGO_ENABLED=0` (static, no libc: the g pointer is at fsbase-8) and
+/// Fixtures are built with `CGO_ENABLED=0` (no libc, so the g pointer is at fsbase-8; non-PIE
+/// builds are static, PIE builds only request `ld-linux` to relocate them) and
 /// `-buildvcs=false` (the binary must not depend on the state of the git checkout).
 pub fn build(name: &str, tc: &Toolchain, variant: Variant) -> anyhow::Result<PathBuf> {
     Ok(build_reporting(name, tc, variant)?.0)
