@@ -300,3 +300,54 @@ fn inline_reports_expanded_frames() {
         }
     }
 }
+
+/// The demo starts its worker pool and its first leaked goroutine before `ready`.
+#[test]
+fn demo_shape() {
+    for tc in toolchains() {
+        let bin = build(fixture::DEMO, &tc, Variant::Default);
+        let (_, text) = process::goroutine_dump(&bin, &[] as &[&str]).unwrap();
+        let dump = traceback::parse(&text).unwrap_or_else(|e| panic!("{tc}: {e}\n{text}"));
+        // main starts 4 workers, the dispatcher, the request loop and the config loop. Busy
+        // ones may be running on another thread at dump time ("stack unavailable").
+        let by_main: Vec<_> = dump
+            .goroutines
+            .iter()
+            .filter(|g| {
+                g.created_by
+                    .as_ref()
+                    .is_some_and(|c| c.function == "main.main")
+            })
+            .collect();
+        assert_eq!(by_main.len(), 7, "{tc}");
+        for g in by_main.iter().filter(|g| !g.stack_unavailable) {
+            assert!(
+                [
+                    "main.worker",
+                    "main.dispatcher",
+                    "main.requestLoop",
+                    "main.configLoop"
+                ]
+                .iter()
+                .any(|f| g.has_frame(f)),
+                "{tc}: {:?}",
+                g.functions()
+            );
+        }
+        assert!(dump.with_frame("main.worker").count() <= 4, "{tc}");
+        // The first leaked goroutine exists (it may not have parked yet).
+        let leaked: Vec<_> = dump
+            .goroutines
+            .iter()
+            .filter(|g| {
+                g.created_by
+                    .as_ref()
+                    .is_some_and(|c| c.function == "main.handleRequest")
+            })
+            .collect();
+        assert!(!leaked.is_empty(), "{tc}");
+        for g in leaked.iter().filter(|g| !g.stack_unavailable) {
+            assert!(g.has_frame("main.awaitReply"), "{tc}: {:?}", g.functions());
+        }
+    }
+}
