@@ -46,7 +46,8 @@
 //!   without cgo; PIE pclntab is in `.data.rel.ro.gopclntab` up to Go 1.25 and in
 //!   `.gopclntab` from 1.26.
 //! - [`process`]: [`process::Spawned`] owns a child (stdin/stdout/stderr piped) and SIGKILLs +
-//!   reaps it on drop. [`process::Spawned::wait_ready`] (lines before `ready`),
+//!   reaps it on drop; it does not pass the test's own `GODEBUG`, `GOTRACEBACK`, `GOGC`, …
+//!   ([`process::GO_RUNTIME_ENV`]) on to the child. [`process::Spawned::wait_ready`] (lines before `ready`),
 //!   [`process::Spawned::wait_for_line`], [`process::Spawned::next_line`],
 //!   [`process::Spawned::write_line`], [`process::Spawned::signal`] ([`process::Signal`]:
 //!   `Quit`, `Usr1`, `Usr2`, `Term`, `Kill`), [`process::Spawned::stderr`],
