@@ -37,7 +37,7 @@
 //!   `go tool addr2line` (ground truth for symbolizers; mind its quirks in the docs).
 //! - [`fixture`]: [`fixture::build`]`(name, &tc, variant) -> PathBuf` builds
 //!   `tests/fixtures/<name>/` (cached under `$GTRACE_CACHE/fixtures/<hash>/<name>`; the hash
-//!   covers sources, toolchain version, variant and recipe; concurrency-safe; a hit runs no
+//!   covers sources, source dir, toolchain version, variant and recipe; concurrency-safe; a hit runs no
 //!   `go`). [`fixture::Variant`] is `Default | Stripped (-ldflags=-s -w) | Pie | Trimpath`
 //!   ([`fixture::Variant::ALL`]). [`fixture::matrix`] iterates (toolchain, variant);
 //!   [`fixture::jobs`] + [`fixture::build_many`] build many in parallel.
