@@ -37,7 +37,7 @@
 //!   `go tool addr2line` (ground truth for symbolizers; mind its quirks in the docs).
 //! - [`fixture`]: [`fixture::build`]`(name, &tc, variant) -> PathBuf` builds
 //!   `tests/fixtures/<name>/` (cached under `$GTRACE_CACHE/fixtures/<hash>/<name>`; the hash
-//!   covers sources, toolchain version, variant and recipe; concurrency-safe; a hit runs no
+//!   covers sources, source dir, toolchain version, variant and recipe; concurrency-safe; a hit runs no
 //!   `go`). [`fixture::Variant`] is `Default | Stripped (-ldflags=-s -w) | Pie | Trimpath`
 //!   ([`fixture::Variant::ALL`]). [`fixture::matrix`] iterates (toolchain, variant);
 //!   [`fixture::jobs`] + [`fixture::build_many`] build many in parallel.
@@ -46,7 +46,8 @@
 //!   without cgo; PIE pclntab is in `.data.rel.ro.gopclntab` up to Go 1.25 and in
 //!   `.gopclntab` from 1.26.
 //! - [`process`]: [`process::Spawned`] owns a child (stdin/stdout/stderr piped) and SIGKILLs +
-//!   reaps it on drop. [`process::Spawned::wait_ready`] (lines before `ready`),
+//!   reaps it on drop; it does not pass the test's own `GODEBUG`, `GOTRACEBACK`, `GOGC`, …
+//!   ([`process::GO_RUNTIME_ENV`]) on to the child. [`process::Spawned::wait_ready`] (lines before `ready`),
 //!   [`process::Spawned::wait_for_line`], [`process::Spawned::next_line`],
 //!   [`process::Spawned::write_line`], [`process::Spawned::signal`] ([`process::Signal`]:
 //!   `Quit`, `Usr1`, `Usr2`, `Term`, `Kill`), [`process::Spawned::stderr`],
@@ -86,7 +87,8 @@
 //! - `demo`: the `cargo xtask demo` target (worker pool, a growing goroutine leak, a
 //!   recovered panic every 3 s). Not used by tests.
 //!
-//! `cargo xtask fixtures` builds them all with every toolchain in every variant (warm cache:
+//! `cargo xtask fixtures` builds them all ([`fixture::programs`]: every directory with a
+//! `go.mod`) with every toolchain in every variant (warm cache:
 //! ~0.1 s); `cargo xtask record-dumps` re-records `tests/testdata/dumps/`.
 
 pub mod blocked;

@@ -16,6 +16,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+/// Environment variables that change the Go runtime's behaviour; [`Spawned::spawn`] does not
+/// pass them on from the test's own environment.
+pub const GO_RUNTIME_ENV: &[&str] = &[
+    "GODEBUG",
+    "GOGC",
+    "GOMAXPROCS",
+    "GOMEMLIMIT",
+    "GOTRACEBACK",
+    "GORACE",
+    "GOEXPERIMENT",
+];
+
 /// The line fixtures print once they are in their steady state.
 pub const READY: &str = "ready";
 
@@ -65,7 +77,9 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// Spawns `program args…` with extra `env` (added to the inherited environment).
+    /// Spawns `program args…` with extra `env` added to the inherited environment, minus the
+    /// Go runtime settings in [`GO_RUNTIME_ENV`] (a `GODEBUG` or `GOTRACEBACK` in the shell of
+    /// whoever runs the tests must not change what fixtures do); pass them in `env` to set them.
     pub fn spawn<I, S, K, V>(program: &Path, args: I, env: &[(K, V)]) -> anyhow::Result<Self>
     where
         I: IntoIterator<Item = S>,
@@ -75,6 +89,9 @@ impl Spawned {
     {
         let mut cmd = Command::new(program);
         cmd.args(args);
+        for k in GO_RUNTIME_ENV {
+            cmd.env_remove(k);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

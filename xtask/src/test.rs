@@ -71,6 +71,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     crate::fixtures::run(&crate::fixtures::Args {
         jobs: None,
         only: Vec::new(),
+        prune: false,
     })?;
     let mut test = cargo();
     test.args([
