@@ -70,15 +70,10 @@ fn synthetic_as(format: PclnFormat) -> Synthetic {
     let relative = format.relative_entries();
     let header_len = if relative { 8 + 8 * 8 } else { 8 + 7 * 8 };
     // Keep the function records 8-aligned in memory, as the linker does.
-    while (TABLE_VADDR as usize
-        + header_len
-        + names.len()
-        + cutab.len()
-        + filetab.len()
-        + pctab.len())
-        % 8
-        != 0
-    {
+    let used = |pctab: &[u8]| {
+        TABLE_VADDR as usize + header_len + names.len() + cutab.len() + filetab.len() + pctab.len()
+    };
+    while !used(&pctab).is_multiple_of(8) {
         pctab.push(0);
     }
     let funcname = header_len;
@@ -105,7 +100,6 @@ fn synthetic_as(format: PclnFormat) -> Synthetic {
     t.extend(&pctab);
     // functab: 3 entries (2 functions + end sentinel) of (entry, funcoff).
     let fixed = match format {
-        PclnFormat::Go120 => 44,
         PclnFormat::Go118 => 40,
         _ => 44,
     };
@@ -154,7 +148,7 @@ fn synthetic_as(format: PclnFormat) -> Synthetic {
                 .flat_map(|v| v.to_le_bytes()),
         );
     } else {
-        while (TABLE_VADDR + t.len() as u64) % 8 != 0 {
+        while !(TABLE_VADDR + t.len() as u64).is_multiple_of(8) {
             t.push(0xee);
         }
         t.extend([0u64, 0, 0, GOFUNC].iter().flat_map(|v| v.to_le_bytes()));
