@@ -424,3 +424,24 @@ fn inspect_report_per_variant() {
         }
     }
 }
+
+/// `/proc/PID/exe` still reads a binary that was deleted after start, and
+/// `/proc/PID/root/<path>` reads it through the process's mount namespace.
+#[test]
+fn open_pid_survives_deleted_binary() {
+    let tc = go::newest().unwrap();
+    let original = build("inline", &tc, Variant::Stripped);
+    let dir = std::env::temp_dir().join(format!("gtrace-gobin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("inline");
+    std::fs::copy(&original, &copy).unwrap();
+    let mut p = Spawned::spawn(&copy, &[] as &[&str], &[] as &[(&str, &str)]).unwrap();
+    p.wait_ready().unwrap();
+    let by_root = GoBinary::open_in_root(p.pid(), &copy).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let by_pid = GoBinary::open_pid(p.pid()).unwrap();
+    let want = open(&original).functions().unwrap();
+    assert_eq!(by_pid.functions().unwrap(), want);
+    assert_eq!(by_root.functions().unwrap(), want);
+    assert!(GoBinary::open(&copy).is_err());
+}
