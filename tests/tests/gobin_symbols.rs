@@ -424,3 +424,62 @@ fn inspect_report_per_variant() {
         }
     }
 }
+
+/// `/proc/PID/exe` still reads a binary that was deleted after start, and
+/// `/proc/PID/root/<path>` reads it through the process's mount namespace.
+#[test]
+fn open_pid_survives_deleted_binary() {
+    let tc = go::newest().unwrap();
+    let original = build("inline", &tc, Variant::Stripped);
+    let dir = std::env::temp_dir().join(format!("gtrace-gobin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("inline");
+    std::fs::copy(&original, &copy).unwrap();
+    let mut p = Spawned::spawn(&copy, &[] as &[&str], &[] as &[(&str, &str)]).unwrap();
+    p.wait_ready().unwrap();
+    let by_root = GoBinary::open_in_root(p.pid(), &copy).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let by_pid = GoBinary::open_pid(p.pid()).unwrap();
+    let want = open(&original).functions().unwrap();
+    assert_eq!(by_pid.functions().unwrap(), want);
+    assert_eq!(by_root.functions().unwrap(), want);
+    assert!(GoBinary::open(&copy).is_err());
+}
+
+/// With the build info destroyed (so the version, and with it the moduledata layout, is
+/// unknown) the funcdata base is recovered by trying each known layout, and inline expansion
+/// is unchanged.
+#[test]
+fn inline_trees_without_a_known_version() {
+    for (tc, v) in matrix()
+        .into_iter()
+        .filter(|(_, v)| *v == Variant::Stripped)
+    {
+        let path = build("inline", &tc, v);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let magic = b"\xff Go buildinf:";
+        let at = bytes.windows(magic.len()).position(|w| w == magic).unwrap();
+        bytes[at] = 0;
+        let damaged = GoBinary::from_bytes(bytes).unwrap();
+        assert!(damaged.version().is_none(), "{tc}");
+        assert!(
+            damaged.symbol_sources().inline_trees,
+            "{tc}: funcdata base not recovered"
+        );
+        let good = open(&path);
+        assert_eq!(
+            damaged.pclntab().layout().gofunc,
+            good.pclntab().layout().gofunc,
+            "{tc}"
+        );
+        for f in good.functions().unwrap().iter().step_by(3) {
+            let pc = f.entry + (f.end - f.entry) / 2;
+            assert_eq!(
+                damaged.symbolize(pc).unwrap(),
+                good.symbolize(pc).unwrap(),
+                "{tc} {}",
+                f.name
+            );
+        }
+    }
+}

@@ -587,6 +587,50 @@ impl<'a> Pclntab<'a> {
         ))
     }
 
+    /// Checks every inline-tree entry `f`'s index table refers to: the name offset starts a
+    /// name (preceded by a NUL) and `parentPc` lies inside `f`. Returns how many entries were
+    /// checked (0 if `f` has no tree); `Ok(false)`-like failures are errors. Used to recognise
+    /// the right funcdata base when the binary's version is unknown.
+    pub fn check_inline_tree(&self, f: &FuncRecord) -> Result<usize> {
+        let bad = GobinError::BadPclntab;
+        let Some(tree) = self.funcdata(f, FUNCDATA_INL_TREE)? else {
+            return Ok(0);
+        };
+        let table = self.pcdata_table(f, PCDATA_INL_TREE_INDEX)?;
+        if table == 0 {
+            return Ok(0);
+        }
+        let mut p = self
+            .data
+            .get(self.layout.pctab.saturating_add(table as usize)..)
+            .ok_or(bad("a pc-value table offset points outside the table"))?;
+        let (mut val, mut first, mut checked) = (-1i32, true, 0);
+        while let Some((uv, n)) = read_varint32(p) {
+            if uv == 0 && !first {
+                return Ok(checked);
+            }
+            first = false;
+            val = val.wrapping_add((uv >> 1) as i32 ^ -((uv & 1) as i32));
+            p = &p[n..];
+            let (_, n) = read_varint32(p).ok_or(bad("a pc-value table runs past the data"))?;
+            p = &p[n..];
+            if val < 0 {
+                continue;
+            }
+            let call = self.inlined_call(tree, val as u32)?;
+            let name =
+                usize::try_from(call.name_off).map_err(|_| bad("a negative inline name offset"))?;
+            let at = self.layout.funcname.saturating_add(name);
+            let starts_name = name == 0 || self.data.get(at - 1) == Some(&0);
+            let parent_ok = u64::try_from(call.parent_pc).is_ok_and(|pc| pc < f.end - f.entry);
+            if !starts_name || !parent_ok || self.name_at(call.name_off)?.is_empty() {
+                return Err(bad("an inline tree entry does not decode"));
+            }
+            checked += 1;
+        }
+        Err(bad("a pc-value table runs past the data"))
+    }
+
     fn inlined_call(&self, tree: u64, ix: u32) -> Result<InlinedCall> {
         let new = self.layout.format == PclnFormat::Go120;
         let size = if new { 16 } else { 20 };

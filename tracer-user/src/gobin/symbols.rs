@@ -119,12 +119,18 @@ impl GoBinary {
             };
             layout.text_start = text.ok_or(GobinError::NoTextStart)?;
             text_how = how;
+            // Not the `.go.func` section of 1.27: that holds other data; `go:func.*` is in
+            // `.rodata`.
             layout.gofunc = moduledata.and_then(|m| m.gofunc).or_else(|| {
                 ["go:func.*", "go.func.*"]
                     .iter()
                     .find_map(|n| image.symbol(n).map(|s| s.addr))
-                    .or_else(|| image.section_data(".go.func").map(|(a, _)| a))
             });
+            if layout.gofunc.is_none()
+                && let Some(md) = &moduledata
+            {
+                layout.gofunc = guess_gofunc(&image, (start, end), layout, md.addr);
+            }
             inline_trees = layout.gofunc.is_some();
         }
         let sources = SymbolSources {
@@ -241,6 +247,39 @@ impl GoBinary {
     pub fn read_vaddr(&self, vaddr: u64, len: usize) -> Result<&[u8]> {
         self.image.read_vaddr(vaddr, len)
     }
+}
+
+/// `moduledata.gofunc` when the version is unknown (a `devel` toolchain, damaged build info):
+/// tries the field offsets of every known layout and keeps the one under which the inline
+/// trees of the first functions that have one decode sensibly (names resolve, `parentPc`
+/// inside the function).
+fn guess_gofunc(
+    image: &ElfImage,
+    (s, e): (usize, usize),
+    layout: PclnLayout,
+    md: u64,
+) -> Option<u64> {
+    let data = &image.bytes()[s..e];
+    let offsets: &[u64] = if layout.format == PclnFormat::Go118 {
+        &[304]
+    } else {
+        &moduledata::GOFUNC_OFFSETS
+    };
+    offsets.iter().find_map(|&off| {
+        let gofunc = image.read_ptr(md.wrapping_add(off)).ok()?;
+        image.read_vaddr(gofunc, 1).ok()?;
+        let mut l = layout;
+        l.gofunc = Some(gofunc);
+        let tab = Pclntab::new(data, l, image).ok()?;
+        let mut checked = 0;
+        for f in tab.funcs().filter_map(Result::ok).take(4096) {
+            checked += tab.check_inline_tree(&f).ok()?;
+            if checked >= 256 {
+                break;
+            }
+        }
+        (checked > 0).then_some(gofunc)
+    })
 }
 
 /// Finds the pclntab: its link-time address, file byte range and how it was found.
