@@ -396,7 +396,8 @@ fn inspect_report_per_variant() {
     for tc in [go::by_version("1.19").unwrap(), go::newest().unwrap()] {
         for v in Variant::ALL {
             let bin = open(&build("inline", &tc, v));
-            let r = tracer_user::gobin::inspect::Report::new(&bin, &["main.chain".to_owned()]);
+            let r =
+                tracer_user::gobin::inspect::Report::new(&bin, &["main.chain".to_owned()], None);
             assert_eq!(r.symbols.symtab, v.has_symbols(), "{tc} {v}");
             assert_eq!(r.pie, v == Variant::Pie, "{tc} {v}");
             assert_eq!(
