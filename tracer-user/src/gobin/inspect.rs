@@ -224,7 +224,7 @@ impl Report {
                         TableSource::Binary => "binary".to_owned(),
                         TableSource::Table { version } => format!("table {version}"),
                     },
-                    strings: w.strings.iter().map(std::string::ToString::to_string).collect(),
+                    strings: w.strings.iter().map(ToString::to_string).collect(),
                 }),
                 Ok(None) => {
                     Err("stripped binary of unknown Go version: use --assume-go-version".to_owned())
