@@ -118,7 +118,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             .stdout(Stdio::piped())
             .output()?;
         addr2line.push(t.elapsed());
-        let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
+        let lines = String::from_utf8_lossy(&out.stdout).lines().count();
         if lines != 2 * args.pcs {
             bail!(
                 "go tool addr2line answered {lines} lines for {} PCs",
