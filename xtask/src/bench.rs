@@ -1,9 +1,11 @@
-//! `cargo xtask bench gobin`: speed of the Go-binary layer, measured side by side with the Go
-//! toolchain's own tool in one run (this machine is noisy: ratios, medians), written into
-//! `docs/PERFORMANCE.md` between the `<!-- bench gobin -->` markers.
+//! `cargo xtask bench gobin|dump`: speed measured side by side with a reference in one run
+//! (this machine is noisy: ratios, medians), written into `docs/PERFORMANCE.md` between
+//! `<!-- bench NAME -->` markers.
 //!
-//! - open a large stripped Go binary and resolve every probe site;
-//! - symbolize N PCs with gtrace vs `go tool addr2line` on the same PCs.
+//! - `gobin`: open a large stripped Go binary and resolve every probe site; symbolize N PCs
+//!   with gtrace vs `go tool addr2line` on the same PCs.
+//! - `dump`: `gtrace dump --json` of a process with 100 000 parked goroutines (wall, CPU, peak
+//!   memory), and the target's own work rate while dumps run back to back vs while none do.
 
 use std::{
     path::{Path, PathBuf},
@@ -17,7 +19,7 @@ use gtrace_tests::go;
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// What to measure.
-    #[arg(value_parser = ["gobin"])]
+    #[arg(value_parser = ["gobin", "dump"])]
     what: String,
     /// Repetitions (the median is reported).
     #[arg(long, default_value_t = 5)]
@@ -27,7 +29,7 @@ pub(crate) struct Args {
     pcs: usize,
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -66,6 +68,34 @@ fn gtrace_run(
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    match args.what.as_str() {
+        "dump" => crate::bench_dump::run(args.runs),
+        _ => gobin(args),
+    }
+}
+
+/// Replaces the `<!-- bench NAME -->` section of docs/PERFORMANCE.md with `table`.
+pub(crate) fn write_section(name: &str, table: &str) -> anyhow::Result<()> {
+    let (open, close) = (
+        format!("<!-- bench {name} -->"),
+        format!("<!-- end bench {name} -->"),
+    );
+    let perf = root().join("docs/PERFORMANCE.md");
+    let doc = std::fs::read_to_string(&perf)?;
+    let (Some(a), Some(b)) = (doc.find(&open), doc.find(&close)) else {
+        bail!("docs/PERFORMANCE.md lacks the {open} markers");
+    };
+    let new = format!(
+        "{}{open}\n{table}\n{close}{}",
+        &doc[..a],
+        &doc[b + close.len()..]
+    );
+    std::fs::write(&perf, new)?;
+    println!("written to {}", perf.display());
+    Ok(())
+}
+
+fn gobin(args: &Args) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let st = Command::new(&cargo)
         .args([
@@ -128,13 +158,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     }
     let (open, sym, a2l) = (median(open), median(sym), median(addr2line));
     let table = format!(
-        "<!-- bench gobin -->\n\
-         Measured by `cargo xtask bench gobin` ({runs} runs, medians) on `{bin}` of Go {ver}, \
+        "Measured by `cargo xtask bench gobin` ({runs} runs, medians) on `{bin}` of Go {ver}, \
          stripped with `strip` ({size_mb:.1} MB): {summary}\n\n\
          | what | gtrace | reference | ratio |\n|---|---|---|---|\n\
          | open + resolve all probe sites | {open:.1?} | goal ≤ 20 ms for 100 MB | {per100:.1} ms per 100 MB (linear estimate) |\n\
-         | symbolize {n} PCs (inlined frames expanded) | {sym:.1?} | `go tool addr2line`: {a2l:.1?} | {ratio:.1}× faster |\n\
-         <!-- end bench gobin -->",
+         | symbolize {n} PCs (inlined frames expanded) | {sym:.1?} | `go tool addr2line`: {a2l:.1?} | {ratio:.1}× faster |",
         runs = args.runs,
         bin = "pkg/tool/linux_amd64/compile",
         ver = tc.version,
@@ -144,23 +172,5 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         ratio = a2l.as_secs_f64() / sym.as_secs_f64(),
     );
     println!("{table}");
-    let perf = root().join("docs/PERFORMANCE.md");
-    let doc = std::fs::read_to_string(&perf).unwrap_or_else(|_| {
-        "# Performance\n\n<!-- bench gobin -->\n<!-- end bench gobin -->\n".into()
-    });
-    let (Some(a), Some(b)) = (
-        doc.find("<!-- bench gobin -->"),
-        doc.find("<!-- end bench gobin -->"),
-    ) else {
-        bail!("docs/PERFORMANCE.md lacks the <!-- bench gobin --> markers");
-    };
-    let new = format!(
-        "{}{}{}",
-        &doc[..a],
-        table,
-        &doc[b + "<!-- end bench gobin -->".len()..]
-    );
-    std::fs::write(&perf, new)?;
-    println!("written to {}", perf.display());
-    Ok(())
+    write_section("gobin", &table)
 }

@@ -4,6 +4,7 @@
 //! module.
 
 mod bench;
+mod bench_dump;
 mod demo;
 mod fixtures;
 mod gen_offsets;
@@ -29,7 +30,7 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
-    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`).
+    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`, `bench dump`).
     Bench(bench::Args),
     /// Run the whole test suite as CI does: rustfmt, clippy, toolchains, fixtures, cargo test.
     Test(test::Args),
