@@ -73,6 +73,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         only: Vec::new(),
         prune: false,
     })?;
+    // The integration tests also run the `gtrace` binary as a user would; `cargo test` only
+    // builds a package's binaries for that package's own integration tests.
+    let mut build = cargo();
+    build.args(["build", "-p", "tracer-user", "--bin", "gtrace"]);
+    step("build gtrace", build)?;
     let mut test = cargo();
     test.args([
         "test",
