@@ -86,6 +86,7 @@ pub fn run(args: &Args) -> Result<Exit> {
 
     let mut probe_test = None;
     if let (Some(p), Some(bin), true, true) = (&process, &binary, host_ok, target_ok) {
+        eprintln!("gtrace: probing PID {} for {:?}…", p.pid, args.duration);
         let counts = probe_test_run(p, bin, args.duration)?;
         if !args.json {
             println!("probe test ({:?} on PID {}):", args.duration, p.pid);
