@@ -3,6 +3,7 @@
 //! Layout: `cli/` (one file per subcommand), `target/` (PIDs and /proc), `system/` (host
 //! checks), `gobin/` (everything known from a Go binary), `probes/` (eBPF load/attach).
 
+pub mod analysis;
 pub mod cli;
 pub mod gobin;
 pub mod goroutines;
