@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer_user::cli::{Cli, Command, doctor, dump, exit, inspect, symbolize};
+use tracer_user::cli::{Cli, Command, doctor, dump, exit, inspect, leaks, profile, symbolize};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("GTRACE_LOG", "warn"))
@@ -13,6 +13,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Dump(args) => run_dump(args),
         Command::Inspect(args) => inspect::run(args).map(|()| exit::Exit::Ok),
+        Command::Leaks(args) => leaks::run(args, &mut std::io::stdout().lock()),
+        Command::Profile(args) => profile::run(args).map(|()| exit::Exit::Ok),
         Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
     };
     match result {

@@ -12,7 +12,10 @@
 
 pub mod rules;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use crate::{
     gobin::waitreason::WaitCategory,
@@ -203,6 +206,8 @@ pub struct Tracker {
     prev: HashMap<u64, Seen>,
     /// Parent goid per goid of the last snapshot.
     parents: HashMap<u64, Option<u64>>,
+    /// Every goid of the first snapshot, in any state.
+    first: HashSet<u64>,
 }
 
 /// True if a goroutine parked at both snapshots ran in between: the runtime's `execute`
@@ -239,18 +244,17 @@ impl Tracker {
                 state: s.state,
                 parked: s.parked,
             };
-            let gi = match self.index.get(&key) {
-                Some(&i) => i,
-                None => {
-                    self.groups.push(Track {
-                        key: key.clone(),
-                        counts: vec![0; n + 1],
-                        departed: 0,
-                        all_system: true,
-                    });
-                    self.index.insert(key, self.groups.len() - 1);
-                    self.groups.len() - 1
-                }
+            let gi = if let Some(&i) = self.index.get(&key) {
+                i
+            } else {
+                self.groups.push(Track {
+                    key: key.clone(),
+                    counts: vec![0; n + 1],
+                    departed: 0,
+                    all_system: true,
+                });
+                self.index.insert(key, self.groups.len() - 1);
+                self.groups.len() - 1
             };
             let tr = &mut self.groups[gi];
             tr.counts.resize(n + 1, 0);
@@ -269,6 +273,9 @@ impl Tracker {
                     since,
                 },
             );
+        }
+        if n == 0 {
+            self.first = cur.keys().copied().collect();
         }
         for (goid, p) in &self.prev {
             let left = cur
@@ -347,6 +354,7 @@ impl Tracker {
                 ages: Ages::of(&ages),
                 runtime_ages: runtime_ages.len(),
                 orphans,
+                new_members: ms.iter().filter(|(g, _)| !self.first.contains(g)).count(),
                 goids: ms.iter().map(|(g, _)| *g).collect(),
             });
         }
@@ -422,6 +430,8 @@ pub struct GroupReport {
     pub runtime_ages: usize,
     /// Members whose creator has exited (`None` when the Go version does not record it).
     pub orphans: Option<usize>,
+    /// Members that did not exist (in any state) at the first snapshot.
+    pub new_members: usize,
     /// Every member's goid at the last snapshot, ascending.
     pub goids: Vec<u64>,
 }
@@ -439,6 +449,7 @@ impl GroupReport {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact values built from exact inputs
 pub(crate) mod tests {
     use super::*;
 
@@ -523,12 +534,14 @@ pub(crate) mod tests {
         assert_eq!(leak.ages.unwrap().max, 4.0);
         assert_eq!(leak.ages.unwrap().min, 0.0);
         assert_eq!(leak.orphans, Some(0));
+        assert_eq!(leak.new_members, 12);
         let pool = r
             .iter()
             .find(|g| g.key.block == Some(site("main.worker", 20)))
             .unwrap();
         assert_eq!(pool.count, 3);
         assert!(pool.woken());
+        assert_eq!(pool.new_members, 0);
     }
 
     #[test]

@@ -2,3 +2,4 @@
 //! `output/`), so every heuristic is unit-tested on synthetic snapshots.
 
 pub mod leaks;
+pub mod stacks;

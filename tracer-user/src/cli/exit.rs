@@ -26,6 +26,8 @@ pub enum Exit {
     Target = 4,
     /// The target process does not exist or exited.
     ProcessGone = 5,
+    /// `gtrace leaks --fail-on N`: a leaking group reached N goroutines.
+    LeaksFound = 6,
 }
 
 impl From<Exit> for ExitCode {

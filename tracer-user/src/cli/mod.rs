@@ -5,6 +5,8 @@ pub mod dump;
 pub mod duration;
 pub mod exit;
 pub mod inspect;
+pub mod leaks;
+pub mod profile;
 pub mod symbolize;
 
 use clap::{Parser, Subcommand};
@@ -17,10 +19,13 @@ EXAMPLES:
     sudo gtrace dump -p 1234 --group    identical goroutines folded, largest groups first
     gtrace inspect ./server --json      version, symbols, layouts, probe sites
     gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
+    sudo gtrace leaks -p 1234 -d 30s    goroutine leaks: groups that grow and never wake
+    sudo gtrace profile -p 1234 -o g.pb.gz   goroutine profile for `go tool pprof`
 
 EXIT CODES:
     0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)
-    4 target cannot be traced (not Go, unsupported version)   5 process gone";
+    4 target cannot be traced (not Go, unsupported version)   5 process gone
+    6 leaks found (gtrace leaks --fail-on N)";
 
 /// gtrace: what are the goroutines of a running Go program doing — from outside, no restart.
 #[derive(Debug, Parser)]
@@ -41,6 +46,11 @@ pub enum Command {
     /// What gtrace knows about a Go binary: version, build info, symbol sources, runtime
     /// layouts, wait reasons, probe sites. The first thing to run when gtrace refuses a binary.
     Inspect(inspect::InspectArgs),
+    /// Goroutine leaks: groups (creation site, blocking site, wait reason) that grow over a
+    /// window of snapshots while none of their goroutines wakes. Exit code 6 with --fail-on.
+    Leaks(leaks::LeaksArgs),
+    /// Write a goroutine profile (pprof, folded stacks or an SVG flame graph) from one snapshot.
+    Profile(profile::ProfileArgs),
     /// Symbolize program counters of a Go binary, inlined frames expanded.
     Symbolize(symbolize::SymbolizeArgs),
 }

@@ -1,4 +1,7 @@
-//! Everything that knows output formats (text, JSON); the rest of the library produces data.
+//! Everything that knows output formats (text, JSON, pprof, folded stacks, SVG); the rest of the library produces data.
 
 pub mod dump_json;
+pub mod folded;
+pub mod leaks;
+pub mod pprof;
 pub mod traceback;

@@ -33,7 +33,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             min_growth: 2,
-            long_parked: Duration::from_secs(10 * 60),
+            long_parked: Duration::from_mins(10),
         }
     }
 }
@@ -94,12 +94,14 @@ impl Rule for Growing {
         Severity::Leak
     }
     fn summary(&self) -> &'static str {
-        "the group's count grew during the window and no member woke up or exited"
+        "the group's count grew during the window by goroutines that did not exist at its \
+         start, and no member woke up or exited"
     }
     fn check(&self, g: &GroupReport, cfg: &Config) -> bool {
         stuck(g)
             && g.snapshots >= 3
             && g.count >= g.first_count + cfg.min_growth
+            && g.new_members >= cfg.min_growth
             && g.growth_per_min > 0.0
     }
     fn format(&self, g: &GroupReport, _: &Config) -> String {
@@ -239,6 +241,7 @@ pub fn evaluate(g: &GroupReport, cfg: &Config) -> Verdict {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::super::{Ages, GroupKey, tests::site};
     use super::*;
@@ -267,6 +270,7 @@ mod tests {
             }),
             runtime_ages: 61,
             orphans: Some(0),
+            new_members: 24,
             goids: (100..161).collect(),
         }
     }
@@ -301,6 +305,12 @@ mod tests {
         let mut g = group("chan receive", true);
         g.first_count = 60;
         assert!(!Growing.check(&g, &cfg()), "growth below min_growth");
+        let mut g = group("chan receive", true);
+        g.new_members = 1;
+        assert!(
+            !Growing.check(&g, &cfg()),
+            "growth by goroutines that already existed (a pool seen running at first)"
+        );
         let mut g = group("chan receive", true);
         g.snapshots = 2;
         assert!(!Growing.check(&g, &cfg()), "too few snapshots");

@@ -1,0 +1,127 @@
+//! Goroutines folded into distinct stacks with counts: the model of a goroutine profile
+//! (Go's `/debug/pprof/goroutine`), written out by `output::pprof` and `output::folded`.
+//!
+//! Like the runtime's own goroutine profile (`runtime.GoroutineProfile` skips
+//! `isSystemGoroutine`), runtime goroutines are left out and runtime frames are kept.
+
+use std::{collections::HashMap, sync::Arc};
+
+use crate::goroutines::Goroutine;
+
+/// One logical frame of a profiled stack.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Function name (`main.awaitReply`).
+    pub function: Arc<str>,
+    /// Source file.
+    pub file: Arc<str>,
+    /// Line.
+    pub line: u32,
+    /// The physical frame's PC (inlined frames share their caller's).
+    pub pc: u64,
+}
+
+/// A distinct stack (innermost frame first) and how many goroutines have it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackCount {
+    /// Frames, innermost first; a goroutine without a readable stack (running on a CPU)
+    /// gets one pseudo-frame named after its state (`[running]`) with PC 0.
+    pub frames: Vec<Frame>,
+    /// Goroutines with exactly this stack.
+    pub count: u64,
+}
+
+/// Accumulates goroutines into [`StackCount`]s.
+#[derive(Debug, Default)]
+pub struct StackCounter {
+    index: HashMap<Vec<Frame>, usize>,
+    stacks: Vec<StackCount>,
+    total: u64,
+}
+
+impl StackCounter {
+    /// Nothing counted yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one goroutine (runtime goroutines are skipped, as Go's profile does).
+    pub fn add(&mut self, g: &Goroutine) {
+        if g.system {
+            return;
+        }
+        let mut frames: Vec<Frame> = g
+            .stack
+            .frames
+            .iter()
+            .chain(&g.stack.tail)
+            .map(|f| Frame {
+                function: f.src.function.clone(),
+                file: f.src.file.clone(),
+                line: f.src.line,
+                pc: f.pc,
+            })
+            .collect();
+        if frames.is_empty() {
+            frames.push(Frame {
+                function: format!("[{}]", g.status).into(),
+                file: "".into(),
+                line: 0,
+                pc: 0,
+            });
+        }
+        self.add_stack(frames, 1);
+    }
+
+    /// Counts `count` goroutines with `frames` (innermost first).
+    pub fn add_stack(&mut self, frames: Vec<Frame>, count: u64) {
+        self.total += count;
+        if let Some(&i) = self.index.get(&frames) {
+            self.stacks[i].count += count;
+            return;
+        }
+        self.index.insert(frames.clone(), self.stacks.len());
+        self.stacks.push(StackCount { frames, count });
+    }
+
+    /// Goroutines counted.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The stacks, most common first.
+    pub fn finish(self) -> Vec<StackCount> {
+        let mut s = self.stacks;
+        s.sort_by_key(|x| std::cmp::Reverse(x.count));
+        s
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn frame(function: &str, line: u32, pc: u64) -> Frame {
+        Frame {
+            function: function.into(),
+            file: "/src/main.go".into(),
+            line,
+            pc,
+        }
+    }
+
+    #[test]
+    fn identical_stacks_fold() {
+        let mut c = StackCounter::new();
+        let a = vec![frame("runtime.gopark", 1, 0x10), frame("main.a", 5, 0x20)];
+        let b = vec![frame("runtime.gopark", 1, 0x10), frame("main.b", 7, 0x30)];
+        c.add_stack(a.clone(), 1);
+        c.add_stack(b, 1);
+        c.add_stack(a.clone(), 2);
+        assert_eq!(c.total(), 4);
+        let s = c.finish();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].frames, a);
+        assert_eq!(s[0].count, 3);
+    }
+}

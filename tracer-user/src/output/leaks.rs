@@ -1,0 +1,229 @@
+//! `gtrace leaks` output: a text report for people and JSON for scripts
+//! (docs/json/leaks.schema.json).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::analysis::leaks::{
+    GroupReport, Site,
+    rules::{Verdict, human_secs},
+};
+
+/// Examples shown per group.
+pub const EXAMPLES: usize = 10;
+
+/// The whole report: what was sampled and the groups with their verdicts.
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// Target pid.
+    pub pid: i32,
+    /// Its Go version (`go1.27.3`).
+    pub go_version: &'a str,
+    /// Snapshots taken.
+    pub snapshots: usize,
+    /// Seconds between first and last snapshot.
+    pub window_secs: f64,
+    /// Requested seconds between snapshots.
+    pub interval_secs: f64,
+    /// Goroutines in the last snapshot (shown groups only).
+    pub goroutines: usize,
+    /// Groups hidden (runtime) because `--all` was not given.
+    pub hidden_groups: usize,
+    /// The shown groups with their verdicts, in display order.
+    pub groups: &'a [(GroupReport, Verdict)],
+}
+
+#[derive(Serialize)]
+struct JsonSite<'a> {
+    function: &'a str,
+    file: &'a str,
+    line: u32,
+}
+
+fn site(s: Option<&Site>) -> Option<JsonSite<'_>> {
+    s.map(|s| JsonSite {
+        function: &s.function,
+        file: &s.file,
+        line: s.line,
+    })
+}
+
+#[derive(Serialize)]
+struct JsonAges {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+#[derive(Serialize)]
+#[allow(clippy::struct_excessive_bools)] // mirrors the documented JSON fields
+struct JsonGroup<'a> {
+    count: usize,
+    wait_reason: &'a str,
+    parked: bool,
+    category: &'static str,
+    created_by: Option<JsonSite<'a>>,
+    block_frame: Option<JsonSite<'a>>,
+    age_seconds: Option<JsonAges>,
+    ages_from_runtime: usize,
+    first_count: usize,
+    max_count: usize,
+    growth_per_min: f64,
+    woken: bool,
+    departed: u64,
+    orphans: Option<usize>,
+    new_members: usize,
+    leak: bool,
+    suspect: bool,
+    rules: &'a [&'static str],
+    reasons: &'a [String],
+    example_goids: &'a [u64],
+    goids: &'a [u64],
+    runtime: bool,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    pid: i32,
+    go_version: &'a str,
+    snapshots: usize,
+    window_seconds: f64,
+    interval_seconds: f64,
+    goroutines: usize,
+    leaking_groups: usize,
+    leaking_goroutines: usize,
+    hidden_groups: usize,
+    groups: Vec<JsonGroup<'a>>,
+}
+
+/// Writes the report as one JSON object and a newline.
+pub fn write_json(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
+    let groups = r
+        .groups
+        .iter()
+        .map(|(g, v)| JsonGroup {
+            count: g.count,
+            wait_reason: &g.key.state,
+            parked: g.key.parked,
+            category: g.category.name(),
+            created_by: site(g.key.created_by.as_ref()),
+            block_frame: site(g.key.block.as_ref()),
+            age_seconds: g.ages.map(|a| JsonAges {
+                min: a.min,
+                median: a.median,
+                max: a.max,
+            }),
+            ages_from_runtime: g.runtime_ages,
+            first_count: g.first_count,
+            max_count: g.max_count,
+            growth_per_min: g.growth_per_min,
+            woken: g.woken(),
+            departed: g.departed,
+            orphans: g.orphans,
+            new_members: g.new_members,
+            leak: v.leak,
+            suspect: v.suspect,
+            rules: &v.rules,
+            reasons: &v.reasons,
+            example_goids: &g.goids[..g.goids.len().min(EXAMPLES)],
+            goids: &g.goids,
+            runtime: g.is_runtime(),
+        })
+        .collect();
+    let leaking = r.groups.iter().filter(|(_, v)| v.leak);
+    let doc = JsonReport {
+        pid: r.pid,
+        go_version: r.go_version,
+        snapshots: r.snapshots,
+        window_seconds: r.window_secs,
+        interval_seconds: r.interval_secs,
+        goroutines: r.goroutines,
+        leaking_groups: leaking.clone().count(),
+        leaking_goroutines: leaking.map(|(g, _)| g.count).sum(),
+        hidden_groups: r.hidden_groups,
+        groups,
+    };
+    serde_json::to_writer(&mut w, &doc)?;
+    writeln!(w)
+}
+
+fn short(s: &Site) -> String {
+    let file = s.file.rsplit('/').next().unwrap_or(&s.file);
+    format!("{}  {file}:{}", s.function, s.line)
+}
+
+/// Writes the report as text: leaks first (the caller's order), one block per group.
+pub fn write_text(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
+    let leaks = r.groups.iter().filter(|(_, v)| v.leak).count();
+    writeln!(
+        w,
+        "pid {} ({}): {} snapshots over {:.1} s, {} goroutines in {} groups; {} leaking{}",
+        r.pid,
+        r.go_version,
+        r.snapshots,
+        r.window_secs,
+        r.goroutines,
+        r.groups.len(),
+        if leaks == 0 {
+            "none".to_owned()
+        } else {
+            format!("{leaks} group(s)")
+        },
+        if r.hidden_groups > 0 {
+            format!(
+                " ({} runtime group(s) hidden; --all shows them)",
+                r.hidden_groups
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    for (g, v) in r.groups {
+        let tag = if v.leak {
+            "LEAK"
+        } else if v.suspect {
+            "SUSPECT"
+        } else {
+            "ok"
+        };
+        let ages = g.ages.map_or_else(
+            || "-".to_owned(),
+            |a| {
+                format!(
+                    "{}/{}/{}",
+                    human_secs(a.min),
+                    human_secs(a.median),
+                    human_secs(a.max)
+                )
+            },
+        );
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{tag:<7} {:>6} goroutines  [{}] ({})  growth {:+.1}/min  age min/median/max {ages}  woken {}{}",
+            g.count,
+            g.key.state,
+            g.category.name(),
+            g.growth_per_min,
+            if g.woken() { "yes" } else { "no" },
+            g.orphans
+                .map(|o| format!("  orphans {o}"))
+                .unwrap_or_default(),
+        )?;
+        if let Some(b) = &g.key.block {
+            writeln!(w, "        blocked at  {}", short(b))?;
+        }
+        if let Some(c) = &g.key.created_by {
+            writeln!(w, "        created by  {}", short(c))?;
+        }
+        for (i, reason) in v.reasons.iter().enumerate() {
+            let lead = if i == 0 { "why:" } else { "" };
+            writeln!(w, "        {lead:<4} {reason}")?;
+        }
+        let ex: Vec<String> = g.goids.iter().take(EXAMPLES).map(u64::to_string).collect();
+        let more = if g.goids.len() > EXAMPLES { " …" } else { "" };
+        writeln!(w, "        goroutines  {}{more}", ex.join(" "))?;
+    }
+    Ok(())
+}
