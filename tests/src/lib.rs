@@ -84,6 +84,10 @@
 //!   `nested_fatal`, `deep_fatal`, `nil_deref_fatal`, `deadlock`) kill the process with status 2. `list` prints the modes.
 //! - `inline`: JSON lines, one per physical frame of stacks captured through inlined calls:
 //!   the physical return PC and `runtime.CallersFrames`' logical frames for it.
+//! - `leaky`: four leak sites (chan receive, chan send, select, mutex; `main.leakXxx` created
+//!   by `main.spawnXxx`) leaking at 20/10/10/5 per second between stdin `start` and `stop`
+//!   (which prints the exact counts), next to a busy healthy worker pool; source lines marked
+//!   `// SITE:name`.
 //! - `demo`: the `cargo xtask demo` target (worker pool, a growing goroutine leak, a
 //!   recovered panic every 3 s). Not used by tests.
 //!
