@@ -105,9 +105,7 @@ fn final_dump(pid: u32) -> HashMap<(String, String), u64> {
 fn group<'a>(groups: &'a [Value], block: &str, creator: &str) -> Vec<&'a Value> {
     groups
         .iter()
-        .filter(|g| {
-            g["block_frame"]["function"] == block && g["created_by"]["function"] == creator
-        })
+        .filter(|g| g["block_frame"]["function"] == block && g["created_by"]["function"] == creator)
         .collect()
 }
 
@@ -181,7 +179,10 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
             "{what}: {name}: growth {growth}/min, leaking at {per_min}/min"
         );
         let max_age = g["age_seconds"]["max"].as_f64().unwrap();
-        assert!(max_age > 0.0 && max_age < 60.0, "{what}: {name}: age {max_age}");
+        assert!(
+            max_age > 0.0 && max_age < 60.0,
+            "{what}: {name}: age {max_age}"
+        );
         assert!(!g["example_goids"].as_array().unwrap().is_empty());
     }
     let leaking: Vec<&Value> = groups.iter().filter(|g| g["leak"] == true).collect();
@@ -192,10 +193,7 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
     );
     assert_eq!(doc["leaking_groups"], SITES.len());
     let pool = group(groups, "main.worker", "main.main");
-    assert!(
-        pool.iter().all(|g| g["leak"] == false),
-        "{what}: {pool:#?}"
-    );
+    assert!(pool.iter().all(|g| g["leak"] == false), "{what}: {pool:#?}");
 }
 
 /// Every leak site of `leaky` found with its exact count, sites, category and growth, and
@@ -219,7 +217,16 @@ fn leaks_on_the_demo() {
     p.wait_ready().unwrap();
     let pid = p.pid().to_string();
     let out = finish(
-        start_gtrace(&["leaks", "-p", &pid, "-d", "2s", "--interval", "250ms", "--json"]),
+        start_gtrace(&[
+            "leaks",
+            "-p",
+            &pid,
+            "-d",
+            "2s",
+            "--interval",
+            "250ms",
+            "--json",
+        ]),
         "demo",
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -230,7 +237,10 @@ fn leaks_on_the_demo() {
     assert_eq!(leaking[0]["block_frame"]["function"], "main.awaitReply");
     assert_eq!(leaking[0]["created_by"]["function"], "main.handleRequest");
     let growth = leaking[0]["growth_per_min"].as_f64().unwrap();
-    assert!(growth > 100.0 && growth < 450.0, "growth {growth}/min at 300/min");
+    assert!(
+        growth > 100.0 && growth < 450.0,
+        "growth {growth}/min at 300/min"
+    );
 }
 
 /// `--fail-on N` exits 6 when a leaking group has N goroutines, 0 below; text mode works.
@@ -257,7 +267,10 @@ fn fail_on_exit_code() {
     let tripped = finish(start_gtrace(&args("3")), "fail-on 3");
     let text = String::from_utf8_lossy(&tripped.stdout);
     assert_eq!(tripped.status.code(), Some(6), "{tripped:?}");
-    assert!(text.contains("LEAK") && text.contains("main.leakRecv"), "{text}");
+    assert!(
+        text.contains("LEAK") && text.contains("main.leakRecv"),
+        "{text}"
+    );
     let calm = finish(start_gtrace(&args("1000000")), "fail-on 1000000");
     assert_eq!(calm.status.code(), Some(0), "{calm:?}");
     p.write_line("stop").unwrap();

@@ -201,12 +201,12 @@ pub fn write_text(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
         writeln!(w)?;
         writeln!(
             w,
-            "{tag:<7} {:>6} goroutines  [{}] ({})  growth {:+.1}/min  age min/median/max {ages}  woken {}{}",
+            "{tag:<7} {:>6} goroutines  [{}] ({})  growth {:+.1}/min  age min/median/max {ages}  woke {}{}",
             g.count,
             g.key.state,
             g.category.name(),
             g.growth_per_min,
-            if g.woken() { "yes" } else { "no" },
+            if g.woken() { "yes" } else { "not seen" },
             g.orphans
                 .map(|o| format!("  orphans {o}"))
                 .unwrap_or_default(),
