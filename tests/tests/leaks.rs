@@ -109,6 +109,30 @@ fn group<'a>(groups: &'a [Value], block: &str, creator: &str) -> Vec<&'a Value> 
         .collect()
 }
 
+/// Every field docs/json/leaks.schema.json requires is present (top level and groups), and
+/// nothing undocumented is written.
+fn check_schema(doc: &Value, what: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/json/leaks.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let check = |obj: &Value, def: &Value, at: &str| {
+        let obj = obj.as_object().unwrap();
+        for key in def["required"].as_array().unwrap() {
+            let key = key.as_str().unwrap();
+            assert!(obj.contains_key(key), "{what}: {at}: missing {key}");
+        }
+        for key in obj.keys() {
+            assert!(
+                def["properties"].get(key).is_some(),
+                "{what}: {at}: {key} is not in the schema"
+            );
+        }
+    };
+    check(doc, &schema, "top level");
+    for g in doc["groups"].as_array().unwrap() {
+        check(g, &schema["$defs"]["group"], "group");
+    }
+}
+
 fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
     let what = format!("leaky {tc} {v}");
     let mut p = spawn_leaky(tc, v);
@@ -135,6 +159,7 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
     assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
     let doc: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stderr}"));
+    check_schema(&doc, &what);
     let groups = doc["groups"].as_array().expect("groups");
     let dump = final_dump(p.pid());
     let minor = tc.minor().1;

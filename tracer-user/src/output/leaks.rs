@@ -227,3 +227,92 @@ pub fn write_text(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::leaks::{
+        Sample, Site, Tracker,
+        rules::{Config, evaluate},
+    };
+
+    fn sample(goid: u64) -> Sample {
+        let site = |f: &str, line| Site {
+            function: f.into(),
+            file: "/src/app/main.go".into(),
+            line,
+        };
+        Sample {
+            goid,
+            parent_goid: Some(1),
+            state: "chan receive".into(),
+            parked: true,
+            wait_ns: None,
+            created_by: Some(site("main.handle", 17)),
+            block: Some(site("main.await", 42)),
+            system: false,
+        }
+    }
+
+    fn report_of(tracker: &Tracker) -> Vec<(GroupReport, Verdict)> {
+        tracker
+            .finish()
+            .into_iter()
+            .map(|g| {
+                let v = evaluate(&g, &Config::default());
+                (g, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_and_json_say_the_same() {
+        let mut t = Tracker::new();
+        for i in 0..3u64 {
+            t.snapshot(i as f64 * 30.0, (0..=i * 2).map(|g| sample(100 + g)));
+        }
+        let groups = report_of(&t);
+        let r = Report {
+            pid: 7,
+            go_version: "go1.27.3",
+            snapshots: 3,
+            window_secs: 60.0,
+            interval_secs: 30.0,
+            goroutines: 5,
+            hidden_groups: 2,
+            groups: &groups,
+        };
+        let mut text = Vec::new();
+        write_text(&mut text, &r).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.starts_with("pid 7 (go1.27.3): 3 snapshots over 60.0 s, 5 goroutines in 1 groups; 1 group(s) leaking (2 runtime group(s) hidden; --all shows them)"), "{text}");
+        assert!(
+            text.contains(
+                "LEAK         5 goroutines  [chan receive] (chan_receive)  growth +4.0/min"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("why: count grew 1 → 5 in 60 s (+4.0/min), none woke"),
+            "{text}"
+        );
+        assert!(
+            text.contains("blocked at  main.await  main.go:42"),
+            "{text}"
+        );
+        assert!(text.contains("goroutines  100 101 102 103 104\n"), "{text}");
+        let mut json = Vec::new();
+        write_json(&mut json, &r).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["leaking_groups"], 1);
+        assert_eq!(v["leaking_goroutines"], 5);
+        let g = &v["groups"][0];
+        assert_eq!(g["count"], 5);
+        assert_eq!(g["created_by"]["line"], 17);
+        assert_eq!(g["block_frame"]["function"], "main.await");
+        assert_eq!(g["category"], "chan_receive");
+        assert_eq!(g["age_seconds"]["max"], 60.0);
+        assert_eq!(g["rules"][0], "growing");
+        assert_eq!(g["example_goids"].as_array().unwrap().len(), 5);
+    }
+}
