@@ -403,3 +403,12 @@ fn profile_block_is_not_yet_available() {
         "{err}"
     );
 }
+
+/// An interval longer than the window is a usage error (exit 2), checked before attaching.
+#[test]
+fn leaks_interval_longer_than_window_is_usage() {
+    let out = gtrace::command(["leaks", "-p", "1", "-d", "1s", "--interval", "2s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

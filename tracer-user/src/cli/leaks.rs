@@ -58,11 +58,12 @@ pub struct LeaksArgs {
 /// Samples the target, writes the report to `out`, and says whether `--fail-on` tripped.
 pub fn run(args: &LeaksArgs, out: &mut dyn Write) -> Result<Exit> {
     if args.interval > args.duration {
-        anyhow::bail!(
-            "--interval ({:?}) is longer than the window -d ({:?}): no growth can be measured",
-            args.interval,
-            args.duration
+        eprintln!(
+            "gtrace: error: --interval ({:?}) is longer than the window -d ({:?}): no growth \
+             can be measured",
+            args.interval, args.duration
         );
+        return Ok(Exit::Usage);
     }
     let target = Target::open(args.pid)?;
     let steps = (args.duration.as_secs_f64() / args.interval.as_secs_f64()).floor() as u32;
