@@ -87,7 +87,8 @@
 //! - `leaky`: four leak sites (chan receive, chan send, select, mutex; `main.leakXxx` created
 //!   by `main.spawnXxx`) leaking at 20/10/10/5 per second between stdin `start` and `stop`
 //!   (which prints the exact counts), next to a busy healthy worker pool; source lines marked
-//!   `// SITE:name`.
+//!   `// SITE:name`; `profile PATH` writes the runtime's own goroutine profile, then
+//!   `profiled`.
 //! - `demo`: the `cargo xtask demo` target (worker pool, a growing goroutine leak, a
 //!   recovered panic every 3 s). Not used by tests.
 //!

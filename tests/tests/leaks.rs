@@ -412,3 +412,63 @@ fn leaks_interval_longer_than_window_is_usage() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// `go tool pprof -traces FILE` → (count, frames) of every stack whose frames contain
+/// `needle`, sorted. Frames keep pprof's ` (inline)` marks.
+fn pprof_traces(tc: &Toolchain, file: &Path, needle: &str) -> Vec<(u64, Vec<String>)> {
+    let out = tc
+        .command()
+        .args(["tool", "pprof", "-traces"])
+        .arg(file)
+        .output()
+        .expect("go tool pprof");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut traces = Vec::new();
+    for block in text.split("-----------+-------------------------------------------------------") {
+        let mut lines = block.lines().filter(|l| !l.trim().is_empty());
+        let Some(first) = lines.next() else { continue };
+        let mut parts = first.split_whitespace();
+        let Some(Ok(count)) = parts.next().map(str::parse::<u64>) else {
+            continue;
+        };
+        let mut frames = vec![parts.collect::<Vec<_>>().join(" ")];
+        frames.extend(lines.map(|l| l.trim().to_owned()));
+        if frames.iter().any(|f| f.contains(needle)) {
+            traces.push((count, frames));
+        }
+    }
+    traces.sort();
+    traces
+}
+
+/// Our goroutine profile of the leaked goroutines equals the runtime's own
+/// (`pprof.Lookup("goroutine")`, written by the fixture): same stacks, same counts, same
+/// inlined frames — every toolchain x every variant. Only the leaked goroutines are compared:
+/// they stay put, while the pool and the main goroutine (which writes Go's profile) move.
+#[test]
+fn goroutine_profile_equals_the_runtimes_own_in_the_matrix() {
+    let dir = std::env::temp_dir().join(format!("gtrace-goprof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (tc, v) in fixture::matrix().unwrap_or_else(|e| panic!("{e:#}")) {
+        let what = format!("leaky {tc} {v}");
+        let mut p = spawn_leaky(&tc, v);
+        p.write_line("start").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        p.write_line("stop").unwrap();
+        p.wait_for(Duration::from_secs(10), |l| l.starts_with("stopped "))
+            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        let ours = dir.join(format!("{tc}-{v}-ours.pb.gz"));
+        let theirs = dir.join(format!("{tc}-{v}-go.pb.gz"));
+        profile(&p.pid().to_string(), &ours, "pprof");
+        p.write_line(&format!("profile {}", theirs.display()))
+            .unwrap();
+        p.wait_for_line("profiled", Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        let a = pprof_traces(&tc, &ours, "main.leak");
+        let b = pprof_traces(&tc, &theirs, "main.leak");
+        assert_eq!(a.len(), 4, "{what}: {a:#?}");
+        assert_eq!(a, b, "{what}: ours (left) vs the runtime's (right)");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -2,11 +2,12 @@
 //! (Go's `/debug/pprof/goroutine`), written out by `output::pprof` and `output::folded`.
 //!
 //! Like the runtime's own goroutine profile (`runtime.GoroutineProfile` skips
-//! `isSystemGoroutine`), runtime goroutines are left out and runtime frames are kept.
+//! `isSystemGoroutine`), runtime goroutines are left out and runtime frames are kept;
+//! wrapper frames and `runtime.goexit` are dropped as runtime/pprof drops them.
 
 use std::{collections::HashMap, sync::Arc};
 
-use crate::goroutines::Goroutine;
+use crate::goroutines::{FuncKind, Goroutine};
 
 /// One logical frame of a profiled stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,18 +51,32 @@ impl StackCounter {
         if g.system {
             return;
         }
-        let mut frames: Vec<Frame> = g
-            .stack
-            .frames
-            .iter()
-            .chain(&g.stack.tail)
-            .map(|f| Frame {
+        // As Go's profile: `runtime.CallersFrames` drops wrapper functions unless they called
+        // a panic (`elideWrapperCalling`), and runtime/pprof stops at `runtime.goexit`
+        // (runtime/symtab.go, runtime/pprof/proto.go `allFrames`).
+        let mut frames = Vec::new();
+        let mut callee = FuncKind::Normal;
+        for f in g.stack.frames.iter().chain(&g.stack.tail) {
+            let kind = f.src.kind;
+            if kind == FuncKind::Goexit {
+                break;
+            }
+            let c = std::mem::replace(&mut callee, kind);
+            if kind == FuncKind::Wrapper
+                && !matches!(
+                    c,
+                    FuncKind::Gopanic | FuncKind::Sigpanic | FuncKind::Panicwrap
+                )
+            {
+                continue;
+            }
+            frames.push(Frame {
                 function: f.src.function.clone(),
                 file: f.src.file.clone(),
                 line: f.src.line,
                 pc: f.pc,
-            })
-            .collect();
+            });
+        }
         if frames.is_empty() {
             frames.push(Frame {
                 function: format!("[{}]", g.status).into(),
