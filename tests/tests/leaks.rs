@@ -472,3 +472,20 @@ fn goroutine_profile_equals_the_runtimes_own_in_the_matrix() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A target that exits mid-window: the snapshots taken are reported, exit code 5.
+#[test]
+fn leaks_reports_what_it_saw_when_the_target_exits() {
+    let tc = go::newest().unwrap_or_else(|e| panic!("{e:#}"));
+    let mut p = spawn_leaky(&tc, Variant::Default);
+    let pid = p.pid().to_string();
+    let child = start_gtrace(&["leaks", "-p", &pid, "-d", "5s", "--interval", "200ms"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    p.kill();
+    let out = finish(child, "target exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with(&format!("pid {pid} ")), "{stdout}");
+    assert!(stderr.contains("exited during snapshot"), "{stderr}");
+}

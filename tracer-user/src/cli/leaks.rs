@@ -77,6 +77,7 @@ pub fn run(args: &LeaksArgs, out: &mut dyn Write) -> Result<Exit> {
         );
     }
     let mut tracker = Tracker::new();
+    let mut gone = false;
     let start = Instant::now();
     for i in 0..total {
         let due = start + args.interval * i;
@@ -85,11 +86,23 @@ pub fn run(args: &LeaksArgs, out: &mut dyn Write) -> Result<Exit> {
         }
         let t = start.elapsed().as_secs_f64();
         let mut samples = Vec::new();
-        target
-            .dump(DumpOptions { system: true }, &mut |g| {
-                samples.push(Sample::from_goroutine(&g));
-            })
-            .with_context(|| format!("snapshot {} of {total}", i + 1))?;
+        let read = target.dump(DumpOptions { system: true }, &mut |g| {
+            samples.push(Sample::from_goroutine(&g));
+        });
+        if let Err(e) = read {
+            if !process_alive(args.pid) && tracker.snapshots() > 0 {
+                // Report what was seen; the exit code still says the process is gone.
+                eprintln!(
+                    "gtrace: pid {} exited during snapshot {} of {total}; reporting the {} taken",
+                    args.pid,
+                    i + 1,
+                    tracker.snapshots()
+                );
+                gone = true;
+                break;
+            }
+            return Err(e).with_context(|| format!("snapshot {} of {total}", i + 1));
+        }
         let n = samples.len();
         tracker.snapshot(t, samples);
         if tty {
@@ -139,5 +152,21 @@ pub fn run(args: &LeaksArgs, out: &mut dyn Write) -> Result<Exit> {
     let tripped = args
         .fail_on
         .is_some_and(|n| groups.iter().any(|(g, v)| v.leak && g.count >= n));
-    Ok(if tripped { Exit::LeaksFound } else { Exit::Ok })
+    Ok(if gone {
+        Exit::ProcessGone
+    } else if tripped {
+        Exit::LeaksFound
+    } else {
+        Exit::Ok
+    })
+}
+
+/// False once `pid` has exited (gone, or a zombie: its memory is no longer readable).
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the parenthesised command name, which may contain spaces.
+        stat.rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+    })
 }
