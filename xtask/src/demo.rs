@@ -69,5 +69,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     gtrace(&bin, &["doctor", "-p", &pid])?;
     // The leak: goroutines parked forever in main.awaitReply, one group growing over time.
     gtrace(&bin, &["dump", "-p", &pid, "--group"])?;
+    // The same leak, found and explained: growth over a window, sites, verdict.
+    gtrace(&bin, &["leaks", "-p", &pid, "-d", "5s"])?;
     Ok(())
 }
