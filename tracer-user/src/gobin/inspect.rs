@@ -1,0 +1,1 @@
+//! The report behind `gtrace inspect`: what gtrace knows about a binary before attaching.
