@@ -8,6 +8,7 @@ pub mod cli;
 pub mod gobin;
 pub mod goroutines;
 pub mod memory;
+pub mod model;
 pub mod output;
 pub mod probes;
 pub mod system;
