@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer_user::cli::{Cli, Command, doctor, exit};
+use tracer_user::cli::{Cli, Command, doctor, exit, record, report, trace};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("GTRACE_LOG", "warn"))
@@ -11,6 +11,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Doctor(args) => doctor::run(args),
+        Command::Record(args) => record::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Trace(args) => trace::run(args),
     };
     match result {
         Ok(code) => code.into(),

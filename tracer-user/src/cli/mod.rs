@@ -1,9 +1,13 @@
 //! Command-line surface: one file per subcommand, each with its clap `Args` and a `run`.
 
+pub mod attach;
 pub mod doctor;
 pub mod dump;
 pub mod duration;
 pub mod exit;
+pub mod record;
+pub mod report;
+pub mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -11,6 +15,9 @@ const AFTER_HELP: &str = "\
 EXAMPLES:
     sudo gtrace doctor -p 1234          check host and target, probe test for 1 s
     sudo gtrace doctor ./server         static checks of a binary
+    sudo gtrace record -p 1234 -d 30s   capture goroutine lifecycles to gtrace-1234.gtc
+    gtrace report gtrace-1234.gtc       blocking sites, wakers, scheduling latency
+    sudo gtrace trace -p 1234           live event stream
 
 EXIT CODES:
     0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)
@@ -30,4 +37,10 @@ pub struct Cli {
 pub enum Command {
     /// Check that this host can trace, and that a Go binary or process can be traced.
     Doctor(doctor::Args),
+    /// Record goroutine lifecycle events of a process (or a command) into a capture file.
+    Record(record::Args),
+    /// Analyse a capture: summary, one goroutine's life, or a Perfetto trace.
+    Report(report::Args),
+    /// Stream goroutine lifecycle events of a live process, one line each.
+    Trace(trace::Args),
 }
