@@ -76,7 +76,7 @@ pub fn baseline(pid: u32) -> Result<Vec<u64>, String> {
     let t = crate::goroutines::target::Target::open(pid as i32).map_err(|e| e.to_string())?;
     let mut goids = Vec::new();
     t.dump(crate::goroutines::DumpOptions { system: true }, &mut |g| {
-        goids.push(g.goid)
+        goids.push(g.goid);
     })
     .map_err(|e| e.to_string())?;
     Ok(goids)
@@ -94,7 +94,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         .unwrap_or_else(|| PathBuf::from(format!("gtrace-{}.gtc", attached.pid)));
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let wait_reasons = WaitReasons::for_version(&target.plan.version)
-        .map(|w| w.strings.iter().map(|s| s.to_string()).collect())
+        .map(|w| w.strings.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
     let version = &target.plan.version;
     let header = Header {
