@@ -210,6 +210,8 @@ impl<W: Write> Writer<W> {
             buf: Vec::with_capacity(1024),
         };
         w.record(Body::Header(header))?;
+        // The header is on disk as soon as recording starts: a capture cut short still reads.
+        w.out.flush()?;
         Ok(w)
     }
 

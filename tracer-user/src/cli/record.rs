@@ -137,7 +137,19 @@ pub fn run(args: &Args) -> Result<Exit> {
             duration: args.duration,
             stop,
         },
-        || attached.resume(),
+        || {
+            eprintln!(
+                "attached to pid {} ({} probes); recording to {} until {}",
+                attached.pid,
+                target.plan.sites.len() + 3,
+                path.display(),
+                args.duration.map_or_else(
+                    || "Ctrl-C or the target exits".to_owned(),
+                    |d| format!("{:.1}s have passed", d.as_secs_f64())
+                )
+            );
+            attached.resume();
+        },
         |e| {
             symbols.resolve_event(&target.binary, target.bias, e);
             if write_error.is_none()
