@@ -170,6 +170,63 @@ fn attached_by_pid(tc: &Toolchain, v: Variant, dir: &Path) {
     );
 }
 
+/// `gtrace trace -- churn --kind create --func …`: one JSON line per matching creation.
+fn trace_stream(tc: &Toolchain, v: Variant) {
+    let what = format!("trace -- churn go{} {v:?}", tc.minor_str());
+    let bin = fixture::build("churn", tc, v).expect("build churn");
+    let mut p = Spawned::spawn(
+        &gtrace(),
+        [
+            "trace",
+            "--json",
+            "--kind",
+            "create,exit",
+            "--func",
+            "^main\\.spawn",
+            "--",
+            bin.to_str().unwrap(),
+        ],
+        &[("GOGC", "off")],
+    )
+    .expect("spawn gtrace trace");
+    p.wait_ready().expect("churn ready under gtrace");
+    p.write_line(&N.to_string()).unwrap();
+    p.wait_for_line(&format!("done {N}"), TIMEOUT)
+        .expect("churn done");
+    p.write_line("quit").unwrap();
+    let st = p
+        .wait_exit(TIMEOUT)
+        .expect("gtrace trace exits with its target");
+    assert!(st.success(), "{what}: {}", p.stderr());
+    // gtrace's output is flushed every 10 ms: read what remains after the target's lines.
+    while p.next_line(Duration::from_millis(500)).is_ok() {}
+    let lines: Vec<Value> = p
+        .stdout_seen()
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let creates = lines.iter().filter(|l| l["kind"] == "create").count() as u64;
+    assert_eq!(
+        creates, N,
+        "{what}: create lines (only main.spawn's go statement matches)"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["kind"] == "create")
+            .all(|l| l["site"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("main.spawn ("))),
+        "{what}"
+    );
+    assert!(
+        p.stderr().contains("lost events: 0 dropped"),
+        "{what}: {}",
+        p.stderr()
+    );
+}
+
 #[test]
 fn record_and_report() {
     let dir = std::env::temp_dir().join(format!("gtrace-lifecycle-cli-{}", std::process::id()));
@@ -181,6 +238,7 @@ fn record_and_report() {
         }
         spawned_under_gtrace(&tc, v, &dir);
         attached_by_pid(&tc, v, &dir);
+        trace_stream(&tc, v);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
