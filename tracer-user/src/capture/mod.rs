@@ -80,6 +80,26 @@ pub struct Header {
     /// Why there is no baseline, if there is none.
     #[prost(string, tag = "9")]
     pub baseline_note: String,
+    /// Details of the baseline goroutines (same order as `baseline_goids`).
+    #[prost(message, repeated, tag = "10")]
+    pub baseline: Vec<Preexisting>,
+}
+
+/// A goroutine alive at attach, as read from process memory.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct Preexisting {
+    /// Its id.
+    #[prost(uint64, tag = "1")]
+    pub goid: u64,
+    /// Status word (`waiting`, `runnable`, …) with the wait reason when waiting.
+    #[prost(string, tag = "2")]
+    pub state: String,
+    /// `created by` location (`function (file:line)`), empty for the main goroutine.
+    #[prost(string, tag = "3")]
+    pub created_by: String,
+    /// Creator goid (Go 1.21+), 0 if unknown.
+    #[prost(uint64, tag = "4")]
+    pub parent_goid: u64,
 }
 
 /// PCs resolved to source frames.

@@ -13,6 +13,12 @@ fn header() -> Header {
         started_ktime_ns: 2,
         baseline_goids: vec![1, 2],
         baseline_note: String::new(),
+        baseline: vec![Preexisting {
+            goid: 1,
+            state: "chan receive".into(),
+            created_by: String::new(),
+            parent_goid: 0,
+        }],
     }
 }
 

@@ -79,6 +79,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         symbols: &cap.symbols,
         wait_reasons: &cap.header.wait_reasons,
         start_ktime: cap.header.started_ktime_ns,
+        baseline: &cap.header.baseline,
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

@@ -96,6 +96,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                 symbols: &symbols,
                 wait_reasons: &wait_reasons,
                 start_ktime,
+                baseline: &[],
             };
             let line = lifecycle::event_line(e, &ctx);
             if let Event::Create(c) = e {

@@ -22,6 +22,8 @@ pub struct Context<'a> {
     pub wait_reasons: &'a [String],
     /// Kernel time of the capture start: times are shown relative to it.
     pub start_ktime: u64,
+    /// Goroutines alive at attach, by goid (empty without a baseline).
+    pub baseline: &'a [crate::capture::Preexisting],
 }
 
 impl Context<'_> {
@@ -38,9 +40,21 @@ impl Context<'_> {
         t.saturating_sub(self.start_ktime)
     }
 
-    /// Start function of `g` (from its creation), if known.
+    /// Start function of `g` (from its creation), if known; for a goroutine that predates
+    /// the capture, where the baseline says it was created.
     pub fn start_function(&self, g: &Goroutine) -> Option<String> {
-        g.created.map(|c| self.symbols.function(c.startpc, false))
+        g.created
+            .map(|c| self.symbols.function(c.startpc, false))
+            .or_else(|| {
+                self.preexisting(g.goid)
+                    .filter(|p| !p.created_by.is_empty())
+                    .map(|p| format!("created by {}", p.created_by))
+            })
+    }
+
+    /// The baseline entry of `goid`.
+    pub fn preexisting(&self, goid: u64) -> Option<&crate::capture::Preexisting> {
+        self.baseline.iter().find(|p| p.goid == goid)
     }
 }
 
@@ -352,6 +366,8 @@ pub struct GoroutineReport {
     pub start: Option<String>,
     /// Existed before the capture.
     pub preexisting: bool,
+    /// What the attach-time baseline said about it.
+    pub at_attach: Option<crate::capture::Preexisting>,
     /// Parks (first [`crate::model::MAX_PARKS_PER_GOROUTINE`]).
     pub parks: Vec<ParkReport>,
     /// Parks not listed.
@@ -399,6 +415,7 @@ pub fn goroutine(m: &Model, ctx: &Context<'_>, goid: u64) -> Option<GoroutineRep
         created_by: g.created.map(|c| ctx.symbols.location(c.gopc, true)),
         start: ctx.start_function(g),
         preexisting: g.preexisting,
+        at_attach: ctx.preexisting(goid).cloned(),
         parks,
         parks_not_listed: g.parks_dropped,
         runs: g.runs,
@@ -420,7 +437,22 @@ pub fn write_goroutine(w: &mut dyn Write, g: &GoroutineReport) -> io::Result<()>
             site,
             g.start.as_deref().unwrap_or("?")
         )?,
-        _ => writeln!(w, "  existed before the capture")?,
+        _ => match &g.at_attach {
+            Some(p) => writeln!(
+                w,
+                "  existed before the capture: [{}] at attach{}",
+                p.state,
+                if p.created_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", created by {} (goroutine {})",
+                        p.created_by, p.parent_goid
+                    )
+                }
+            )?,
+            None => writeln!(w, "  existed before the capture")?,
+        },
     }
     writeln!(
         w,
