@@ -11,6 +11,11 @@ use tracer_common::probe::ProbeId;
 
 use crate::{
     cli::{duration, exit::Exit},
+    gobin::{
+        GoBinary, GobinError,
+        layout::{RuntimeLayout, Source},
+        probesite::{self, ProbeSite},
+    },
     probes::ProbeSet,
     system::{self, Check, Level},
     target::Process,
@@ -81,6 +86,7 @@ pub fn run(args: &Args) -> Result<Exit> {
 
     let mut probe_test = None;
     if let (Some(p), Some(bin), true, true) = (&process, &binary, host_ok, target_ok) {
+        eprintln!("gtrace: probing PID {} for {:?}…", p.pid, args.duration);
         let counts = probe_test_run(p, bin, args.duration)?;
         if !args.json {
             println!("probe test ({:?} on PID {}):", args.duration, p.pid);
@@ -122,12 +128,12 @@ fn probe_test_run(p: &Process, bin: &Sites, d: Duration) -> Result<crate::probes
         (ProbeId::Newproc1, &bin.newproc1),
         (ProbeId::Gopark, &bin.gopark),
     ] {
-        set.attach_uprobe(probe, &p.exe, site.file_offset)
+        set.attach_uprobe(probe, &p.exe, site.offset)
             .with_context(|| {
                 format!(
                     "attaching to {} at file offset {:#x}",
                     probe.name(),
-                    site.file_offset
+                    site.offset
                 )
             })?;
     }
@@ -139,10 +145,10 @@ fn probe_test_run(p: &Process, bin: &Sites, d: Duration) -> Result<crate::probes
         bail!(crate::target::TargetError::NoSuchProcess { pid: p.pid });
     }
     for site in [&bin.newproc1, &bin.gopark] {
-        crate::probes::verify_detached(p, site.file_offset).with_context(|| {
+        crate::probes::verify_detached(p, site.offset).with_context(|| {
             format!(
                 "after detach, checking the probed instruction at file offset {:#x}",
-                site.file_offset
+                site.offset
             )
         })?;
     }
@@ -152,84 +158,140 @@ fn probe_test_run(p: &Process, bin: &Sites, d: Duration) -> Result<crate::probes
 /// Where doctor attaches its two uprobes.
 #[derive(Debug)]
 struct Sites {
-    newproc1: Site,
-    gopark: Site,
+    newproc1: ProbeSite,
+    gopark: ProbeSite,
 }
 
-#[derive(Debug)]
-struct Site {
-    file_offset: u64,
+fn check(name: &'static str, level: Level, detail: impl Into<String>, fix: Option<&str>) -> Check {
+    Check {
+        name,
+        level,
+        detail: detail.into(),
+        fix: fix.map(Into::into),
+    }
 }
 
-/// Static checks of a binary: is it Go, which version, which symbols, where to probe.
-// TODO(gobin): replace the symtab lookup with gobin's pclntab-based probe sites.
+/// Static checks of a binary: is it Go, which version, which symbols, which runtime layout,
+/// and where the probes go.
 fn target_checks(path: &std::path::Path) -> (Vec<Check>, Option<Sites>) {
-    use object::{Object as _, ObjectSegment as _, ObjectSymbol as _};
     let mut checks = Vec::new();
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
+    let bin = match GoBinary::open(path) {
+        Ok(b) => b,
+        Err(e @ GobinError::Open { .. }) => {
+            checks.push(check(
+                "binary",
+                Level::Fail,
+                e.to_string(),
+                Some("check the path, and run as root"),
+            ));
+            return (checks, None);
+        }
         Err(e) => {
-            checks.push(Check {
-                name: "binary",
-                level: Level::Fail,
-                detail: format!("cannot read {}: {e}", path.display()),
-                fix: Some("check the path and run as root".into()),
-            });
+            checks.push(check(
+                "go",
+                Level::Fail,
+                e.to_string(),
+                Some("gtrace traces Go programs only; `gtrace inspect` shows what it found"),
+            ));
             return (checks, None);
         }
     };
-    let Ok(obj) = object::File::parse(&*data) else {
-        checks.push(Check {
-            name: "binary",
-            level: Level::Fail,
-            detail: format!("{} is not an ELF file", path.display()),
-            fix: Some("point gtrace at a Go program".into()),
-        });
+    let Some(version) = bin.version().cloned() else {
+        checks.push(check(
+            "go",
+            Level::Fail,
+            "Go binary, but its Go version is unknown (no build info)",
+            Some("gtrace needs the Go version to read runtime structures"),
+        ));
         return (checks, None);
     };
-    let is_go = obj.section_by_name(".go.buildinfo").is_some()
-        || obj.section_by_name(".gopclntab").is_some();
-    if !is_go {
-        checks.push(Check {
-            name: "go",
-            level: Level::Fail,
-            detail: "not a Go program (no .go.buildinfo / .gopclntab)".into(),
-            fix: Some("gtrace traces Go programs only".into()),
-        });
+    let module = bin
+        .build_info()
+        .and_then(|b| b.path.as_deref())
+        .unwrap_or("?");
+    if !version.at_least(1, 17) {
+        checks.push(check(
+            "go",
+            Level::Fail,
+            format!("{version} ({module}) predates Go's register ABI (1.17)"),
+            Some("gtrace supports binaries built by Go 1.17 or newer"),
+        ));
         return (checks, None);
     }
-    checks.push(Check {
-        name: "go",
-        level: Level::Ok,
-        detail: "Go binary".into(),
-        fix: None,
-    });
-    let find = |name: &str| -> Option<Site> {
-        let sym = obj.symbols().find(|s| s.name() == Ok(name))?;
-        let addr = sym.address();
-        obj.segments().find_map(|seg| {
-            let (off, size) = seg.file_range();
-            let start = seg.address();
-            (addr >= start && addr < start + size).then(|| Site {
-                file_offset: off + (addr - start),
-            })
-        })
-    };
-    if let (Some(newproc1), Some(gopark)) = (find("runtime.newproc1"), find("runtime.gopark")) {
-        checks.push(Check {
-            name: "symbols",
-            level: Level::Ok,
-            detail: "symtab".into(),
-            fix: None,
-        });
-        (checks, Some(Sites { newproc1, gopark }))
-    } else {
-        checks.push(Check {
-            name: "symbols",
-            level: Level::Fail,
-            detail: "no symbol table (stripped)".into(),
-            fix: Some("stripped binaries need pclntab support (not yet built)".into()),
-        });
-        (checks, None)
+    checks.push(check(
+        "go",
+        Level::Ok,
+        format!("{version}, main module {module}"),
+        None,
+    ));
+    let src = bin.symbol_sources();
+    let mut have = Vec::new();
+    if src.dwarf {
+        have.push("DWARF");
+    }
+    if src.symtab {
+        have.push("symtab");
+    }
+    have.push("pclntab");
+    checks.push(check(
+        "symbols",
+        Level::Ok,
+        format!("{} (pclntab found via {})", have.join(" + "), src.pclntab),
+        None,
+    ));
+    match RuntimeLayout::for_go_binary(&bin, None) {
+        Ok(l) => {
+            let from = match &l.source {
+                Source::Dwarf { from_table } if from_table.is_empty() => "DWARF".to_owned(),
+                Source::Dwarf { from_table } => {
+                    format!("DWARF (+ table for {})", from_table.join(", "))
+                }
+                Source::Table { version } => format!("the generated table ({version})"),
+            };
+            checks.push(check(
+                "layout",
+                Level::Ok,
+                format!("runtime struct offsets from {from}"),
+                None,
+            ));
+        }
+        Err(e) => {
+            checks.push(check(
+                "layout",
+                Level::Fail,
+                e.to_string(),
+                Some("see docs/SUPPORTED_GO.md; a newer gtrace may know this version"),
+            ));
+            return (checks, None);
+        }
+    }
+    let site = |name: &str| probesite::probe_site(&bin, name);
+    match (site("runtime.newproc1"), site("runtime.gopark")) {
+        (Ok(newproc1), Ok(gopark)) => {
+            for s in [&newproc1, &gopark] {
+                checks.push(check(
+                    "probe site",
+                    Level::Ok,
+                    format!(
+                        "{} +{:#x} (file offset {:#x}): {}",
+                        s.function,
+                        s.vaddr - s.entry,
+                        s.offset,
+                        s.instruction
+                    ),
+                    None,
+                ));
+            }
+            (checks, Some(Sites { newproc1, gopark }))
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            checks.push(check(
+                "probe site",
+                Level::Fail,
+                e.to_string(),
+                Some("run `gtrace inspect` on the binary and report the output"),
+            ));
+            (checks, None)
+        }
     }
 }

@@ -6,7 +6,9 @@
 
 use std::process::ExitCode;
 
-use crate::{probes::ProbeError, target::TargetError};
+use crate::{
+    gobin::GobinError, goroutines::target::DumpError, probes::ProbeError, target::TargetError,
+};
 
 /// gtrace's exit codes (also listed in `gtrace --help` and the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,29 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
                     Some("run gtrace as root: sudo gtrace …".into()),
                 ),
                 _ => (Exit::Target, None),
+            };
+        }
+        if let Some(d) = e.downcast_ref::<DumpError>() {
+            // The messages of DumpError already carry their fix.
+            return match d {
+                DumpError::NoSuchProcess { .. } => (Exit::ProcessGone, None),
+                DumpError::PermissionDenied { .. } => (Exit::Environment, None),
+                DumpError::Output(_) => (Exit::Failure, None),
+                _ => (Exit::Target, None),
+            };
+        }
+        if let Some(g) = e.downcast_ref::<GobinError>() {
+            return match g {
+                GobinError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    (Exit::Target, Some("check the path of the binary".into()))
+                }
+                GobinError::Open { .. } if permission_denied(err) => {
+                    (Exit::Environment, Some("run gtrace as root: sudo gtrace …".into()))
+                }
+                GobinError::NoPclntab | GobinError::NotElf { .. } => {
+                    (Exit::Target, Some("point gtrace at a Go program: this file has no Go symbol table".into()))
+                }
+                _ => (Exit::Target, Some("gtrace reads Go binaries for linux/amd64; `gtrace inspect BINARY` shows what it found".into())),
             };
         }
         if let Some(ProbeError::Load(_) | ProbeError::Attach { .. }) =

@@ -5,8 +5,10 @@ pub mod doctor;
 pub mod dump;
 pub mod duration;
 pub mod exit;
+pub mod inspect;
 pub mod record;
 pub mod report;
+pub mod symbolize;
 pub mod trace;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,10 @@ EXAMPLES:
     sudo gtrace record -p 1234 -d 30s   capture goroutine lifecycles to gtrace-1234.gtc
     gtrace report gtrace-1234.gtc       blocking sites, wakers, scheduling latency
     sudo gtrace trace -p 1234           live event stream
+    sudo gtrace dump -p 1234            all goroutines, Go traceback format
+    sudo gtrace dump -p 1234 --group    identical goroutines folded, largest groups first
+    gtrace inspect ./server --json      version, symbols, layouts, probe sites
+    gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
 
 EXIT CODES:
     0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)
@@ -37,6 +43,13 @@ pub struct Cli {
 pub enum Command {
     /// Check that this host can trace, and that a Go binary or process can be traced.
     Doctor(doctor::Args),
+    /// Every goroutine of a running Go process, read from its memory without stopping it.
+    Dump(dump::DumpArgs),
+    /// What gtrace knows about a Go binary: version, build info, symbol sources, runtime
+    /// layouts, wait reasons, probe sites. The first thing to run when gtrace refuses a binary.
+    Inspect(inspect::InspectArgs),
+    /// Symbolize program counters of a Go binary, inlined frames expanded.
+    Symbolize(symbolize::SymbolizeArgs),
     /// Record goroutine lifecycle events of a process (or a command) into a capture file.
     Record(record::Args),
     /// Analyse a capture: summary, one goroutine's life, or a Perfetto trace.

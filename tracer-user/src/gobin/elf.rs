@@ -150,7 +150,7 @@ impl ElfImage {
         let len = bytes.len() as u64;
         let segments = file
             .segments()
-            .filter_map(|s| {
+            .map(|s| {
                 let (offset, filesz) = s.file_range();
                 let flags = match s.flags() {
                     object::SegmentFlags::Elf { p_flags } => p_flags,
@@ -158,13 +158,13 @@ impl ElfImage {
                 };
                 // Keep only the part of the segment the file really holds.
                 let filesz = filesz.min(len.saturating_sub(offset));
-                Some(LoadSegment {
+                LoadSegment {
                     vaddr: s.address(),
                     memsz: s.size(),
                     offset,
                     filesz,
                     flags,
-                })
+                }
             })
             .collect();
         let sections = file
@@ -306,7 +306,7 @@ impl ElfImage {
     pub fn offset_to_vaddr(&self, offset: u64) -> Option<u64> {
         self.segments.iter().find_map(|s| {
             let rel = offset.checked_sub(s.offset)?;
-            (rel < s.filesz).then(|| s.vaddr + rel)
+            (rel < s.filesz).then(|| s.vaddr.wrapping_add(rel))
         })
     }
 

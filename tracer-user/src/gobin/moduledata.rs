@@ -29,6 +29,10 @@ fn gofunc_offset(v: &GoVersion) -> u64 {
     }
 }
 
+/// The `moduledata.gofunc` offsets of the known 1.20+ layouts, tried when the version is
+/// unknown (1.18–1.19 tables have their own magic and always use 304).
+pub const GOFUNC_OFFSETS: [u64; 2] = [344, 320];
+
 /// What gtrace reads from the module descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ModuleData {
@@ -51,7 +55,8 @@ pub fn find(
 ) -> Option<ModuleData> {
     let matches = |addr: u64| {
         image.read_ptr(addr).ok() == Some(pcln_vaddr)
-            && image.read_ptr(addr + 8).ok() == Some(pcln_vaddr + layout.funcname as u64)
+            && image.read_ptr(addr.wrapping_add(8)).ok()
+                == Some(pcln_vaddr.wrapping_add(layout.funcname as u64))
     };
     let mut candidates: Vec<u64> = Vec::new();
     candidates.extend(image.symbol("runtime.firstmoduledata").map(|s| s.addr));
@@ -62,17 +67,17 @@ pub fn find(
             .find(|&a| matches(a))
             .or_else(|| scan(image, pcln_vaddr, &matches))
     })?;
-    let text = image.read_ptr(addr + TEXT_OFF).ok()?;
-    let etext = image.read_ptr(addr + ETEXT_OFF).ok()?;
+    let text = image.read_ptr(addr.wrapping_add(TEXT_OFF)).ok()?;
+    let etext = image.read_ptr(addr.wrapping_add(ETEXT_OFF)).ok()?;
     let in_exec = image
         .segments()
         .iter()
-        .any(|s| s.executable() && text >= s.vaddr && text < s.vaddr + s.memsz);
+        .any(|s| s.executable() && text.checked_sub(s.vaddr).is_some_and(|r| r < s.memsz));
     if !in_exec || etext < text {
         return None;
     }
     let gofunc = version
-        .and_then(|v| image.read_ptr(addr + gofunc_offset(v)).ok())
+        .and_then(|v| image.read_ptr(addr.wrapping_add(gofunc_offset(v))).ok())
         .filter(|&g| image.read_vaddr(g, 1).is_ok());
     Some(ModuleData {
         addr,
@@ -98,7 +103,7 @@ fn scan(image: &ElfImage, pcln_vaddr: u64, matches: &dyn Fn(u64) -> bool) -> Opt
                 .chunks_exact(8)
                 .enumerate()
                 .filter(|(_, w)| *w == needle)
-                .map(|(i, _)| s.vaddr + skew as u64 + 8 * i as u64)
+                .map(|(i, _)| s.vaddr.wrapping_add(skew as u64 + 8 * i as u64))
                 .find(|&a| matches(a))
         })
 }
