@@ -100,6 +100,9 @@ pub enum SessionError {
     /// Attaching failed.
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    /// The process exited before the probes were attached.
+    #[error("process {0} exited before the probes were attached")]
+    Gone(u32),
 }
 
 impl Target {
@@ -149,7 +152,11 @@ pub fn run(
     mut on_tick: impl FnMut(u64, &Counts),
 ) -> Result<Summary, SessionError> {
     let pid = target.process.pid;
-    let mut set = lifecycle::attach(pid, &target.process.exe, &target.plan)?;
+    let mut set = match lifecycle::attach(pid, &target.process.exe, &target.plan) {
+        Ok(s) => s,
+        Err(_) if !target.process.is_alive() => return Err(SessionError::Gone(pid)),
+        Err(e) => return Err(e.into()),
+    };
     let mut ring = set.take_events().ok_or(SessionError::NoRingBuffer)?;
     let start = Instant::now();
     on_attached();
