@@ -136,6 +136,11 @@ pub fn run(args: &Args) -> Result<Exit> {
             .footer
             .as_ref()
             .map_or_else(|| "(cut short)".into(), |f| f.stop_reason.clone()),
+        detach_problem: cap
+            .footer
+            .as_ref()
+            .map(|f| f.detach_problem.clone())
+            .unwrap_or_default(),
     };
     let s = lifecycle::summary(&model, &ctx, info, losses);
     if format == Format::Json {

@@ -164,6 +164,9 @@ pub struct Summary {
     pub anomalies: crate::model::Anomalies,
     /// Losses.
     pub losses: Losses,
+    /// Empty when every probed instruction was verified restored after detaching (or the
+    /// target had exited); otherwise what differed.
+    pub detach_problem: String,
 }
 
 /// Target identity for [`summary`].
@@ -176,6 +179,8 @@ pub struct TargetInfo {
     pub go_version: String,
     /// Stop reason.
     pub stop_reason: String,
+    /// The detach verification's finding (empty = fine).
+    pub detach_problem: String,
 }
 
 /// Builds the summary.
@@ -231,6 +236,7 @@ pub fn summary(m: &Model, ctx: &Context<'_>, target: TargetInfo, losses: Losses)
         },
         anomalies: m.anomalies,
         losses,
+        detach_problem: target.detach_problem,
     }
 }
 
@@ -326,6 +332,9 @@ pub fn write_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     let a = &s.anomalies;
     if *a != crate::model::Anomalies::default() {
         writeln!(w, "unexpected event orders (counted, not fatal): {a:?}")?;
+    }
+    if !s.detach_problem.is_empty() {
+        writeln!(w, "warning: after detaching: {}", s.detach_problem)?;
     }
     write_losses(w, &s.losses)
 }
