@@ -23,11 +23,13 @@ pub enum ProbeId {
     SchedWakeup = 7,
     /// tracepoint `sched:sched_process_exit` of a thread of the target.
     ProcessExit = 8,
+    /// uprobe on `runtime.goschedImpl`: a running goroutine yields or is preempted.
+    Gosched = 9,
 }
 
 impl ProbeId {
     /// Every probe, in discriminant order.
-    pub const ALL: [ProbeId; 9] = [
+    pub const ALL: [ProbeId; 10] = [
         ProbeId::Newproc1,
         ProbeId::Gopark,
         ProbeId::SchedSwitch,
@@ -37,6 +39,7 @@ impl ProbeId {
         ProbeId::Goexit0,
         ProbeId::SchedWakeup,
         ProbeId::ProcessExit,
+        ProbeId::Gosched,
     ];
     /// Number of probe ids; the size of the counter arrays.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -53,6 +56,7 @@ impl ProbeId {
             ProbeId::Goexit0 => "runtime.goexit0",
             ProbeId::SchedWakeup => "sched:sched_wakeup",
             ProbeId::ProcessExit => "sched:sched_process_exit",
+            ProbeId::Gosched => "runtime.goschedImpl",
         }
     }
 
@@ -68,6 +72,7 @@ impl ProbeId {
             ProbeId::Goexit0 => "goexit0",
             ProbeId::SchedWakeup => "sched_wakeup",
             ProbeId::ProcessExit => "sched_process_exit",
+            ProbeId::Gosched => "gosched",
         }
     }
 }

@@ -387,6 +387,8 @@ pub struct GoroutineReport {
     pub sched_latency_total_ns: u64,
     /// Goroutines it readied.
     pub woke_others: u64,
+    /// Times it yielded or was preempted.
+    pub yields: u64,
     /// Exit time (ns from start).
     pub exited_at_ns: Option<u64>,
 }
@@ -430,6 +432,7 @@ pub fn goroutine(m: &Model, ctx: &Context<'_>, goid: u64) -> Option<GoroutineRep
         runs: g.runs,
         sched_latency_total_ns: g.sched_latency_total,
         woke_others: g.woke_others,
+        yields: g.yields,
         exited_at_ns: g.exited.map(|t| ctx.rel(t)),
     })
 }
@@ -465,8 +468,9 @@ pub fn write_goroutine(w: &mut dyn Write, g: &GoroutineReport) -> io::Result<()>
     }
     writeln!(
         w,
-        "  scheduled {} times, total scheduling latency {}, readied {} other goroutines",
+        "  scheduled {} times, yielded/preempted {} times, total scheduling latency {}, readied {} other goroutines",
         g.runs,
+        g.yields,
         dur(g.sched_latency_total_ns),
         g.woke_others
     )?;
@@ -571,7 +575,7 @@ pub fn event_line(e: &Event, ctx: &Context<'_>) -> EventLine {
             l.other_goid = Some(r.waker_goid);
             l.site = site(&r.stack[..(r.stack_len as usize).min(r.stack.len())]);
         }
-        Event::Execute(x) | Event::Exit(x) => l.goid = Some(x.goid),
+        Event::Execute(x) | Event::Exit(x) | Event::Yield(x) => l.goid = Some(x.goid),
         Event::Switch(s) => l.other_tid = Some(s.next_tid),
         Event::Wakeup(k) => l.other_tid = Some(k.wakee_tid),
         Event::ThreadExit(_) => {}
