@@ -304,6 +304,19 @@ fn pingpong(tc: &Toolchain, v: Variant) {
             );
             if let Some(w) = p.wake {
                 assert_eq!(w.waker, other, "{what}: {f} woken by {}", w.waker);
+                // `ready` runs on the system stack; the frame-pointer chain continues through
+                // `systemstack` into the waker's own stack.
+                let partner = if f == "main.pinger" {
+                    "main.ponger"
+                } else {
+                    "main.pinger"
+                };
+                let ws = stack_funcs(&t, m.stacks.get(w.stack));
+                assert!(
+                    ws.first().map(String::as_str) == Some("runtime.ready")
+                        && ws.iter().any(|x| x == partner),
+                    "{what}: waker stack of {f} lacks {partner}: {ws:?}"
+                );
             }
         }
         assert!(g.exited.is_some(), "{what}: {f} exit not seen");

@@ -25,6 +25,8 @@ use crate::{gobin::GoBinary, target::Process};
 
 /// How often the ring buffer is drained.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+/// How long the kernel is given to remove breakpoints after detaching.
+pub const DETACH_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -201,15 +203,24 @@ pub fn run(
     let elapsed = start.elapsed();
     drop(ring);
     drop(set);
-    let detach_problem = if target.process.is_alive() {
-        target
+    // The kernel may release a uprobe a little after its link is closed (the last reference
+    // to the perf event can be dropped from deferred work), so a leftover breakpoint is only
+    // reported if it is still there after DETACH_GRACE.
+    let deadline = Instant::now() + DETACH_GRACE;
+    let detach_problem = loop {
+        if !target.process.is_alive() {
+            break None;
+        }
+        let problem = target
             .plan
             .sites
             .iter()
             .find_map(|s| verify_detached(&target.process, s.offset).err())
-            .map(|e| e.to_string())
-    } else {
-        None
+            .map(|e| e.to_string());
+        if problem.is_none() || Instant::now() >= deadline {
+            break problem;
+        }
+        std::thread::sleep(DRAIN_INTERVAL);
     };
     Ok(Summary {
         reason,
