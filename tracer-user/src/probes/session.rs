@@ -218,8 +218,14 @@ pub fn run(
             .find_map(|s| verify_detached(&target.process, s.offset).err())
             .map(|e| e.to_string());
         if problem.is_none() || Instant::now() >= deadline {
+            log::debug!(
+                "detach verification after {:?}: {}",
+                DETACH_GRACE.saturating_sub(deadline.saturating_duration_since(Instant::now())),
+                problem.as_deref().unwrap_or("ok")
+            );
             break problem;
         }
+        log::debug!("breakpoint still present after detaching: {problem:?}");
         std::thread::sleep(DRAIN_INTERVAL);
     };
     Ok(Summary {
