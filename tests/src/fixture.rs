@@ -23,13 +23,15 @@ use crate::go::{self, Toolchain};
 pub const RECIPE: &str = "gtrace-fixture-v2 CGO_ENABLED=0 -buildvcs=false";
 
 /// The fixtures the integration tests use (each a `main` package in `tests/fixtures/<name>/`).
-pub const TEST_FIXTURES: &[&str] = &["blocked", "churn", "panics", "inline", "leaky"];
+pub const TEST_FIXTURES: &[&str] = &["blocked", "churn", "panics", "inline", "leaky", "pingpong"];
 
 /// The demo program `cargo xtask demo` runs (also in `tests/fixtures/`).
 pub const DEMO: &str = "demo";
 
 /// Every program under `tests/fixtures/`: [`TEST_FIXTURES`] and [`DEMO`].
-pub const ALL_PROGRAMS: &[&str] = &["blocked", "churn", "panics", "inline", "leaky", "demo"];
+pub const ALL_PROGRAMS: &[&str] = &[
+    "blocked", "churn", "panics", "inline", "leaky", "demo", "pingpong",
+];
 
 /// How a fixture binary is built: the build shapes the tracer must cope with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

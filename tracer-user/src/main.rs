@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer_user::cli::{Cli, Command, doctor, dump, exit, inspect, leaks, profile, symbolize};
+use tracer_user::cli::{
+    Cli, Command, doctor, dump, exit, inspect, leaks, profile, record, report, symbolize, trace,
+};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("GTRACE_LOG", "warn"))
@@ -11,6 +13,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Doctor(args) => doctor::run(args),
+        Command::Record(args) => record::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Dump(args) => run_dump(args),
         Command::Inspect(args) => inspect::run(args).map(|()| exit::Exit::Ok),
         Command::Leaks(args) => leaks::run(args, &mut std::io::stdout().lock()),

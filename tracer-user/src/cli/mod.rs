@@ -1,5 +1,6 @@
 //! Command-line surface: one file per subcommand, each with its clap `Args` and a `run`.
 
+pub mod attach;
 pub mod doctor;
 pub mod dump;
 pub mod duration;
@@ -7,7 +8,10 @@ pub mod exit;
 pub mod inspect;
 pub mod leaks;
 pub mod profile;
+pub mod record;
+pub mod report;
 pub mod symbolize;
+pub mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +19,9 @@ const AFTER_HELP: &str = "\
 EXAMPLES:
     sudo gtrace doctor -p 1234          check host and target, probe test for 1 s
     sudo gtrace doctor ./server         static checks of a binary
+    sudo gtrace record -p 1234 -d 30s   capture goroutine lifecycles to gtrace-1234.gtc
+    gtrace report gtrace-1234.gtc       blocking sites, wakers, scheduling latency
+    sudo gtrace trace -p 1234           live event stream
     sudo gtrace dump -p 1234            all goroutines, Go traceback format
     sudo gtrace dump -p 1234 --group    identical goroutines folded, largest groups first
     gtrace inspect ./server --json      version, symbols, layouts, probe sites
@@ -53,4 +60,10 @@ pub enum Command {
     Profile(profile::ProfileArgs),
     /// Symbolize program counters of a Go binary, inlined frames expanded.
     Symbolize(symbolize::SymbolizeArgs),
+    /// Record goroutine lifecycle events of a process (or a command) into a capture file.
+    Record(record::Args),
+    /// Analyse a capture: summary, one goroutine's life, or a Perfetto trace.
+    Report(report::Args),
+    /// Stream goroutine lifecycle events of a live process, one line each.
+    Trace(trace::Args),
 }

@@ -1,7 +1,10 @@
-//! Everything that knows output formats (text, JSON, pprof, folded stacks, SVG); the rest of the library produces data.
+//! Everything that knows output formats (Go traceback text, JSON, pprof, folded stacks, SVG,
+//! Perfetto); the rest of the library produces data.
 
 pub mod dump_json;
 pub mod folded;
 pub mod leaks;
+pub mod lifecycle;
+pub mod perfetto;
 pub mod pprof;
 pub mod traceback;
