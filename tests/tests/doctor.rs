@@ -55,7 +55,7 @@ fn count_hits(p: &mut Spawned, func: &str, drive: impl FnOnce(&mut Spawned)) -> 
         p.pid()
     );
     drop(set);
-    probes::verify_detached(&target, site.offset).unwrap();
+    probes::verify_all_detached(&target, &[site.offset]).unwrap();
     hits
 }
 

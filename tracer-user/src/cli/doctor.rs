@@ -144,14 +144,8 @@ fn probe_test_run(p: &Process, bin: &Sites, d: Duration) -> Result<crate::probes
     if !p.is_alive() {
         bail!(crate::target::TargetError::NoSuchProcess { pid: p.pid });
     }
-    for site in [&bin.newproc1, &bin.gopark] {
-        crate::probes::verify_detached(p, site.offset).with_context(|| {
-            format!(
-                "after detach, checking the probed instruction at file offset {:#x}",
-                site.offset
-            )
-        })?;
-    }
+    crate::probes::verify_all_detached(p, &[bin.newproc1.offset, bin.gopark.offset])
+        .context("after detaching, checking the probed instructions")?;
     Ok(counts)
 }
 

@@ -187,8 +187,34 @@ impl ProbeSet {
     }
 }
 
+/// How long the kernel is given to remove breakpoints after detaching: it may release a uprobe
+/// a little after its link is closed (the last reference to the perf event can be dropped
+/// from deferred work), so a leftover is only reported if it is still there after this.
+pub const DETACH_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`verify_detached`] for every offset, retried for up to [`DETACH_GRACE`]; `Ok` as soon as
+/// all are clean (or the process is gone: nothing left to harm).
+pub fn verify_all_detached(
+    p: &crate::target::Process,
+    file_offsets: &[u64],
+) -> Result<(), VerifyError> {
+    let deadline = std::time::Instant::now() + DETACH_GRACE;
+    loop {
+        if !p.is_alive() {
+            return Ok(());
+        }
+        match file_offsets.iter().try_for_each(|&o| verify_detached(p, o)) {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(e) => log::debug!("breakpoint still present after detaching: {e}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Checks that the target's code at `file_offset` of its executable is byte-for-byte the
-/// file's: no breakpoint (int3) left behind after detaching.
+/// file's: no breakpoint (int3) left behind after detaching. One immediate check; callers
+/// use [`verify_all_detached`], which allows for the kernel's deferred release.
 pub fn verify_detached(p: &crate::target::Process, file_offset: u64) -> Result<(), VerifyError> {
     use std::{fs, os::unix::fs::FileExt as _};
     let file = fs::File::open(&p.exe).map_err(VerifyError::Io)?;

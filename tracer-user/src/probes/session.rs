@@ -19,14 +19,12 @@ use tracer_common::event::{Event, decode};
 use super::{
     Counts, ProbeError,
     lifecycle::{self, LifecycleError, Plan},
-    verify_detached,
+    verify_all_detached,
 };
 use crate::{gobin::GoBinary, target::Process};
 
 /// How often the ring buffer is drained.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
-/// How long the kernel is given to remove breakpoints after detaching.
-pub const DETACH_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -203,31 +201,10 @@ pub fn run(
     let elapsed = start.elapsed();
     drop(ring);
     drop(set);
-    // The kernel may release a uprobe a little after its link is closed (the last reference
-    // to the perf event can be dropped from deferred work), so a leftover breakpoint is only
-    // reported if it is still there after DETACH_GRACE.
-    let deadline = Instant::now() + DETACH_GRACE;
-    let detach_problem = loop {
-        if !target.process.is_alive() {
-            break None;
-        }
-        let problem = target
-            .plan
-            .sites
-            .iter()
-            .find_map(|s| verify_detached(&target.process, s.offset).err())
-            .map(|e| e.to_string());
-        if problem.is_none() || Instant::now() >= deadline {
-            log::debug!(
-                "detach verification after {:?}: {}",
-                DETACH_GRACE.saturating_sub(deadline.saturating_duration_since(Instant::now())),
-                problem.as_deref().unwrap_or("ok")
-            );
-            break problem;
-        }
-        log::debug!("breakpoint still present after detaching: {problem:?}");
-        std::thread::sleep(DRAIN_INTERVAL);
-    };
+    let offsets: Vec<u64> = target.plan.sites.iter().map(|s| s.offset).collect();
+    let detach_problem = verify_all_detached(&target.process, &offsets)
+        .err()
+        .map(|e| e.to_string());
     Ok(Summary {
         reason,
         counts,
