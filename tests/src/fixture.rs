@@ -103,6 +103,95 @@ pub fn matrix() -> anyhow::Result<impl Iterator<Item = (Toolchain, Variant)>> {
         .flat_map(|tc| Variant::ALL.into_iter().map(move |v| (tc.clone(), v))))
 }
 
+/// One build of [`build_many`].
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Fixture name.
+    pub name: String,
+    /// Toolchain to build with.
+    pub toolchain: Toolchain,
+    /// Build variant.
+    pub variant: Variant,
+}
+
+/// The outcome of one [`Job`], passed to [`build_many`]'s progress callback.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// The binary and whether `go build` ran (`false`: cache hit), or the failure.
+    pub result: &'a anyhow::Result<(PathBuf, bool)>,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+    /// Jobs finished so far, this one included.
+    pub done: usize,
+    /// Jobs in total.
+    pub total: usize,
+}
+
+/// Every (fixture, toolchain, variant) of `names` x [`matrix`], ordered for a cold cache:
+/// toolchain varies fastest, so parallel workers compile the standard library of *different*
+/// toolchains instead of racing to compile the same packages twice (Go's build cache does
+/// not deduplicate in-flight compiles across processes).
+pub fn jobs(names: &[&str]) -> anyhow::Result<Vec<Job>> {
+    let toolchains = go::all()?;
+    let mut out = Vec::new();
+    for variant in Variant::ALL {
+        for name in names {
+            for tc in &toolchains {
+                out.push(Job {
+                    name: (*name).to_owned(),
+                    toolchain: tc.clone(),
+                    variant,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Builds `jobs` on `workers` threads (`go build` parallelises compilation itself, so more
+/// workers than cores only adds contention), calling `progress` after each one. Returns the
+/// failures' messages (empty if all succeeded).
+pub fn build_many(
+    jobs: &[Job],
+    workers: usize,
+    progress: &(dyn Fn(Outcome<'_>) + Sync),
+) -> Vec<String> {
+    use std::sync::Mutex;
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            s.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(job) = jobs.get(index) else { break };
+                    let began = std::time::Instant::now();
+                    let result = build_reporting(&job.name, &job.toolchain, job.variant);
+                    if let Err(e) = &result {
+                        failures
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(format!("{e:#}"));
+                    }
+                    progress(Outcome {
+                        job,
+                        result: &result,
+                        elapsed: began.elapsed(),
+                        done: done.fetch_add(1, Ordering::Relaxed) as usize + 1,
+                        total: jobs.len(),
+                    });
+                }
+            });
+        }
+    });
+    failures
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The regular files of a fixture, as sorted paths relative to its directory.
 fn source_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();

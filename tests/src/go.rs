@@ -74,6 +74,66 @@ impl Toolchain {
         cmd
     }
 
+    /// Runs `go tool addr2line` on `binary` for `pcs` (link-time addresses) and returns, per
+    /// PC, `(function, file, line)`; `None` where Go answers `?`.
+    ///
+    /// Note Go's quirk: `function` is the *physical* (outermost) function containing the PC,
+    /// while `file:line` is the *innermost* inlined position. Compare inlined frames with
+    /// `runtime.CallersFrames` (the `inline` fixture) instead.
+    pub fn addr2line(
+        &self,
+        binary: &Path,
+        pcs: &[u64],
+    ) -> anyhow::Result<Vec<Option<(String, String, u32)>>> {
+        use std::io::Write as _;
+        let mut child = self
+            .command()
+            .args(["tool", "addr2line"])
+            .arg(binary)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {} tool addr2line", self.go.display()))?;
+        let mut input = String::new();
+        for pc in pcs {
+            use std::fmt::Write as _;
+            let _ = writeln!(input, "{pc:#x}");
+        }
+        let mut stdin = child.stdin.take().context("no stdin")?;
+        // Write from a thread: addr2line answers while we write, and pipes are bounded.
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output()?;
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("addr2line writer thread panicked"))??;
+        if !out.status.success() {
+            bail!(
+                "go tool addr2line {} failed ({}): {}",
+                binary.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() != 2 * pcs.len() {
+            bail!(
+                "go tool addr2line gave {} lines for {} PCs",
+                lines.len(),
+                pcs.len()
+            );
+        }
+        Ok(lines
+            .chunks(2)
+            .map(|pair| {
+                let (file, line) = pair[1].rsplit_once(':')?;
+                let line = line.parse().ok().filter(|&l| l != 0)?;
+                (pair[0] != "?").then(|| (pair[0].to_owned(), file.to_owned(), line))
+            })
+            .collect())
+    }
+
     /// Asks the binary for its version and checks it is [`Self::version`].
     pub fn verify(&self) -> anyhow::Result<()> {
         let answered = go_version(&self.go)?;

@@ -69,7 +69,7 @@
 //!   then `called N total T`. Run with `GOGC=off`.
 //! - `panics`: `panics [MODE]`; each stdin line triggers a panic: recovered ones print
 //!   `recovered MODE: VALUE`, fatal ones (`main`, `goroutine`, `repanic_fatal`,
-//!   `nested_fatal`, `deep_fatal`) kill the process with status 2. `list` prints the modes.
+//!   `nested_fatal`, `deep_fatal`, `nil_deref_fatal`, `deadlock`) kill the process with status 2. `list` prints the modes.
 //! - `inline`: JSON lines, one per physical frame of stacks captured through inlined calls:
 //!   the physical return PC and `runtime.CallersFrames`' logical frames for it.
 //! - `demo`: the `cargo xtask demo` target (worker pool, a growing goroutine leak, a

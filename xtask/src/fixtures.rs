@@ -1,16 +1,11 @@
 //! `cargo xtask fixtures`: builds every fixture program with every toolchain in every variant,
 //! filling the cache the integration tests read (`gtrace_tests::fixture`).
-//!
-//! Builds run on a small pool of threads (one per core by default); `go` itself parallelises
-//! compilation, so more jobs than cores only adds contention.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::bail;
-use gtrace_tests::fixture::{self, Variant};
-use gtrace_tests::go::{self, Toolchain};
+use gtrace_tests::fixture::{self, Outcome, Variant};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -23,78 +18,54 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
-    let toolchains = go::all()?;
     let names: Vec<&str> = if args.only.is_empty() {
         fixture::ALL_PROGRAMS.to_vec()
     } else {
         args.only.iter().map(String::as_str).collect()
     };
-    let mut jobs: Vec<(&str, &Toolchain, Variant)> = Vec::new();
-    for tc in &toolchains {
-        for name in &names {
-            for v in Variant::ALL {
-                jobs.push((name, tc, v));
-            }
+    for name in &names {
+        if !fixture::source_dir(name).join("go.mod").is_file() {
+            bail!(
+                "no fixture named {name:?} in {} (known: {})",
+                fixture::fixtures_dir().display(),
+                fixture::ALL_PROGRAMS.join(", ")
+            );
         }
     }
+    let jobs = fixture::jobs(&names)?;
     let workers = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
-        .max(1);
-    let total = jobs.len();
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     println!(
-        "building {} fixtures x {} toolchains x {} variants = {total} binaries on {workers} workers",
+        "building {} fixtures x {} toolchains x {} variants = {} binaries on {workers} workers",
         names.len(),
-        toolchains.len(),
-        Variant::ALL.len()
+        jobs.len() / names.len().max(1) / Variant::ALL.len(),
+        Variant::ALL.len(),
+        jobs.len()
     );
     let start = Instant::now();
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let built = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(name, tc, v)) = jobs.get(index) else {
-                        break;
-                    };
-                    let began = Instant::now();
-                    let res = fixture::build_reporting(name, tc, v);
-                    let count = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    match res {
-                        Ok((path, true)) => {
-                            built.fetch_add(1, Ordering::Relaxed);
-                            println!(
-                                "[{count:>3}/{total}] built  {name:<8} {tc:<10} {v:<8} {:>5.1}s {}",
-                                began.elapsed().as_secs_f64(),
-                                path.display()
-                            );
-                        }
-                        Ok((_, false)) => {
-                            println!("[{count:>3}/{total}] cached {name:<8} {tc:<10} {v:<8}");
-                        }
-                        Err(e) => {
-                            println!("[{count:>3}/{total}] FAILED {name:<8} {tc:<10} {v:<8}");
-                            failures
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .push(format!("{e:#}"));
-                        }
-                    }
-                }
-            });
+    let failures = fixture::build_many(&jobs, workers, &|o: Outcome<'_>| {
+        let (n, total, job) = (o.done, o.total, o.job);
+        let what = format!("{:<8} {:<10} {:<8}", job.name, job.toolchain, job.variant);
+        match o.result {
+            Ok((path, true)) => {
+                built.fetch_add(1, Ordering::Relaxed);
+                println!(
+                    "[{n:>3}/{total}] built  {what} {:>5.1}s {}",
+                    o.elapsed.as_secs_f64(),
+                    path.display()
+                );
+            }
+            Ok((_, false)) => println!("[{n:>3}/{total}] cached {what}"),
+            Err(_) => println!("[{n:>3}/{total}] FAILED {what}"),
         }
     });
-    let failures = failures
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let built = built.load(Ordering::Relaxed);
     println!(
-        "{total} binaries ({} built, {} cached) in {:.1}s",
-        built.load(Ordering::Relaxed),
-        total - built.load(Ordering::Relaxed) - failures.len(),
+        "{} binaries ({built} built, {} cached) in {:.1}s",
+        jobs.len(),
+        jobs.len() - built - failures.len(),
         start.elapsed().as_secs_f64()
     );
     if !failures.is_empty() {

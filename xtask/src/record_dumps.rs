@@ -21,7 +21,14 @@ pub(crate) struct Args {
 }
 
 /// Fatal `panics` modes recorded for every toolchain.
-const PANIC_MODES: &[&str] = &["goroutine", "repanic_fatal", "nested_fatal", "deep_fatal"];
+const PANIC_MODES: &[&str] = &[
+    "goroutine",
+    "repanic_fatal",
+    "nested_fatal",
+    "deep_fatal",
+    "nil_deref_fatal",
+    "deadlock",
+];
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {

@@ -17,16 +17,39 @@
 //! \t/src/main.go:30 +0x1a5
 //! ```
 //!
-//! What a dump shows depends on the traceback level: with `GOTRACEBACK=all` (level 1) Go
-//! omits system goroutines (GC workers, the finalizer goroutine, …: `isSystemGoroutine`) and
-//! runtime frames other than a few exported ones (`runtime.gopark`, `runtime.chanrecv` etc.
-//! are hidden; `panic`, `runtime.Goexit` are shown), and it prints no `gp=`/`fp=` fields.
-//! From Go 1.21, though, a SIGQUIT sets `m.throwing = throwTypeRuntime`, which raises the
-//! level to 2 (`system`): those dumps contain every goroutine, every runtime frame, the
-//! `gp= m= mp=` header fields (1.22+) and `fp= sp= pc=` on real frames, plus a register dump
-//! at the end. Go 1.19 stays at level 1 for SIGQUIT with `GOTRACEBACK=all`. The goroutine
-//! running the signal handler may also print `goroutine running on other thread; stack
-//! unavailable` for goroutines running elsewhere.
+//! # What Go shows (checked on recorded dumps of 1.19 and 1.21 … 1.27)
+//!
+//! What a dump contains depends on the traceback *level* (`runtime.gotraceback`):
+//!
+//! - **SIGQUIT** (any `GOTRACEBACK` but `none`): the signal handler sets `m.throwing =
+//!   throwTypeRuntime`, which forces level 2 (`system`) in every supported version. The dump
+//!   starts with `SIGQUIT: quit` / `PC=… m=… sigcode=…` and ends with a register dump; it
+//!   lists **every** goroutine, system ones included (`force gc (idle)`, `GC sweep wait`,
+//!   `GC scavenge wait`, `finalizer wait`, 1.25+ `cleanup wait`, idle GC workers…), shows
+//!   **all** runtime frames (`runtime.gopark`, `runtime.chanrecv`, …, down to
+//!   `runtime.goexit`), prints ` fp=… sp=… pc=…` after each real frame's location, and from
+//!   1.22 adds `gp=0x… m=N|nil mp=0x…` to every header. The goroutine of the thread that took
+//!   the signal comes first; from 1.21 this is often `goroutine 0 [idle]` (an M's g0).
+//!   Goroutines running on other threads may print `goroutine running on other thread; stack
+//!   unavailable` instead of frames.
+//! - **Fatal panic with `GOTRACEBACK=all`** (level 1): only user goroutines
+//!   (`isSystemGoroutine`: start function in package runtime, except `runtime.main`, is
+//!   hidden), and only frames whose function is outside package runtime or an exported
+//!   runtime function (`runtime.Goexit`); `runtime.gopanic` is shown as `panic(…)` when it is
+//!   not the first frame (a panic inside a deferred call). The panicking goroutine's stack
+//!   starts at the caller of `gopanic`. No `gp=`, no `fp=`. The default `GOTRACEBACK=single`
+//!   prints only the panicking goroutine.
+//! - `created by` is omitted for goroutine 1 and when the creating function is hidden at the
+//!   current level. It names the *physical* function containing the `go` statement (an
+//!   inlined callee that contains it is not named). `go f(x)` starts the goroutine in a
+//!   wrapper: `F.gowrap1` since 1.22, `F.func1` before.
+//! - Deep stacks: 1.21+ print the first 50 and last 50 frames with `...N frames elided...`
+//!   between; 1.19 prints the first 100 frames (hidden ones count) and then stops without a
+//!   marker; `...additional frames elided...` appears in ancestor tracebacks.
+//! - Wait reasons differ between versions: a blocked `sync.Mutex.Lock`, `RWMutex.RLock` and
+//!   `RWMutex.Lock` show as `semacquire` in 1.19 (own reasons since 1.20), and
+//!   `WaitGroup.Wait` as `semacquire` until 1.23 (`sync.WaitGroup.Wait` since 1.24). A re-panicked value is marked `[recovered]` plus a second `panic:` line before
+//!   1.25, and `[recovered, repanicked]` on one line since 1.25.
 //!
 //! The parser reads whole dumps embedded in other output (e.g. `panic: …` lines, `SIGQUIT:
 //! quit`, register dumps, a `runtime stack:` section): any line outside a goroutine block is
@@ -87,6 +110,47 @@ pub struct Dump {
 }
 
 impl Dump {
+    /// Goroutines that are not system goroutines: those Go would also list at level 1
+    /// (`GOTRACEBACK=all` on a panic). See [`Goroutine::is_system`].
+    pub fn user_goroutines(&self) -> impl Iterator<Item = &Goroutine> {
+        self.goroutines.iter().filter(|g| !g.is_system())
+    }
+
+    /// The `panic: …` lines of a fatal panic, outermost (first raised) first.
+    pub fn panics(&self) -> Vec<PanicLine> {
+        self.other_lines
+            .iter()
+            .filter_map(|l| {
+                let (nested, rest) = match l.strip_prefix('\t') {
+                    Some(r) => (true, r),
+                    None => (false, l.as_str()),
+                };
+                let value = rest.strip_prefix("panic: ")?;
+                let (value, recovered, repanicked) =
+                    if let Some(v) = value.strip_suffix(" [recovered, repanicked]") {
+                        (v, true, true)
+                    } else if let Some(v) = value.strip_suffix(" [recovered]") {
+                        (v, true, false)
+                    } else {
+                        (value, false, false)
+                    };
+                Some(PanicLine {
+                    value: value.to_owned(),
+                    recovered,
+                    repanicked,
+                    nested,
+                })
+            })
+            .collect()
+    }
+
+    /// The message of a `fatal error: …` line (runtime throws such as deadlocks).
+    pub fn fatal_error(&self) -> Option<&str> {
+        self.other_lines
+            .iter()
+            .find_map(|l| l.strip_prefix("fatal error: "))
+    }
+
     /// The goroutine with id `goid`, if printed.
     pub fn goroutine(&self, goid: u64) -> Option<&Goroutine> {
         self.goroutines.iter().find(|g| g.goid == goid)
@@ -98,6 +162,21 @@ impl Dump {
             .iter()
             .filter(move |g| g.has_frame(function))
     }
+}
+
+/// One `panic: VALUE[ [recovered][, repanicked]]` line (Go's `printpanics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PanicLine {
+    /// The value as Go printed it (`printpanicval`: strings verbatim, errors via `Error()`,
+    /// other types as `(T) 0xADDR` or `T(v)`).
+    pub value: String,
+    /// ` [recovered]`: this panic was recovered and a later one is fatal.
+    pub recovered: bool,
+    /// ` [recovered, repanicked]` (1.25+): recovered and re-raised with the same value; Go
+    /// then prints no separate line for the re-raise.
+    pub repanicked: bool,
+    /// Tab-indented: raised while the previous line's panic was in progress.
+    pub nested: bool,
 }
 
 /// One goroutine of a dump.
@@ -145,6 +224,56 @@ impl Goroutine {
     /// True if some frame is exactly `function`.
     pub fn has_frame(&self, function: &str) -> bool {
         self.frames.iter().any(|f| f.function == function)
+    }
+
+    /// The function the goroutine started in, as far as the printed frames show: the
+    /// outermost frame that is not `runtime.goexit` (a `go f(x)` wrapper such as
+    /// `main.spawn.gowrap1` counts as the start function, as it does for Go).
+    pub fn start_function(&self) -> Option<&str> {
+        self.frames
+            .iter()
+            .rev()
+            .map(|f| f.function.as_str())
+            .find(|f| *f != "runtime.goexit")
+    }
+
+    /// Go's `isSystemGoroutine` judged from the text: the start function is in package
+    /// runtime and is not `runtime.main`. (Go also counts the finalizer and cleanup
+    /// goroutines as user goroutines while they run user code; a dump cannot tell.)
+    /// Goroutine 0 (an M's g0) is always a system goroutine.
+    pub fn is_system(&self) -> bool {
+        self.goid == 0
+            || self
+                .start_function()
+                .is_some_and(|f| f.starts_with("runtime.") && f != "runtime.main")
+    }
+
+    /// The frames Go prints at level 1 (`GOTRACEBACK=all`, no runtime throw): a level-2
+    /// (SIGQUIT) stack filtered by Go's `showfuncinfo` rules: runtime-internal functions
+    /// are dropped, exported runtime functions (`runtime.Goexit`) kept, `panic` kept unless
+    /// it is the first frame shown, and autogenerated wrappers dropped unless they called
+    /// `panic` or `runtime.sigpanic`. Applying it to a level-1 stack changes nothing.
+    pub fn level1_frames(&self) -> Vec<&Frame> {
+        let mut out: Vec<&Frame> = Vec::new();
+        let mut callee: Option<&str> = None;
+        for f in &self.frames {
+            let name = f.function.as_str();
+            let show = if f.file == "<autogenerated>" && !f.inlined {
+                matches!(
+                    callee,
+                    Some("panic" | "runtime.sigpanic" | "runtime.panicwrap")
+                )
+            } else if name == "panic" {
+                !out.is_empty()
+            } else {
+                name.contains('.') && (!name.starts_with("runtime.") || is_exported_runtime(name))
+            };
+            if show {
+                out.push(f);
+            }
+            callee = Some(name);
+        }
+        out
     }
 
     /// Function names of the frames, innermost first.
@@ -299,6 +428,27 @@ fn parse_header(line: &str) -> Option<Goroutine> {
         }
     }
     Some(g)
+}
+
+/// Go's `isExportedRuntime`: `runtime.F` or `runtime.(*T).F` / `runtime.T.F` with `F` (and
+/// `T`) exported.
+fn is_exported_runtime(name: &str) -> bool {
+    let Some(name) = name.strip_prefix("runtime.") else {
+        return false;
+    };
+    let (rcvr, func) = match name.rfind('.') {
+        Some(i) => {
+            let rcvr = &name[..i];
+            let rcvr = rcvr
+                .strip_prefix("(*")
+                .and_then(|r| r.strip_suffix(')'))
+                .unwrap_or(rcvr);
+            (rcvr, &name[i + 1..])
+        }
+        None => ("", name),
+    };
+    let upper = |s: &str| s.as_bytes().first().is_some_and(u8::is_ascii_uppercase);
+    upper(func) && (rcvr.is_empty() || upper(rcvr))
 }
 
 fn parse_hex(s: &str) -> Option<u64> {

@@ -115,6 +115,8 @@ const GOROUTINE_PANIC: &[(u32, &str)] = per_version!("goroutine");
 const REPANIC: &[(u32, &str)] = per_version!("repanic_fatal");
 const NESTED: &[(u32, &str)] = per_version!("nested_fatal");
 const DEEP: &[(u32, &str)] = per_version!("deep_fatal");
+const NIL_DEREF: &[(u32, &str)] = per_version!("nil_deref_fatal");
+const DEADLOCK: &[(u32, &str)] = per_version!("deadlock");
 
 fn toolchain(minor: u32) -> Toolchain {
     Toolchain {
@@ -310,6 +312,11 @@ fn repanic_marker_changed_in_go125() {
             &["panic: same [recovered]", "\tpanic: same"]
         };
         assert_eq!(dump.other_lines, want, "go1.{minor}");
+        let panics = dump.panics();
+        assert_eq!(panics[0].value, "same");
+        assert!(panics[0].recovered && !panics[0].nested);
+        assert_eq!(panics[0].repanicked, minor >= 25);
+        assert_eq!(panics.len(), if minor >= 25 { 1 } else { 2 });
         assert_eq!(
             dump.goroutines[0].functions(),
             [
@@ -450,4 +457,111 @@ fn ancestors_are_parsed() {
         "main.x"
     );
     assert!(g.created_by.is_none());
+}
+
+#[test]
+fn level1_view_of_sigquit_dumps() {
+    for &(minor, text) in BLOCKED {
+        let dump = parse(text).unwrap();
+        let user: Vec<u64> = dump.user_goroutines().map(|g| g.goid).collect();
+        // Every user goroutine is main or runs main.* code, and all of those are user ones.
+        for g in &dump.goroutines {
+            let is_user = g.goid == 1 || g.frames.iter().any(|f| f.function.starts_with("main."));
+            assert_eq!(
+                user.contains(&g.goid),
+                is_user,
+                "go1.{minor} goroutine {}",
+                g.goid
+            );
+        }
+        for g in dump.with_frame("main.blockInlined") {
+            let names: Vec<&str> = g
+                .level1_frames()
+                .iter()
+                .map(|f| f.function.as_str())
+                .collect();
+            let wrapper = if minor >= 22 {
+                "main.spawnInlined.gowrap1"
+            } else {
+                "main.spawnInlined.func1"
+            };
+            assert_eq!(
+                names,
+                [
+                    "main.inlinedInner",
+                    "main.inlinedMiddle",
+                    "main.inlinedOuter",
+                    "main.blockInlined",
+                    wrapper
+                ],
+                "go1.{minor}"
+            );
+        }
+        let main = dump.goroutine(1).unwrap();
+        let names: Vec<&str> = main
+            .level1_frames()
+            .iter()
+            .map(|f| f.function.as_str())
+            .collect();
+        assert_eq!(names.first(), Some(&"syscall.Syscall"), "go1.{minor}");
+        assert_eq!(names.last(), Some(&"main.main"), "go1.{minor}");
+    }
+    // Level-1 dumps are left alone.
+    for &(minor, text) in GOROUTINE_PANIC.iter().chain(REPANIC).chain(NESTED) {
+        for g in &parse(text).unwrap().goroutines {
+            let kept: Vec<&Frame> = g.level1_frames();
+            assert_eq!(
+                kept.len(),
+                g.frames.len(),
+                "go1.{minor} goroutine {}",
+                g.goid
+            );
+        }
+    }
+}
+
+#[test]
+fn exported_runtime_names() {
+    assert!(is_exported_runtime("runtime.Goexit"));
+    assert!(is_exported_runtime("runtime.(*Func).Name"));
+    assert!(!is_exported_runtime("runtime.(*mheap).alloc"));
+    assert!(!is_exported_runtime("runtime.gopark"));
+    assert!(!is_exported_runtime("main.Foo"));
+}
+
+#[test]
+fn runtime_error_and_throw() {
+    for &(minor, text) in NIL_DEREF {
+        let dump = parse(text).unwrap();
+        let panics = dump.panics();
+        assert_eq!(panics.len(), 1);
+        assert_eq!(
+            panics[0].value,
+            "runtime error: invalid memory address or nil pointer dereference"
+        );
+        assert!(
+            dump.other_lines[1].starts_with("[signal SIGSEGV: segmentation violation"),
+            "go1.{minor}"
+        );
+        // The faulting frame is the first shown (runtime.sigpanic is hidden at level 1).
+        assert_eq!(
+            dump.goroutines[0].functions(),
+            ["main.panicNilDeref", "main.main"]
+        );
+    }
+    for &(minor, text) in DEADLOCK {
+        let dump = parse(text).unwrap();
+        assert_eq!(
+            dump.fatal_error(),
+            Some("all goroutines are asleep - deadlock!")
+        );
+        assert!(dump.panics().is_empty());
+        let g = &dump.goroutines[0];
+        assert_eq!(
+            (g.goid, g.status.as_str()),
+            (1, "chan receive"),
+            "go1.{minor}"
+        );
+        assert_eq!(g.functions(), ["main.deadlock", "main.main"]);
+    }
 }
