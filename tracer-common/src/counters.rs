@@ -6,3 +6,5 @@ pub const HITS_MAP: &str = "HITS";
 pub const ERRORS_MAP: &str = "ERRORS";
 /// Name of the global holding the target's tgid (set at load time).
 pub const TARGET_TGID_GLOBAL: &str = "TARGET_TGID";
+/// Name of the per-CPU array counting events lost because the ring buffer was full.
+pub const DROPS_MAP: &str = "DROPS";

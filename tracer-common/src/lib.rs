@@ -6,5 +6,7 @@
 //! side: a bad discriminant in a `#[repr(u32)]` enum would be undefined behaviour.
 #![no_std]
 
+pub mod config;
 pub mod counters;
+pub mod event;
 pub mod probe;

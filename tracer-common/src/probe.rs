@@ -11,11 +11,33 @@ pub enum ProbeId {
     Gopark = 1,
     /// tracepoint `sched:sched_switch` on a thread of the target.
     SchedSwitch = 2,
+    /// uprobe right after `CALL runtime.newproc1` in its callers: the new g is in RAX.
+    NewprocReturn = 3,
+    /// uprobe on `runtime.ready`: a goroutine is made runnable.
+    Ready = 4,
+    /// uprobe on `runtime.execute`: a goroutine starts running.
+    Execute = 5,
+    /// uprobe on `runtime.goexit0`: a goroutine exited.
+    Goexit0 = 6,
+    /// tracepoint `sched:sched_wakeup` of a thread of the target.
+    SchedWakeup = 7,
+    /// tracepoint `sched:sched_process_exit` of a thread of the target.
+    ProcessExit = 8,
 }
 
 impl ProbeId {
     /// Every probe, in discriminant order.
-    pub const ALL: [ProbeId; 3] = [ProbeId::Newproc1, ProbeId::Gopark, ProbeId::SchedSwitch];
+    pub const ALL: [ProbeId; 9] = [
+        ProbeId::Newproc1,
+        ProbeId::Gopark,
+        ProbeId::SchedSwitch,
+        ProbeId::NewprocReturn,
+        ProbeId::Ready,
+        ProbeId::Execute,
+        ProbeId::Goexit0,
+        ProbeId::SchedWakeup,
+        ProbeId::ProcessExit,
+    ];
     /// Number of probe ids; the size of the counter arrays.
     pub const COUNT: u32 = Self::ALL.len() as u32;
 
@@ -25,6 +47,12 @@ impl ProbeId {
             ProbeId::Newproc1 => "runtime.newproc1",
             ProbeId::Gopark => "runtime.gopark",
             ProbeId::SchedSwitch => "sched:sched_switch",
+            ProbeId::NewprocReturn => "runtime.newproc1 (return site)",
+            ProbeId::Ready => "runtime.ready",
+            ProbeId::Execute => "runtime.execute",
+            ProbeId::Goexit0 => "runtime.goexit0",
+            ProbeId::SchedWakeup => "sched:sched_wakeup",
+            ProbeId::ProcessExit => "sched:sched_process_exit",
         }
     }
 
@@ -34,6 +62,12 @@ impl ProbeId {
             ProbeId::Newproc1 => "newproc1",
             ProbeId::Gopark => "gopark",
             ProbeId::SchedSwitch => "sched_switch",
+            ProbeId::NewprocReturn => "newproc_ret",
+            ProbeId::Ready => "ready",
+            ProbeId::Execute => "execute",
+            ProbeId::Goexit0 => "goexit0",
+            ProbeId::SchedWakeup => "sched_wakeup",
+            ProbeId::ProcessExit => "sched_process_exit",
         }
     }
 }

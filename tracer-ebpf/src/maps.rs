@@ -1,7 +1,15 @@
 //! Maps and load-time globals shared by every probe.
+//!
+//! Everything is bounded: per-CPU counter arrays sized by `ProbeId::COUNT`, one ring buffer,
+//! and a fixed-size set of the target's thread ids for the scheduler tracepoints.
 
-use aya_ebpf::{Global, macros::map, maps::PerCpuArray};
-use tracer_common::probe::ProbeId;
+use aya_ebpf::{
+    Global,
+    helpers::bpf_get_current_pid_tgid,
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use tracer_common::{config::Config, probe::ProbeId};
 
 /// Hits per probe, per CPU (summed in userspace). Indexed by `ProbeId as u32`.
 #[map(name = "HITS")]
@@ -11,14 +19,55 @@ pub(crate) static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ProbeId
 #[map(name = "ERRORS")]
 pub(crate) static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ProbeId::COUNT, 0);
 
+/// Events lost per probe, per CPU, because the ring buffer was full.
+#[map(name = "DROPS")]
+pub(crate) static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ProbeId::COUNT, 0);
+
+/// Every event, in order of reservation. Submitted without waking the reader: userspace
+/// drains it on a timer, which costs far less per event than a wake-up each.
+#[map(name = "EVENTS")]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+/// Thread ids of the target seen switching out, so that switch-ins and wake-ups of its
+/// threads (which run in another task's context) can be recognised. Bounded; entries are
+/// removed when a thread exits.
+#[map(name = "TIDS")]
+pub(crate) static TIDS: HashMap<u32, u8> = HashMap::with_max_entries(16384, 0);
+
 /// The traced process; set by userspace at load time (`EbpfLoader::set_global`).
 #[unsafe(no_mangle)]
 static TARGET_TGID: Global<u32> = Global::new(0);
+
+/// Runtime offsets of the target's Go version; set by userspace at load time.
+#[unsafe(no_mangle)]
+static CONFIG: Global<Config> = Global::new(Config {
+    g_goid: 0,
+    g_parent_goid: 0,
+    g_gopc: 0,
+    g_startpc: 0,
+    g_m: 0,
+    m_curg: 0,
+    stacks: 0,
+    _pad: 0,
+});
 
 /// The tgid the programs filter on.
 #[inline(always)]
 pub(crate) fn target_tgid() -> u32 {
     TARGET_TGID.load()
+}
+
+/// The load-time configuration.
+#[inline(always)]
+pub(crate) fn config() -> Config {
+    CONFIG.load()
+}
+
+/// `(tgid, tid)` of the current task.
+#[inline(always)]
+pub(crate) fn current() -> (u32, u32) {
+    let v = bpf_get_current_pid_tgid();
+    ((v >> 32) as u32, v as u32)
 }
 
 #[inline(always)]
@@ -38,7 +87,12 @@ pub(crate) fn hit(probe: ProbeId) {
 
 /// Count one failure of `probe`.
 #[inline(always)]
-#[allow(dead_code)]
 pub(crate) fn error(probe: ProbeId) {
     bump(&ERRORS, probe);
+}
+
+/// Count one event of `probe` lost to a full ring buffer.
+#[inline(always)]
+pub(crate) fn drop(probe: ProbeId) {
+    bump(&DROPS, probe);
 }

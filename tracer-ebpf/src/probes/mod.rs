@@ -1,5 +1,8 @@
-//! One module per probe family.
+//! One module per probe family; `emit` holds the ring-buffer helpers they share.
 
+mod emit;
 mod gopark;
 mod newproc;
+mod ready;
+mod run;
 mod sched;

@@ -1,6 +1,7 @@
 //! Command-line surface: one file per subcommand, each with its clap `Args` and a `run`.
 
 pub mod doctor;
+pub mod dump;
 pub mod duration;
 pub mod exit;
 pub mod inspect;

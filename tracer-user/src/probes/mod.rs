@@ -9,15 +9,19 @@
 //! stripped Go binaries have no symbols, and probe sites are chosen inside functions (after
 //! the stack-bound check) by `gobin::probesite`.
 
+pub mod lifecycle;
+
 use std::{collections::BTreeMap, num::NonZeroU32, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::PerCpuArray,
+    maps::{MapData, PerCpuArray, RingBuf},
     programs::{TracePoint, UProbe, uprobe::UProbeScope},
 };
 use tracer_common::{
-    counters::{ERRORS_MAP, HITS_MAP, TARGET_TGID_GLOBAL},
+    config::{CONFIG_GLOBAL, Config},
+    counters::{DROPS_MAP, ERRORS_MAP, HITS_MAP, TARGET_TGID_GLOBAL},
+    event::EVENTS_MAP,
     probe::ProbeId,
 };
 
@@ -58,6 +62,20 @@ pub struct Counts {
     pub hits: BTreeMap<&'static str, u64>,
     /// Failures per probe (unreadable memory, full ring buffer…), summed over CPUs.
     pub errors: BTreeMap<&'static str, u64>,
+    /// Events lost per probe because the ring buffer was full, summed over CPUs.
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+impl Counts {
+    /// Total events lost to a full ring buffer.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.values().sum()
+    }
+
+    /// Total probe failures (unreadable target memory…).
+    pub fn total_errors(&self) -> u64 {
+        self.errors.values().sum()
+    }
 }
 
 /// gtrace's programs loaded for one target; dropping it detaches everything.
@@ -69,9 +87,15 @@ pub struct ProbeSet {
 impl ProbeSet {
     /// Loads the object with the target's tgid patched in as a global.
     pub fn load(pid: u32) -> Result<Self, ProbeError> {
+        Self::load_with(pid, &Config::default())
+    }
+
+    /// Loads the object with the target's tgid and runtime offsets patched in as globals.
+    pub fn load_with(pid: u32, config: &Config) -> Result<Self, ProbeError> {
         let pid = NonZeroU32::new(pid).ok_or(ProbeError::PidZero)?;
         let ebpf = EbpfLoader::new()
             .override_global(TARGET_TGID_GLOBAL, &pid.get(), true)
+            .override_global(CONFIG_GLOBAL, config, true)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
         Ok(Self { ebpf, pid })
@@ -94,7 +118,9 @@ impl ProbeSet {
             .ok_or(ProbeError::MissingProgram(probe.program()))?
             .try_into()
             .map_err(attach)?;
-        prog.load().map_err(attach)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(attach)?;
+        }
         prog.attach(file_offset, binary, UProbeScope::OneProcess(self.pid))
             .map_err(attach)?;
         Ok(())
@@ -102,7 +128,15 @@ impl ProbeSet {
 
     /// Attaches `sched:sched_switch` (filtered to the target's threads inside the program).
     pub fn attach_sched_switch(&mut self) -> Result<(), ProbeError> {
-        let probe = ProbeId::SchedSwitch;
+        self.attach_tracepoint(ProbeId::SchedSwitch, "sched_switch")
+    }
+
+    /// Attaches the `sched:<name>` tracepoint program of `probe`.
+    pub fn attach_tracepoint(
+        &mut self,
+        probe: ProbeId,
+        name: &'static str,
+    ) -> Result<(), ProbeError> {
         let attach = |e| ProbeError::Attach {
             probe: probe.name(),
             source: e,
@@ -114,7 +148,7 @@ impl ProbeSet {
             .try_into()
             .map_err(attach)?;
         prog.load().map_err(attach)?;
-        prog.attach("sched", "sched_switch").map_err(attach)?;
+        prog.attach("sched", name).map_err(attach)?;
         Ok(())
     }
 
@@ -123,7 +157,15 @@ impl ProbeSet {
         Ok(Counts {
             hits: self.sum(HITS_MAP)?,
             errors: self.sum(ERRORS_MAP)?,
+            drops: self.sum(DROPS_MAP)?,
         })
+    }
+
+    /// Takes the event ring buffer (once); `None` if already taken.
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.ebpf
+            .take_map(EVENTS_MAP)
+            .and_then(|m| RingBuf::try_from(m).ok())
     }
 
     fn sum(&self, map: &'static str) -> Result<BTreeMap<&'static str, u64>, ProbeError> {

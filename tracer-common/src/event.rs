@@ -1,0 +1,525 @@
+//! Goroutine lifecycle and scheduler events, written by the eBPF programs into one ring buffer.
+//!
+//! Every event starts with [`Header`] (kind, thread, kernel timestamp); the kind says which
+//! struct follows. All structs are `#[repr(C)]`, made of integers only, with explicit padding,
+//! so any byte pattern of the right length is a valid value and the size asserts below catch
+//! any layout drift between the two sides. Timestamps are `bpf_ktime_get_ns()`:
+//! CLOCK_MONOTONIC, the same clock as Go's `nanotime`.
+
+/// Frames kept per captured user stack (innermost first). Deeper stacks are truncated.
+pub const MAX_STACK: usize = 48;
+
+/// Name of the ring buffer map.
+pub const EVENTS_MAP: &str = "EVENTS";
+
+/// Which event follows the header. Crosses the boundary as `u32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum EventKind {
+    /// [`GoCreate`]: a goroutine was created (`newproc1` returned).
+    Create = 1,
+    /// [`GoPark`]: a goroutine parks (`gopark`).
+    Park = 2,
+    /// [`GoReady`]: a parked goroutine is made runnable (`ready`).
+    Ready = 3,
+    /// [`GoId`]: a goroutine starts running on a thread (`execute`).
+    Execute = 4,
+    /// [`GoId`]: a goroutine exited (`goexit0`).
+    Exit = 5,
+    /// [`SchedSwitch`]: a thread of the target was switched out or in.
+    Switch = 6,
+    /// [`SchedWakeup`]: a thread of the target was woken.
+    Wakeup = 7,
+    /// [`ProcExit`]: a thread of the target exited.
+    ThreadExit = 8,
+}
+
+impl EventKind {
+    /// Every kind, in discriminant order.
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Create,
+        EventKind::Park,
+        EventKind::Ready,
+        EventKind::Execute,
+        EventKind::Exit,
+        EventKind::Switch,
+        EventKind::Wakeup,
+        EventKind::ThreadExit,
+    ];
+
+    /// Short lowercase name used by `--kind` and in output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::Create => "create",
+            EventKind::Park => "park",
+            EventKind::Ready => "ready",
+            EventKind::Execute => "execute",
+            EventKind::Exit => "exit",
+            EventKind::Switch => "switch",
+            EventKind::Wakeup => "wakeup",
+            EventKind::ThreadExit => "thread-exit",
+        }
+    }
+
+    /// The size in bytes of the struct this kind announces.
+    pub const fn size(self) -> usize {
+        match self {
+            EventKind::Create => size_of::<GoCreate>(),
+            EventKind::Park => size_of::<GoPark>(),
+            EventKind::Ready => size_of::<GoReady>(),
+            EventKind::Execute | EventKind::Exit => size_of::<GoId>(),
+            EventKind::Switch => size_of::<SchedSwitch>(),
+            EventKind::Wakeup => size_of::<SchedWakeup>(),
+            EventKind::ThreadExit => size_of::<ProcExit>(),
+        }
+    }
+}
+
+/// Raised when a `u32` from the kernel is not a known [`EventKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownEventKind(pub u32);
+
+impl TryFrom<u32> for EventKind {
+    type Error = UnknownEventKind;
+
+    fn try_from(v: u32) -> Result<Self, Self::Error> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| *k as u32 == v)
+            .ok_or(UnknownEventKind(v))
+    }
+}
+
+/// First 16 bytes of every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct Header {
+    /// An [`EventKind`] as `u32`.
+    pub kind: u32,
+    /// Kernel thread id (task pid) the event happened on.
+    pub tid: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    pub ktime_ns: u64,
+}
+
+/// A goroutine was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct GoCreate {
+    /// Common header, kind = [`EventKind::Create`].
+    pub header: Header,
+    /// The new goroutine's id.
+    pub goid: u64,
+    /// The creating goroutine's id (`g.parentGoid`, or `m.curg.goid` before Go 1.21).
+    pub parent_goid: u64,
+    /// `g.gopc`: PC of the `go` statement (runtime address).
+    pub gopc: u64,
+    /// `g.startpc`: entry of the goroutine's function (runtime address).
+    pub startpc: u64,
+}
+
+/// A goroutine parks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct GoPark {
+    /// Common header, kind = [`EventKind::Park`].
+    pub header: Header,
+    /// The parking goroutine.
+    pub goid: u64,
+    /// The `waitReason` (gopark's third argument).
+    pub reason: u32,
+    /// Number of valid entries in `stack`.
+    pub stack_len: u32,
+    /// User stack, innermost first (runtime addresses).
+    pub stack: [u64; MAX_STACK],
+}
+
+/// A goroutine is made runnable by another one (or by the runtime: `waker_goid` 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct GoReady {
+    /// Common header, kind = [`EventKind::Ready`].
+    pub header: Header,
+    /// The goroutine made runnable.
+    pub goid: u64,
+    /// The goroutine running on this thread (`m.curg`), 0 if the scheduler itself.
+    pub waker_goid: u64,
+    /// Number of valid entries in `stack`.
+    pub stack_len: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// Stack of the thread at `ready` (system stack, then the waker's), innermost first.
+    pub stack: [u64; MAX_STACK],
+}
+
+/// An event about one goroutine only (execute, exit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct GoId {
+    /// Common header, kind = [`EventKind::Execute`] or [`EventKind::Exit`].
+    pub header: Header,
+    /// The goroutine.
+    pub goid: u64,
+}
+
+/// `sched:sched_switch` involving a thread of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct SchedSwitch {
+    /// Common header, kind = [`EventKind::Switch`]; `tid` is the previous task.
+    pub header: Header,
+    /// Thread switched out.
+    pub prev_tid: u32,
+    /// Thread switched in.
+    pub next_tid: u32,
+    /// `prev_state` (0 = runnable, i.e. preempted).
+    pub prev_state: u64,
+}
+
+/// `sched:sched_wakeup` of a thread of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct SchedWakeup {
+    /// Common header, kind = [`EventKind::Wakeup`]; `tid` is the waking task.
+    pub header: Header,
+    /// The thread woken.
+    pub wakee_tid: u32,
+    /// CPU it will run on.
+    pub target_cpu: u32,
+}
+
+/// `sched:sched_process_exit` of a thread of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct ProcExit {
+    /// Common header, kind = [`EventKind::ThreadExit`].
+    pub header: Header,
+    /// 1 when this was the last thread (the process is gone).
+    pub group_dead: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
+const _: () = {
+    assert!(size_of::<Header>() == 16);
+    assert!(size_of::<GoCreate>() == 48);
+    assert!(size_of::<GoPark>() == 32 + 8 * MAX_STACK);
+    assert!(size_of::<GoReady>() == 40 + 8 * MAX_STACK);
+    assert!(size_of::<GoId>() == 24);
+    assert!(size_of::<SchedSwitch>() == 32);
+    assert!(size_of::<SchedWakeup>() == 24);
+    assert!(size_of::<ProcExit>() == 24);
+    assert!(align_of::<GoPark>() == 8 && align_of::<GoReady>() == 8);
+};
+
+impl Default for GoPark {
+    fn default() -> Self {
+        Self {
+            header: Header::default(),
+            goid: 0,
+            reason: 0,
+            stack_len: 0,
+            stack: [0; MAX_STACK],
+        }
+    }
+}
+
+impl Default for GoReady {
+    fn default() -> Self {
+        Self {
+            header: Header::default(),
+            goid: 0,
+            waker_goid: 0,
+            stack_len: 0,
+            _pad: 0,
+            stack: [0; MAX_STACK],
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+pub use decode::{DecodeError, Event, decode, encode};
+
+#[cfg(feature = "user")]
+mod decode {
+    //! Userspace decoding of ring-buffer records (and encoding, for tests and replays).
+
+    use super::{
+        EventKind, GoCreate, GoId, GoPark, GoReady, Header, ProcExit, SchedSwitch, SchedWakeup,
+        UnknownEventKind,
+    };
+
+    /// One decoded event.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Event {
+        /// A goroutine was created.
+        Create(GoCreate),
+        /// A goroutine parks.
+        Park(GoPark),
+        /// A goroutine was made runnable.
+        Ready(GoReady),
+        /// A goroutine starts running.
+        Execute(GoId),
+        /// A goroutine exited.
+        Exit(GoId),
+        /// A target thread switched.
+        Switch(SchedSwitch),
+        /// A target thread was woken.
+        Wakeup(SchedWakeup),
+        /// A target thread exited.
+        ThreadExit(ProcExit),
+    }
+
+    /// A record that is not an event.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum DecodeError {
+        /// Shorter than the header or than its kind's struct.
+        Short {
+            /// Bytes present.
+            got: usize,
+            /// Bytes needed.
+            need: usize,
+        },
+        /// Unknown kind.
+        Kind(UnknownEventKind),
+        /// A stack length larger than the array.
+        StackLen(u32),
+    }
+
+    impl core::fmt::Display for DecodeError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                DecodeError::Short { got, need } => {
+                    write!(f, "event record of {got} bytes is shorter than {need}")
+                }
+                DecodeError::Kind(k) => write!(f, "unknown event kind {}", k.0),
+                DecodeError::StackLen(n) => write!(f, "stack length {n} exceeds the maximum"),
+            }
+        }
+    }
+
+    /// Marker for plain-integer `#[repr(C)]` event structs without implicit padding.
+    ///
+    /// # Safety
+    /// Implementors must be `#[repr(C)]`, contain only integers (and arrays of them) and have
+    /// no implicit padding, so every byte pattern is a valid value.
+    unsafe trait Plain: Copy {}
+    // SAFETY: all of these are `#[repr(C)]` integer structs; the const asserts in the parent
+    // module check their sizes equal the sum of their fields (no implicit padding).
+    unsafe impl Plain for Header {}
+    // SAFETY: as above.
+    unsafe impl Plain for GoCreate {}
+    // SAFETY: as above.
+    unsafe impl Plain for GoPark {}
+    // SAFETY: as above.
+    unsafe impl Plain for GoReady {}
+    // SAFETY: as above.
+    unsafe impl Plain for GoId {}
+    // SAFETY: as above.
+    unsafe impl Plain for SchedSwitch {}
+    // SAFETY: as above.
+    unsafe impl Plain for SchedWakeup {}
+    // SAFETY: as above.
+    unsafe impl Plain for ProcExit {}
+
+    fn read<T: Plain>(bytes: &[u8]) -> Result<T, DecodeError> {
+        let need = size_of::<T>();
+        if bytes.len() < need {
+            return Err(DecodeError::Short {
+                got: bytes.len(),
+                need,
+            });
+        }
+        // SAFETY: `bytes` holds at least size_of::<T>() bytes (checked above), the read is
+        // unaligned-safe, and `T: Plain` makes every byte pattern valid.
+        Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+    }
+
+    fn bytes_of<T: Plain>(v: &T) -> &[u8] {
+        // SAFETY: `T: Plain` has no padding, so all its bytes are initialized; the slice
+        // borrows `v` for its lifetime.
+        unsafe { core::slice::from_raw_parts(core::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }
+    }
+
+    /// Decodes one ring-buffer record.
+    pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let h: Header = read(bytes)?;
+        let kind = EventKind::try_from(h.kind).map_err(DecodeError::Kind)?;
+        let check = |n: u32| {
+            if n as usize > super::MAX_STACK {
+                Err(DecodeError::StackLen(n))
+            } else {
+                Ok(())
+            }
+        };
+        Ok(match kind {
+            EventKind::Create => Event::Create(read(bytes)?),
+            EventKind::Park => {
+                let e: GoPark = read(bytes)?;
+                check(e.stack_len)?;
+                Event::Park(e)
+            }
+            EventKind::Ready => {
+                let e: GoReady = read(bytes)?;
+                check(e.stack_len)?;
+                Event::Ready(e)
+            }
+            EventKind::Execute => Event::Execute(read(bytes)?),
+            EventKind::Exit => Event::Exit(read(bytes)?),
+            EventKind::Switch => Event::Switch(read(bytes)?),
+            EventKind::Wakeup => Event::Wakeup(read(bytes)?),
+            EventKind::ThreadExit => Event::ThreadExit(read(bytes)?),
+        })
+    }
+
+    /// The record bytes of `e` (what the kernel side writes).
+    pub fn encode(e: &Event) -> &[u8] {
+        match e {
+            Event::Create(v) => bytes_of(v),
+            Event::Park(v) => bytes_of(v),
+            Event::Ready(v) => bytes_of(v),
+            Event::Execute(v) | Event::Exit(v) => bytes_of(v),
+            Event::Switch(v) => bytes_of(v),
+            Event::Wakeup(v) => bytes_of(v),
+            Event::ThreadExit(v) => bytes_of(v),
+        }
+    }
+
+    impl Event {
+        /// The common header.
+        pub fn header(&self) -> &Header {
+            match self {
+                Event::Create(v) => &v.header,
+                Event::Park(v) => &v.header,
+                Event::Ready(v) => &v.header,
+                Event::Execute(v) | Event::Exit(v) => &v.header,
+                Event::Switch(v) => &v.header,
+                Event::Wakeup(v) => &v.header,
+                Event::ThreadExit(v) => &v.header,
+            }
+        }
+
+        /// The kind (always valid for a decoded event).
+        pub fn kind(&self) -> EventKind {
+            match self {
+                Event::Create(_) => EventKind::Create,
+                Event::Park(_) => EventKind::Park,
+                Event::Ready(_) => EventKind::Ready,
+                Event::Execute(_) => EventKind::Execute,
+                Event::Exit(_) => EventKind::Exit,
+                Event::Switch(_) => EventKind::Switch,
+                Event::Wakeup(_) => EventKind::Wakeup,
+                Event::ThreadExit(_) => EventKind::ThreadExit,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::event::MAX_STACK;
+
+        fn h(kind: EventKind) -> Header {
+            Header {
+                kind: kind as u32,
+                tid: 42,
+                ktime_ns: 123_456_789,
+            }
+        }
+
+        #[test]
+        fn round_trip_every_kind() {
+            let mut stack = [0u64; MAX_STACK];
+            stack[0] = 0x40_1000;
+            stack[1] = 0x40_2000;
+            let events = [
+                Event::Create(GoCreate {
+                    header: h(EventKind::Create),
+                    goid: 7,
+                    parent_goid: 1,
+                    gopc: 0x40_0000,
+                    startpc: 0x40_0100,
+                }),
+                Event::Park(GoPark {
+                    header: h(EventKind::Park),
+                    goid: 7,
+                    reason: 14,
+                    stack_len: 2,
+                    stack,
+                }),
+                Event::Ready(GoReady {
+                    header: h(EventKind::Ready),
+                    goid: 7,
+                    waker_goid: 8,
+                    stack_len: 2,
+                    _pad: 0,
+                    stack,
+                }),
+                Event::Execute(GoId {
+                    header: h(EventKind::Execute),
+                    goid: 7,
+                }),
+                Event::Exit(GoId {
+                    header: h(EventKind::Exit),
+                    goid: 7,
+                }),
+                Event::Switch(SchedSwitch {
+                    header: h(EventKind::Switch),
+                    prev_tid: 1,
+                    next_tid: 2,
+                    prev_state: 1,
+                }),
+                Event::Wakeup(SchedWakeup {
+                    header: h(EventKind::Wakeup),
+                    wakee_tid: 3,
+                    target_cpu: 1,
+                }),
+                Event::ThreadExit(ProcExit {
+                    header: h(EventKind::ThreadExit),
+                    group_dead: 1,
+                    _pad: 0,
+                }),
+            ];
+            for e in events {
+                let bytes = encode(&e);
+                assert_eq!(bytes.len(), e.kind().size());
+                assert_eq!(decode(bytes), Ok(e));
+                // Truncated records are errors, never garbage.
+                assert!(matches!(
+                    decode(&bytes[..bytes.len() - 1]),
+                    Err(DecodeError::Short { .. })
+                ));
+            }
+        }
+
+        #[test]
+        fn rejects_bad_kind_and_stack_len() {
+            let mut bytes = encode(&Event::Execute(GoId {
+                header: h(EventKind::Execute),
+                goid: 1,
+            }))
+            .to_vec();
+            bytes[0] = 99;
+            assert_eq!(decode(&bytes), Err(DecodeError::Kind(UnknownEventKind(99))));
+            let mut p = GoPark {
+                header: h(EventKind::Park),
+                ..GoPark::default()
+            };
+            p.stack_len = MAX_STACK as u32 + 1;
+            assert_eq!(
+                decode(encode(&Event::Park(p))),
+                Err(DecodeError::StackLen(MAX_STACK as u32 + 1))
+            );
+            assert!(decode(&[1, 0]).is_err());
+        }
+
+        #[test]
+        fn kind_round_trip() {
+            for k in EventKind::ALL {
+                assert_eq!(EventKind::try_from(k as u32), Ok(k));
+            }
+            assert!(EventKind::try_from(0).is_err());
+        }
+    }
+}
