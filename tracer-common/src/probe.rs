@@ -23,11 +23,19 @@ pub enum ProbeId {
     SchedWakeup = 7,
     /// tracepoint `sched:sched_process_exit` of a thread of the target.
     ProcessExit = 8,
+    /// uprobe on `runtime.gopanic`: a panic starts.
+    Gopanic = 9,
+    /// uprobe on `runtime.gorecover`: `recover()` is called.
+    Gorecover = 10,
+    /// uprobe on `runtime.recovery`: a recovered panic unwinds.
+    Recovery = 11,
+    /// uprobe on `runtime.fatalpanic`: an unrecovered panic kills the process.
+    Fatalpanic = 12,
 }
 
 impl ProbeId {
     /// Every probe, in discriminant order.
-    pub const ALL: [ProbeId; 9] = [
+    pub const ALL: [ProbeId; 13] = [
         ProbeId::Newproc1,
         ProbeId::Gopark,
         ProbeId::SchedSwitch,
@@ -37,6 +45,10 @@ impl ProbeId {
         ProbeId::Goexit0,
         ProbeId::SchedWakeup,
         ProbeId::ProcessExit,
+        ProbeId::Gopanic,
+        ProbeId::Gorecover,
+        ProbeId::Recovery,
+        ProbeId::Fatalpanic,
     ];
     /// Number of probe ids; the size of the counter arrays.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -53,6 +65,10 @@ impl ProbeId {
             ProbeId::Goexit0 => "runtime.goexit0",
             ProbeId::SchedWakeup => "sched:sched_wakeup",
             ProbeId::ProcessExit => "sched:sched_process_exit",
+            ProbeId::Gopanic => "runtime.gopanic",
+            ProbeId::Gorecover => "runtime.gorecover",
+            ProbeId::Recovery => "runtime.recovery",
+            ProbeId::Fatalpanic => "runtime.fatalpanic",
         }
     }
 
@@ -68,6 +84,10 @@ impl ProbeId {
             ProbeId::Goexit0 => "goexit0",
             ProbeId::SchedWakeup => "sched_wakeup",
             ProbeId::ProcessExit => "sched_process_exit",
+            ProbeId::Gopanic => "gopanic",
+            ProbeId::Gorecover => "gorecover",
+            ProbeId::Recovery => "recovery",
+            ProbeId::Fatalpanic => "fatalpanic",
         }
     }
 }

@@ -1,0 +1,57 @@
+//! Text and JSON output of [`PanicReport`]s.
+//!
+//! Text follows Go's own panic output (`panic: VALUE [recovered]`, then the goroutine's frames
+//! and `created by`), with gtrace's additions on the goroutine line: the outcome, the
+//! recovering function, nesting. JSON is one object per line (docs/json/panics.schema.json).
+
+use std::io::{self, Write};
+
+use super::{model::Outcome, report::PanicReport};
+
+/// Writes one report as text.
+pub fn write_text(out: &mut dyn Write, r: &PanicReport) -> io::Result<()> {
+    let mut marks = Vec::new();
+    if r.recovered && r.repanicked {
+        marks.push("recovered, repanicked");
+    } else if r.recovered {
+        marks.push("recovered");
+    }
+    let marks = if marks.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", marks.join(", "))
+    };
+    writeln!(out, "panic: {}{marks}", r.value.replace('\n', "\n\t"))?;
+    let mut what = vec![match r.outcome {
+        Outcome::Recovered => "recovered".to_string(),
+        Outcome::Fatal => "fatal".to_string(),
+        Outcome::Aborted => "aborted by a panic in a deferred call".to_string(),
+        Outcome::Unknown => "outcome unknown".to_string(),
+    }];
+    if let Some(by) = &r.recovered_by {
+        what.push(format!("by {} at {}:{}", by.function, by.file, by.line));
+    }
+    if r.nested {
+        what.push("nested".into());
+    }
+    what.push(format!("type {}", r.value_type));
+    writeln!(out, "goroutine {} [{}]:", r.goid, what.join(", "))?;
+    for f in &r.frames {
+        let dots = if f.inlined { "(...)" } else { "()" };
+        writeln!(out, "{}{dots}\n\t{}:{}", f.function, f.file, f.line)?;
+    }
+    if let Some(c) = &r.created_by {
+        match r.ancestry.first().and_then(|a| a.goid) {
+            Some(p) => writeln!(out, "created by {} in goroutine {p}", c.function)?,
+            None => writeln!(out, "created by {}", c.function)?,
+        }
+        writeln!(out, "\t{}:{}", c.file, c.line)?;
+    }
+    writeln!(out)
+}
+
+/// Writes one report as a JSON line.
+pub fn write_json(out: &mut dyn Write, r: &PanicReport) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, r)?;
+    writeln!(out)
+}

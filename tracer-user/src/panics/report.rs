@@ -1,0 +1,215 @@
+//! A finished panic symbolized against its binary: what `gtrace panics` prints.
+//!
+//! Addresses are turned into functions, files and lines with the binary's own pclntab
+//! (inlined frames expanded); the load bias of a PIE is taken from the event itself (the
+//! first stack entry is the probed instruction of `runtime.gopanic`, whose link-time address
+//! is known), so reports can be built after the process is gone.
+
+use serde::Serialize;
+
+use super::{
+    model::{FinishedPanic, Outcome},
+    value::{Types, render},
+};
+use crate::gobin::{GoBinary, layout::RuntimeLayout};
+
+/// A source location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    /// Fully qualified function name.
+    pub function: String,
+    /// Source file.
+    pub file: String,
+    /// Line.
+    pub line: u32,
+}
+
+/// One frame of the panicking goroutine's stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    /// Fully qualified function name.
+    pub function: String,
+    /// Source file.
+    pub file: String,
+    /// Line.
+    pub line: u32,
+    /// A call inlined into the next frame.
+    pub inlined: bool,
+}
+
+/// One creator in the goroutine's ancestry, nearest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ancestor {
+    /// The creating goroutine's id, when known (Go 1.21+ records it).
+    pub goid: Option<u64>,
+    /// The function containing the `go` statement.
+    pub function: String,
+    /// Its file.
+    pub file: String,
+    /// Its line.
+    pub line: u32,
+}
+
+/// One panic, as printed (text) and serialized (`docs/json/panics.schema.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PanicReport {
+    /// The panicking goroutine.
+    pub goid: u64,
+    /// The value as the runtime prints it after `panic: `.
+    pub value: String,
+    /// The value's dynamic type.
+    pub value_type: String,
+    /// False when `value` is gtrace's approximation (an error type whose `Error()` gtrace
+    /// cannot reproduce, a string longer than the bytes captured).
+    pub value_exact: bool,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// `recover()` returned its value.
+    pub recovered: bool,
+    /// It killed the process.
+    pub fatal: bool,
+    /// It started while another panic was in flight on the same goroutine.
+    pub nested: bool,
+    /// Fatal chains (Go 1.25+): the next panic re-panicked this value.
+    pub repanicked: bool,
+    /// The function that called the `recover()` that returned this value.
+    pub recovered_by: Option<Location>,
+    /// The goroutine's stack at the panic, innermost first, from `panic`'s caller.
+    pub frames: Vec<Frame>,
+    /// The `go` statement that created the goroutine (none for the main goroutine).
+    pub created_by: Option<Location>,
+    /// Creators, nearest first, as far as known.
+    pub ancestry: Vec<Ancestor>,
+    /// Deferred calls run while panicking (not captured yet: always empty).
+    pub defers_run: Vec<String>,
+    /// Kernel monotonic time of the panic (CLOCK_MONOTONIC ns).
+    pub ts_ns: u64,
+    /// Kernel monotonic time its fate was known.
+    pub end_ns: u64,
+    /// Index in the goroutine's chain of panics ended together (oldest 0).
+    #[serde(skip)]
+    pub chain_index: usize,
+}
+
+/// Builds reports for one binary; holds the PIE bias once learnt.
+pub struct Reporter<'a> {
+    bin: &'a GoBinary,
+    layout: &'a RuntimeLayout,
+    /// Link-time address of the `runtime.gopanic` probe site.
+    gopanic_site: u64,
+    /// Runtime minus link-time addresses.
+    bias: Option<u64>,
+}
+
+impl<'a> Reporter<'a> {
+    /// A reporter for `bin`, whose `runtime.gopanic` probe site is at `gopanic_site`.
+    pub fn new(bin: &'a GoBinary, layout: &'a RuntimeLayout, gopanic_site: u64) -> Self {
+        Self {
+            bin,
+            layout,
+            gopanic_site,
+            bias: None,
+        }
+    }
+
+    /// Symbolizes and renders one finished panic.
+    pub fn report(&mut self, f: &FinishedPanic) -> PanicReport {
+        let s = &f.start;
+        let stack = &s.stack[..(s.stack_len as usize).min(s.stack.len())];
+        if self.bias.is_none()
+            && let Some(&ip) = stack.first()
+        {
+            self.bias = Some(ip.wrapping_sub(self.gopanic_site));
+        }
+        let bias = self.bias.unwrap_or(0);
+        let types = Types::new(self.bin, self.layout, bias);
+        let value = render(&types, s);
+        // The caller of gopanic may be missing from the frame-pointer walk (probe site before
+        // `push rbp`): put the return address read at [rsp] back.
+        let mut pcs: Vec<u64> = stack.iter().skip(1).copied().collect();
+        if s.ret_pc != 0 && pcs.first() != Some(&s.ret_pc) {
+            pcs.insert(0, s.ret_pc);
+        }
+        let mut frames = Vec::new();
+        for pc in pcs {
+            let link = pc.wrapping_sub(bias).wrapping_sub(1);
+            match self.bin.symbolize(link) {
+                Ok(fs) if !fs.is_empty() => frames.extend(fs.into_iter().map(|x| Frame {
+                    function: x.function,
+                    file: x.file,
+                    line: x.line,
+                    inlined: x.inlined,
+                })),
+                _ => frames.push(Frame {
+                    function: format!("?{pc:#x}"),
+                    file: "?".into(),
+                    line: 0,
+                    inlined: false,
+                }),
+            }
+        }
+        let recovered_by = f.recovered_by_pc.and_then(|pc| self.outer(pc, bias));
+        let created_by = (s.goid != 1 && s.gopc != 0)
+            .then(|| self.created_site(s.gopc, bias))
+            .flatten();
+        let ancestry = created_by
+            .iter()
+            .map(|c| Ancestor {
+                goid: (s.parent_goid != 0).then_some(s.parent_goid),
+                function: c.function.clone(),
+                file: c.file.clone(),
+                line: c.line,
+            })
+            .collect();
+        PanicReport {
+            goid: s.goid,
+            value: value.text,
+            value_type: value.type_name,
+            value_exact: value.exact,
+            outcome: f.outcome,
+            recovered: f.recovered,
+            fatal: f.outcome == Outcome::Fatal,
+            nested: f.nested,
+            repanicked: f.repanicked,
+            recovered_by,
+            frames,
+            created_by,
+            ancestry,
+            defers_run: Vec::new(),
+            ts_ns: s.header.ktime_ns,
+            end_ns: f.end_ns,
+            chain_index: f.chain_index,
+        }
+    }
+
+    /// The `go` statement at return address `pc` as `printcreatedby` prints it: the physical
+    /// function's name, the innermost (inlined) file and line.
+    fn created_site(&self, pc: u64, bias: u64) -> Option<Location> {
+        let fs = self
+            .bin
+            .symbolize(pc.wrapping_sub(bias).wrapping_sub(1))
+            .ok()?;
+        let inner = fs.first()?;
+        let outer = fs.last()?;
+        Some(Location {
+            function: outer.function.clone(),
+            file: inner.file.clone(),
+            line: inner.line,
+        })
+    }
+
+    /// The innermost frame of the call whose return address is `pc` (`pc - 1` lies in the
+    /// CALL), as the runtime's `printcreatedby` names a `go` statement's site.
+    fn outer(&self, pc: u64, bias: u64) -> Option<Location> {
+        let fs = self
+            .bin
+            .symbolize(pc.wrapping_sub(bias).wrapping_sub(1))
+            .ok()?;
+        let f = fs.into_iter().next()?;
+        Some(Location {
+            function: f.function,
+            file: f.file,
+            line: f.line,
+        })
+    }
+}
