@@ -22,13 +22,13 @@ use crate::go::{self, Toolchain};
 pub const RECIPE: &str = "gtrace-fixture-v1 CGO_ENABLED=0 -buildvcs=false";
 
 /// The fixtures the integration tests use (each a `main` package in `tests/fixtures/<name>/`).
-pub const TEST_FIXTURES: &[&str] = &["blocked", "churn", "panics", "inline"];
+pub const TEST_FIXTURES: &[&str] = &["blocked", "churn", "panics", "inline", "pingpong"];
 
 /// The demo program `cargo xtask demo` runs (also in `tests/fixtures/`).
 pub const DEMO: &str = "demo";
 
 /// Every program under `tests/fixtures/`: [`TEST_FIXTURES`] and [`DEMO`].
-pub const ALL_PROGRAMS: &[&str] = &["blocked", "churn", "panics", "inline", "demo"];
+pub const ALL_PROGRAMS: &[&str] = &["blocked", "churn", "panics", "inline", "demo", "pingpong"];
 
 /// How a fixture binary is built: the build shapes the tracer must cope with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -25,9 +25,17 @@ pub struct Config {
     pub m_curg: u32,
     /// Non-zero: capture user stacks at park and ready.
     pub stacks: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// Bit set per stack-taking probe ([`FIXUP_GOPARK`], [`FIXUP_READY`]) whose site runs
+    /// before the function saved its caller's frame pointer (no `push rbp` yet, e.g. Go 1.19's
+    /// `sub rsp` prologue): the direct caller's return address is then at `[rsp]` and not in
+    /// the frame-pointer chain, so the program inserts it.
+    pub ret_fixup: u32,
 }
+
+/// [`Config::ret_fixup`] bit for `runtime.gopark`.
+pub const FIXUP_GOPARK: u32 = 1;
+/// [`Config::ret_fixup`] bit for `runtime.ready`.
+pub const FIXUP_READY: u32 = 2;
 
 const _: () = assert!(size_of::<Config>() == 32);
 

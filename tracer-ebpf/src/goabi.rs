@@ -53,6 +53,22 @@ pub(crate) fn current_g(ctx: &ProbeContext) -> Option<u64> {
     }
 }
 
+/// The stack pointer.
+#[inline(always)]
+pub(crate) fn sp(ctx: &ProbeContext) -> Option<u64> {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        Some(regs.rsp)
+    }
+    #[cfg(not(bpf_target_arch = "x86_64"))]
+    {
+        let _ = regs;
+        None
+    }
+}
+
 /// Reads a `u64` of the target at `addr`.
 #[inline(always)]
 pub(crate) fn read_u64(addr: u64) -> Option<u64> {

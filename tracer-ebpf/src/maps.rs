@@ -48,7 +48,7 @@ static CONFIG: Global<Config> = Global::new(Config {
     g_m: 0,
     m_curg: 0,
     stacks: 0,
-    _pad: 0,
+    ret_fixup: 0,
 });
 
 /// The tgid the programs filter on.

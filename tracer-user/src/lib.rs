@@ -4,6 +4,7 @@
 //! checks), `gobin/` (everything known from a Go binary), `probes/` (eBPF load/attach),
 //! `goroutines/` + `memory/` (reading goroutines from process memory), `output/`.
 
+pub mod capture;
 pub mod cli;
 pub mod gobin;
 pub mod goroutines;

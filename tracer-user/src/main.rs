@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer_user::cli::{Cli, Command, doctor, exit, inspect, symbolize};
+use tracer_user::cli::{
+    Cli, Command, doctor, exit, inspect, panics, record, report, symbolize, trace,
+};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("GTRACE_LOG", "warn"))
@@ -13,6 +15,10 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Inspect(args) => inspect::run(args).map(|()| exit::Exit::Ok),
         Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
+        Command::Record(args) => record::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Trace(args) => trace::run(args),
+        Command::Panics(args) => panics::run(args),
     };
     match result {
         Ok(code) => code.into(),

@@ -5,6 +5,7 @@
 
 use aya_ebpf::{bindings::BPF_RB_NO_WAKEUP, macros::uprobe, programs::ProbeContext};
 use tracer_common::{
+    config::FIXUP_GOPARK,
     event::{EventKind, GoPark},
     probe::ProbeId,
 };
@@ -42,7 +43,7 @@ fn try_gopark(ctx: &ProbeContext) -> Option<()> {
         (&raw mut (*p).goid).write(goid);
         (&raw mut (*p).reason).write(reason);
         let n = if cfg.stacks != 0 {
-            emit::user_stack(ctx, &raw mut (*p).stack)
+            emit::user_stack(ctx, &raw mut (*p).stack, cfg.ret_fixup & FIXUP_GOPARK != 0)
         } else {
             (&raw mut (*p).stack).write_bytes(0, 1);
             0

@@ -189,7 +189,7 @@ fn try_gopanic(ctx: &ProbeContext) -> Option<()> {
         }
         (&raw mut (*p).string_len).write(string_len);
         (&raw mut (*p).string_full_len).write(full);
-        let frames = emit::user_stack(ctx, &raw mut (*p).stack);
+        let frames = emit::user_stack(ctx, &raw mut (*p).stack, false);
         (&raw mut (*p).stack_len).write(frames);
     }
     entry.submit(u64::from(BPF_RB_NO_WAKEUP));

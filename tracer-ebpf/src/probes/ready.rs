@@ -4,6 +4,7 @@
 
 use aya_ebpf::{bindings::BPF_RB_NO_WAKEUP, macros::uprobe, programs::ProbeContext};
 use tracer_common::{
+    config::FIXUP_READY,
     event::{EventKind, GoReady},
     probe::ProbeId,
 };
@@ -44,7 +45,7 @@ fn try_ready(ctx: &ProbeContext) -> Option<()> {
         (&raw mut (*p).waker_goid).write(waker_goid);
         (&raw mut (*p)._pad).write(0);
         let n = if cfg.stacks != 0 {
-            emit::user_stack(ctx, &raw mut (*p).stack)
+            emit::user_stack(ctx, &raw mut (*p).stack, cfg.ret_fixup & FIXUP_READY != 0)
         } else {
             (&raw mut (*p).stack).write_bytes(0, 1);
             0

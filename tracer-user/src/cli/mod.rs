@@ -1,11 +1,16 @@
 //! Command-line surface: one file per subcommand, each with its clap `Args` and a `run`.
 
+pub mod attach;
 pub mod doctor;
 pub mod dump;
 pub mod duration;
 pub mod exit;
 pub mod inspect;
+pub mod panics;
+pub mod record;
+pub mod report;
 pub mod symbolize;
+pub mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +20,9 @@ EXAMPLES:
     sudo gtrace doctor ./server         static checks of a binary
     gtrace inspect ./server --json      version, symbols, layouts, probe sites
     gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
+    sudo gtrace record -p 1234 -d 30s   capture goroutine lifecycles to gtrace-1234.gtc
+    gtrace report gtrace-1234.gtc       blocking sites, wakers, scheduling latency
+    sudo gtrace trace -p 1234           live event stream
 
 EXIT CODES:
     0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)
@@ -39,4 +47,13 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Symbolize program counters of a Go binary, inlined frames expanded.
     Symbolize(symbolize::SymbolizeArgs),
+    /// Record goroutine lifecycle events of a process (or a command) into a capture file.
+    Record(record::Args),
+    /// Analyse a capture: summary, one goroutine's life, or a Perfetto trace.
+    Report(report::Args),
+    /// Stream goroutine lifecycle events of a live process, one line each.
+    Trace(trace::Args),
+    /// Panics of a live process (or a command): value, stack, recovered or fatal, nested,
+    /// the recovering function and the goroutine's creator.
+    Panics(panics::Args),
 }

@@ -1,4 +1,7 @@
-//! Everything that knows output formats (text, JSON); the rest of the library produces data.
+//! Everything that knows output formats (text, JSON, Perfetto); the rest of the library
+//! produces data.
 
 pub mod dump_json;
+pub mod lifecycle;
+pub mod perfetto;
 pub mod traceback;

@@ -10,7 +10,10 @@
 use std::path::Path;
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl};
-use tracer_common::{config::Config, probe::ProbeId};
+use tracer_common::{
+    config::{Config, FIXUP_GOPARK, FIXUP_READY},
+    probe::ProbeId,
+};
 
 use super::{ProbeError, ProbeSet};
 use crate::gobin::{
@@ -100,8 +103,9 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, LifecycleError> {
         g_m: layout.g.m,
         m_curg: layout.m.curg,
         stacks: 1,
-        _pad: 0,
+        ret_fixup: 0,
     };
+    let mut config = config;
     let mut sites = Vec::new();
     for (probe, name) in [
         (ProbeId::Gopark, "runtime.gopark"),
@@ -110,6 +114,18 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, LifecycleError> {
         (ProbeId::Goexit0, "runtime.goexit0"),
     ] {
         let s = probesite::probe_site(bin, name)?;
+        // At `push rbp` the kernel's user unwinder already reads the caller from [rsp]
+        // (checked against Go's traceback in tests/tests/lifecycle.rs); any other site right
+        // after the stack check leaves rsp as at entry, so the program reads it itself.
+        let needs_fixup = s.reason == probesite::SiteReason::AfterStackCheck
+            && !s.instruction.starts_with("push rbp");
+        if needs_fixup {
+            match probe {
+                ProbeId::Gopark => config.ret_fixup |= FIXUP_GOPARK,
+                ProbeId::Ready => config.ret_fixup |= FIXUP_READY,
+                _ => {}
+            }
+        }
         sites.push(Site {
             probe,
             function: s.function,

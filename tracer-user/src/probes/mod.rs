@@ -10,6 +10,7 @@
 //! the stack-bound check) by `gobin::probesite`.
 
 pub mod lifecycle;
+pub mod session;
 
 use std::{collections::BTreeMap, num::NonZeroU32, path::Path};
 

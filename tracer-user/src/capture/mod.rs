@@ -1,0 +1,304 @@
+//! The capture file written by `gtrace record` and read by `gtrace report`.
+//!
+//! Layout: [`MAGIC`], a little-endian `u32` [`VERSION`], then length-delimited protobuf
+//! [`Record`]s (varint length + message): one [`Header`], the raw kernel event records
+//! exactly as the ring buffer delivered them (decoded by `tracer_common::event::decode`, the
+//! same code as live), one [`Symbols`] table (every PC the events mention, resolved at record
+//! time so a report needs neither the binary nor the process), and one [`Footer`] with the
+//! counters (hits, probe failures, drops). A capture cut short (no footer) still reads: the
+//! report says so.
+//!
+//! The messages are prost-derive structs written by hand (no protoc); tags are append-only.
+
+pub mod symbols;
+
+use std::io::{self, Read, Write};
+
+use prost::Message as _;
+
+pub use symbols::SymbolTable;
+
+/// First bytes of every capture.
+pub const MAGIC: &[u8; 15] = b"GTRACE-CAPTURE\n";
+/// Format version after the magic.
+pub const VERSION: u32 = 1;
+/// Largest record accepted when reading (a symbols table of a huge capture stays far below).
+pub const MAX_RECORD: usize = 256 << 20;
+
+/// One record of the file.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Record {
+    /// The payload.
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4")]
+    pub body: Option<Body>,
+}
+
+/// What a record holds.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Body {
+    /// Target and capture metadata (first record).
+    #[prost(message, tag = "1")]
+    Header(Header),
+    /// One kernel event record, as delivered by the ring buffer.
+    #[prost(bytes, tag = "2")]
+    Event(Vec<u8>),
+    /// Resolved PCs.
+    #[prost(message, tag = "3")]
+    Symbols(Symbols),
+    /// Counters at the end (last record).
+    #[prost(message, tag = "4")]
+    Footer(Footer),
+}
+
+/// Target and capture metadata.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Header {
+    /// Target PID.
+    #[prost(uint32, tag = "1")]
+    pub pid: u32,
+    /// Target executable path.
+    #[prost(string, tag = "2")]
+    pub exe: String,
+    /// `go1.N.M`.
+    #[prost(string, tag = "3")]
+    pub go_version: String,
+    /// Load bias (runtime − link-time address).
+    #[prost(uint64, tag = "4")]
+    pub bias: u64,
+    /// `waitReason` strings, indexed by value.
+    #[prost(string, repeated, tag = "5")]
+    pub wait_reasons: Vec<String>,
+    /// Wall-clock start, ns since the Unix epoch.
+    #[prost(uint64, tag = "6")]
+    pub started_unix_ns: u64,
+    /// Kernel (CLOCK_MONOTONIC) time at start, the events' clock.
+    #[prost(uint64, tag = "7")]
+    pub started_ktime_ns: u64,
+    /// Goroutine ids alive at attach (baseline), when they could be read.
+    #[prost(uint64, repeated, tag = "8")]
+    pub baseline_goids: Vec<u64>,
+    /// Why there is no baseline, if there is none.
+    #[prost(string, tag = "9")]
+    pub baseline_note: String,
+}
+
+/// PCs resolved to source frames.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Symbols {
+    /// One entry per (pc, is-return-address).
+    #[prost(message, repeated, tag = "1")]
+    pub pcs: Vec<PcInfo>,
+}
+
+/// One resolved PC.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PcInfo {
+    /// Runtime address.
+    #[prost(uint64, tag = "1")]
+    pub pc: u64,
+    /// True when `pc` is a return address (resolved at `pc - 1`, the call).
+    #[prost(bool, tag = "2")]
+    pub return_address: bool,
+    /// Frames, innermost (inlined) first.
+    #[prost(message, repeated, tag = "3")]
+    pub frames: Vec<Frame>,
+}
+
+/// A source frame.
+#[derive(Clone, PartialEq, Eq, Hash, prost::Message, serde::Serialize)]
+pub struct Frame {
+    /// Function name.
+    #[prost(string, tag = "1")]
+    pub function: String,
+    /// Source file.
+    #[prost(string, tag = "2")]
+    pub file: String,
+    /// Line.
+    #[prost(uint32, tag = "3")]
+    pub line: u32,
+    /// Inlined into the next frame.
+    #[prost(bool, tag = "4")]
+    pub inlined: bool,
+}
+
+/// Counters at the end of a capture.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Footer {
+    /// `duration`, `signal` or `target_exited`.
+    #[prost(string, tag = "1")]
+    pub stop_reason: String,
+    /// Events written.
+    #[prost(uint64, tag = "2")]
+    pub events: u64,
+    /// Ring-buffer records that failed to decode.
+    #[prost(uint64, tag = "3")]
+    pub decode_errors: u64,
+    /// Per-probe counters.
+    #[prost(message, repeated, tag = "4")]
+    pub probes: Vec<ProbeCount>,
+    /// Time attached, ns.
+    #[prost(uint64, tag = "5")]
+    pub elapsed_ns: u64,
+    /// A problem found when verifying the target's code after detaching.
+    #[prost(string, tag = "6")]
+    pub detach_problem: String,
+}
+
+/// Counters of one probe.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct ProbeCount {
+    /// Probe name.
+    #[prost(string, tag = "1")]
+    pub probe: String,
+    /// Times it fired for the target.
+    #[prost(uint64, tag = "2")]
+    pub hits: u64,
+    /// Failed reads of target memory.
+    #[prost(uint64, tag = "3")]
+    pub errors: u64,
+    /// Events lost to a full ring buffer.
+    #[prost(uint64, tag = "4")]
+    pub drops: u64,
+}
+
+impl Footer {
+    /// Events lost: ring-buffer drops plus undecodable records.
+    pub fn lost(&self) -> u64 {
+        self.probes.iter().map(|p| p.drops).sum::<u64>() + self.decode_errors
+    }
+}
+
+/// A capture file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// Reading or writing failed.
+    #[error("capture I/O failed")]
+    Io(#[from] io::Error),
+    /// The file does not start with the capture magic.
+    #[error("not a gtrace capture (bad magic); record one with `gtrace record`")]
+    Magic,
+    /// A format version this gtrace does not read.
+    #[error("capture format version {0} is not supported (this gtrace reads version {VERSION})")]
+    Version(u32),
+    /// A record is cut short or malformed.
+    #[error("capture record at byte {offset} is malformed: {reason}")]
+    Malformed {
+        /// Byte offset of the record.
+        offset: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The first record is not a header.
+    #[error("the capture has no header record")]
+    NoHeader,
+}
+
+/// Writes a capture.
+pub struct Writer<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Writer<W> {
+    /// Writes the magic, the version and `header`.
+    pub fn new(mut out: W, header: Header) -> Result<Self, CaptureError> {
+        out.write_all(MAGIC)?;
+        out.write_all(&VERSION.to_le_bytes())?;
+        let mut w = Self {
+            out,
+            buf: Vec::with_capacity(1024),
+        };
+        w.record(Body::Header(header))?;
+        Ok(w)
+    }
+
+    fn record(&mut self, body: Body) -> Result<(), CaptureError> {
+        self.buf.clear();
+        Record { body: Some(body) }
+            .encode_length_delimited(&mut self.buf)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.out.write_all(&self.buf)?;
+        Ok(())
+    }
+
+    /// Appends one raw event record.
+    pub fn event(&mut self, raw: &[u8]) -> Result<(), CaptureError> {
+        self.record(Body::Event(raw.to_vec()))
+    }
+
+    /// Appends the symbol table, then the footer, and flushes.
+    pub fn finish(mut self, symbols: Symbols, footer: Footer) -> Result<W, CaptureError> {
+        self.record(Body::Symbols(symbols))?;
+        self.record(Body::Footer(footer))?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A whole capture in memory.
+#[derive(Debug, Clone, Default)]
+pub struct Capture {
+    /// Metadata.
+    pub header: Header,
+    /// Raw event records, in order.
+    pub events: Vec<Vec<u8>>,
+    /// Resolved PCs.
+    pub symbols: SymbolTable,
+    /// Counters; `None` if the capture was cut short.
+    pub footer: Option<Footer>,
+}
+
+/// Reads a capture from `r` (bounded: records over [`MAX_RECORD`] are refused).
+pub fn read(mut r: impl Read) -> Result<Capture, CaptureError> {
+    let mut data = Vec::new();
+    r.read_to_end(&mut data)?;
+    parse(&data)
+}
+
+/// Parses capture bytes.
+pub fn parse(data: &[u8]) -> Result<Capture, CaptureError> {
+    let rest = data
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or(CaptureError::Magic)?;
+    let (v, mut rest) = rest.split_at_checked(4).ok_or(CaptureError::Magic)?;
+    let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+    if v != VERSION {
+        return Err(CaptureError::Version(v));
+    }
+    let mut cap = Capture::default();
+    let mut have_header = false;
+    while !rest.is_empty() {
+        let offset = data.len() - rest.len();
+        let bad = |reason: String| CaptureError::Malformed { offset, reason };
+        let mut cursor = rest;
+        let len = prost::decode_length_delimiter(&mut cursor).map_err(|e| bad(e.to_string()))?;
+        if len > MAX_RECORD || len > cursor.len() {
+            return Err(bad(format!(
+                "length {len} exceeds the {} bytes left",
+                cursor.len()
+            )));
+        }
+        let (msg, tail) = cursor.split_at(len);
+        rest = tail;
+        let rec = Record::decode(msg).map_err(|e| bad(e.to_string()))?;
+        match rec.body {
+            Some(Body::Header(h)) if !have_header => {
+                cap.header = h;
+                have_header = true;
+            }
+            _ if !have_header => return Err(CaptureError::NoHeader),
+            Some(Body::Event(e)) => cap.events.push(e),
+            Some(Body::Symbols(s)) => cap.symbols.extend(s),
+            Some(Body::Footer(f)) => cap.footer = Some(f),
+            Some(Body::Header(_)) | None => return Err(bad("unexpected record".into())),
+        }
+    }
+    if !have_header {
+        return Err(CaptureError::NoHeader);
+    }
+    Ok(cap)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+use tracer_common::event::{Event, EventKind, GoCreate, GoId, encode};
+
+use super::*;
+
+fn header() -> Header {
+    Header {
+        pid: 42,
+        exe: "/bin/app".into(),
+        go_version: "go1.27.3".into(),
+        bias: 0,
+        wait_reasons: vec![String::new(), "chan receive".into()],
+        started_unix_ns: 1,
+        started_ktime_ns: 2,
+        baseline_goids: vec![1, 2],
+        baseline_note: String::new(),
+    }
+}
+
+fn sample() -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), header()).unwrap();
+    let e = Event::Create(GoCreate {
+        header: tracer_common::event::Header {
+            kind: EventKind::Create as u32,
+            tid: 1,
+            ktime_ns: 5,
+        },
+        goid: 7,
+        parent_goid: 1,
+        gopc: 0x10,
+        startpc: 0x20,
+    });
+    w.event(encode(&e)).unwrap();
+    let x = Event::Exit(GoId {
+        header: tracer_common::event::Header {
+            kind: EventKind::Exit as u32,
+            tid: 1,
+            ktime_ns: 9,
+        },
+        goid: 7,
+    });
+    w.event(encode(&x)).unwrap();
+    let symbols = Symbols {
+        pcs: vec![PcInfo {
+            pc: 0x10,
+            return_address: true,
+            frames: vec![Frame {
+                function: "main.spawn".into(),
+                file: "main.go".into(),
+                line: 46,
+                inlined: false,
+            }],
+        }],
+    };
+    let footer = Footer {
+        stop_reason: "signal".into(),
+        events: 2,
+        decode_errors: 0,
+        probes: vec![ProbeCount {
+            probe: "runtime.gopark".into(),
+            hits: 3,
+            errors: 0,
+            drops: 1,
+        }],
+        elapsed_ns: 100,
+        detach_problem: String::new(),
+    };
+    w.finish(symbols, footer).unwrap()
+}
+
+#[test]
+fn round_trip() {
+    let bytes = sample();
+    let cap = parse(&bytes).unwrap();
+    assert_eq!(cap.header, header());
+    assert_eq!(cap.events.len(), 2);
+    let e = tracer_common::event::decode(&cap.events[0]).unwrap();
+    assert!(matches!(e, Event::Create(c) if c.goid == 7 && c.parent_goid == 1));
+    assert_eq!(cap.symbols.location(0x10, true), "main.spawn (main.go:46)");
+    assert_eq!(cap.symbols.function(0x10, false), "0x10");
+    let f = cap.footer.unwrap();
+    assert_eq!(f.lost(), 1);
+    assert_eq!(f.events, 2);
+}
+
+#[test]
+fn truncated_and_foreign_files_are_errors() {
+    let bytes = sample();
+    assert!(matches!(parse(b"hello"), Err(CaptureError::Magic)));
+    let mut v = bytes.clone();
+    v[MAGIC.len()] = 9;
+    assert!(matches!(parse(&v), Err(CaptureError::Version(9))));
+    // Every strict prefix either parses (cut between records) or fails cleanly.
+    for n in MAGIC.len() + 4..bytes.len() {
+        match parse(&bytes[..n]) {
+            Ok(c) => assert!(c.footer.is_none() || n == bytes.len()),
+            Err(CaptureError::Malformed { .. } | CaptureError::NoHeader) => {}
+            Err(e) => panic!("prefix {n}: unexpected {e}"),
+        }
+    }
+    // A huge declared length is refused without allocating.
+    let mut v = bytes[..MAGIC.len() + 4].to_vec();
+    v.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    assert!(matches!(parse(&v), Err(CaptureError::Malformed { .. })));
+}

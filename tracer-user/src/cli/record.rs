@@ -1,0 +1,197 @@
+//! `gtrace record`: capture goroutine lifecycle events of a process into a file that
+//! `gtrace report` analyses later without the binary (symbols are stored in it).
+
+use std::{
+    fs::File,
+    io::{BufWriter, IsTerminal as _, Write as _},
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, Result};
+use tracer_common::event::encode;
+
+use super::{
+    attach::{TargetArgs, ktime_now, stop_flag},
+    duration,
+    exit::Exit,
+};
+use crate::{
+    capture::{self, Footer, Header, ProbeCount, SymbolTable},
+    gobin::waitreason::WaitReasons,
+    probes::{
+        Counts,
+        session::{self, Options, StopReason, Summary, Target},
+    },
+};
+
+/// Flags of `gtrace record`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+    sudo gtrace record -p 1234 -d 30s -o app.gtc
+    sudo gtrace record -o run.gtc -- ./server --port 8080
+    gtrace report app.gtc")]
+pub struct Args {
+    /// What to trace.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Stop after this long (default: until Ctrl-C or the target exits).
+    #[arg(short, long, value_parser = duration::parse)]
+    pub duration: Option<Duration>,
+    /// Capture file (default: gtrace-PID.gtc).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Per-probe counters as stored in a capture.
+pub fn probe_counts(c: &Counts) -> Vec<ProbeCount> {
+    c.hits
+        .iter()
+        .map(|(probe, hits)| ProbeCount {
+            probe: (*probe).to_owned(),
+            hits: *hits,
+            errors: c.errors.get(probe).copied().unwrap_or(0),
+            drops: c.drops.get(probe).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+/// The footer of a finished session.
+pub fn footer(s: &Summary) -> Footer {
+    Footer {
+        stop_reason: serde_json::to_value(s.reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        events: s.events,
+        decode_errors: s.decode_errors,
+        probes: probe_counts(&s.counts),
+        elapsed_ns: s.elapsed.as_nanos() as u64,
+        detach_problem: s.detach_problem.clone().unwrap_or_default(),
+    }
+}
+
+/// Goroutine ids alive now, read from process memory (the attach-time baseline).
+pub fn baseline(pid: u32) -> Result<Vec<u64>, String> {
+    let t = crate::goroutines::target::Target::open(pid as i32).map_err(|e| e.to_string())?;
+    let mut goids = Vec::new();
+    t.dump(crate::goroutines::DumpOptions { system: true }, &mut |g| {
+        goids.push(g.goid)
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(goids)
+}
+
+/// Runs `gtrace record`.
+pub fn run(args: &Args) -> Result<Exit> {
+    let stop = stop_flag()?;
+    let attached = args.target.start()?;
+    let target = Target::open(attached.pid)
+        .with_context(|| format!("preparing to trace process {}", attached.pid))?;
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("gtrace-{}.gtc", attached.pid)));
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let wait_reasons = WaitReasons::for_version(&target.plan.version)
+        .map(|w| w.strings.iter().map(|s| s.to_string()).collect())
+        .unwrap_or_default();
+    let version = &target.plan.version;
+    let header = Header {
+        pid: attached.pid,
+        exe: target.process.exe_display.display().to_string(),
+        go_version: format!("go{}.{}.{}", version.major, version.minor, version.patch),
+        bias: target.bias,
+        wait_reasons,
+        started_unix_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        started_ktime_ns: ktime_now(),
+        baseline_goids: Vec::new(),
+        baseline_note: String::new(),
+    };
+    let mut header = header;
+    if attached.child.is_some() {
+        header.baseline_note = "started by gtrace: no goroutine existed before".into();
+    } else {
+        match baseline(attached.pid) {
+            Ok(g) => header.baseline_goids = g,
+            Err(e) => header.baseline_note = format!("baseline unavailable: {e}"),
+        }
+    }
+    let mut writer = capture::Writer::new(BufWriter::new(file), header)?;
+    let mut symbols = SymbolTable::default();
+    let mut write_error = None;
+    let tty = std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now();
+    // Without a terminal (logs), one line every 5 s instead of a line redrawn 4 times a second.
+    let every = if tty {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(5)
+    };
+    let start = Instant::now();
+    let summary = session::run(
+        &target,
+        &Options {
+            duration: args.duration,
+            stop,
+        },
+        || attached.resume(),
+        |e| {
+            symbols.resolve_event(&target.binary, target.bias, e);
+            if write_error.is_none()
+                && let Err(err) = writer.event(encode(e))
+            {
+                write_error = Some(err);
+            }
+        },
+        |events, counts| {
+            if last_progress.elapsed() >= every {
+                last_progress = Instant::now();
+                let line = format!(
+                    "recording pid {}: {:.1}s, {} events, {} lost",
+                    attached.pid,
+                    start.elapsed().as_secs_f64(),
+                    events,
+                    counts.total_drops()
+                );
+                if tty {
+                    eprint!("\r{line}\x1b[K");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        },
+    )?;
+    if tty {
+        eprintln!();
+    }
+    if let Some(e) = write_error {
+        return Err(e).context(format!("writing {}", path.display()));
+    }
+    writer.finish(symbols.to_proto(), footer(&summary))?;
+    eprintln!(
+        "wrote {}: {} events in {:.1}s, ended by {:?}",
+        path.display(),
+        summary.events,
+        summary.elapsed.as_secs_f64(),
+        summary.reason
+    );
+    eprintln!(
+        "lost events: {} dropped (ring buffer full), {} undecodable; {} probe read failures",
+        summary.counts.total_drops(),
+        summary.decode_errors,
+        summary.counts.total_errors()
+    );
+    if let Some(p) = &summary.detach_problem {
+        eprintln!("warning: {p}");
+    }
+    if let Some(mut c) = attached.child
+        && summary.reason == StopReason::TargetExited
+    {
+        let _ = c.wait();
+    }
+    let _ = std::io::stderr().flush();
+    Ok(Exit::Ok)
+}

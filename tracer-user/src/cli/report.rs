@@ -1,0 +1,148 @@
+//! `gtrace report`: analyse a capture offline (no binary, no process, no root needed), with
+//! the same state machine as the live path.
+
+use std::{
+    fs::File,
+    io::{BufReader, BufWriter, Write as _},
+    path::PathBuf,
+};
+
+use anyhow::{Context as _, Result, bail};
+use tracer_common::event::decode;
+
+use super::exit::Exit;
+use crate::{
+    capture::{self, Capture},
+    model::Model,
+    output::{
+        lifecycle::{self, Context, Losses, TargetInfo},
+        perfetto,
+    },
+};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// One JSON document.
+    Json,
+    /// Chrome trace-event JSON for ui.perfetto.dev (one track per goroutine).
+    Perfetto,
+}
+
+/// Flags of `gtrace report`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "EXAMPLES:
+    gtrace report app.gtc
+    gtrace report app.gtc --goid 42
+    gtrace report app.gtc --format perfetto > app.json   # open in ui.perfetto.dev")]
+pub struct Args {
+    /// A capture written by `gtrace record`.
+    pub file: PathBuf,
+    /// Same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Show one goroutine's life in detail.
+    #[arg(long)]
+    pub goid: Option<u64>,
+}
+
+/// Losses recorded in a capture.
+pub fn losses(cap: &Capture, undecodable: u64) -> Losses {
+    match &cap.footer {
+        Some(f) => Losses {
+            dropped: f.probes.iter().map(|p| p.drops).sum(),
+            decode_errors: f.decode_errors + undecodable,
+            probe_errors: f.probes.iter().map(|p| p.errors).sum(),
+            complete: true,
+            probes: f.probes.clone(),
+        },
+        None => Losses {
+            decode_errors: undecodable,
+            ..Losses::default()
+        },
+    }
+}
+
+/// Runs `gtrace report`.
+pub fn run(args: &Args) -> Result<Exit> {
+    let file =
+        File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let cap = capture::read(BufReader::new(file))
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let format = if args.json { Format::Json } else { args.format };
+    let ctx = Context {
+        symbols: &cap.symbols,
+        wait_reasons: &cap.header.wait_reasons,
+        start_ktime: cap.header.started_ktime_ns,
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut model = Model::new();
+    model.baseline(cap.header.baseline_goids.iter().copied());
+    let mut undecodable = 0;
+    let mut trace = (format == Format::Perfetto).then(|| perfetto::Builder::new(cap.header.pid));
+    for raw in &cap.events {
+        match decode(raw) {
+            Ok(e) => {
+                model.apply(&e);
+                if let Some(t) = &mut trace {
+                    t.push(&e, &ctx);
+                }
+            }
+            Err(_) => undecodable += 1,
+        }
+    }
+    let losses = losses(&cap, undecodable);
+    if let Some(t) = trace {
+        t.finish(&mut out, &ctx)?;
+        out.flush()?;
+        lifecycle::write_losses(&mut std::io::stderr(), &losses)?;
+        return Ok(Exit::Ok);
+    }
+    if let Some(goid) = args.goid {
+        let Some(g) = lifecycle::goroutine(&model, &ctx, goid) else {
+            bail!(
+                "goroutine {goid} does not appear in {}",
+                args.file.display()
+            );
+        };
+        if format == Format::Json {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({
+                    "goroutine": g, "losses": losses,
+                }),
+            )?;
+            writeln!(out)?;
+        } else {
+            lifecycle::write_goroutine(&mut out, &g)?;
+            lifecycle::write_losses(&mut out, &losses)?;
+        }
+        out.flush()?;
+        return Ok(Exit::Ok);
+    }
+    let h = &cap.header;
+    let info = TargetInfo {
+        pid: h.pid,
+        exe: h.exe.clone(),
+        go_version: h.go_version.clone(),
+        stop_reason: cap
+            .footer
+            .as_ref()
+            .map_or_else(|| "(cut short)".into(), |f| f.stop_reason.clone()),
+    };
+    let s = lifecycle::summary(&model, &ctx, info, losses);
+    if format == Format::Json {
+        serde_json::to_writer_pretty(&mut out, &s)?;
+        writeln!(out)?;
+    } else {
+        lifecycle::write_summary(&mut out, &s)?;
+    }
+    out.flush()?;
+    Ok(Exit::Ok)
+}
