@@ -216,7 +216,16 @@ pub struct PanicEnd {
 const _: () = assert!(size_of::<ChainEntry>() == 24);
 const _: () = assert!(
     size_of::<PanicStart>()
-        == 16 + 7 * 8 + 4 + 4 + 8 + 4 + 4 + 24 * MAX_CHAIN + VALUE_BYTES + STRING_BYTES
+        == 16
+            + 7 * 8
+            + 4
+            + 4
+            + 8
+            + 4
+            + 4
+            + 24 * MAX_CHAIN
+            + VALUE_BYTES
+            + STRING_BYTES
             + 8 * MAX_STACK
 );
 const _: () = assert!(size_of::<GoRecover>() == 16 + 8 + 8 + 8);

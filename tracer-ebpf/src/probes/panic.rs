@@ -22,8 +22,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     panic::{
-        ChainEntry, FLAG_ABORTED, FLAG_GOEXIT, FLAG_RECOVERED, GoRecover, MAX_CHAIN,
-        PanicConfig, PanicEnd, PanicKind, PanicStart, STRING_BYTES, VALUE_BYTES,
+        ChainEntry, FLAG_ABORTED, FLAG_GOEXIT, FLAG_RECOVERED, GoRecover, MAX_CHAIN, PanicConfig,
+        PanicEnd, PanicKind, PanicStart, STRING_BYTES, VALUE_BYTES,
     },
     probe::ProbeId,
 };

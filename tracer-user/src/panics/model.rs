@@ -16,7 +16,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use tracer_common::panic::{ChainEntry, FLAG_GOEXIT, FLAG_RECOVERED, PanicEnd, PanicEvent, PanicStart};
+use tracer_common::panic::{
+    ChainEntry, FLAG_GOEXIT, FLAG_RECOVERED, PanicEnd, PanicEvent, PanicStart,
+};
 
 /// How a panic ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -94,7 +96,10 @@ impl PanicModel {
             PanicEvent::Recover(r) => {
                 if r.live != 0 {
                     match self.open.get_mut(&r.goid).and_then(|l| l.last_mut()) {
-                        Some(p) => p.recovered_by_pc = Some(r.caller_pc),
+                        // The first live recover() takes the panic; later calls return nil.
+                        Some(p) => {
+                            p.recovered_by_pc.get_or_insert(r.caller_pc);
+                        }
                         None => self.unmatched += 1,
                     }
                 }
@@ -194,7 +199,9 @@ fn mark_recovered(list: &mut [Open], chain: &[ChainEntry], chain_len: u32) {
         .take(chain_len as usize)
         .filter(|c| c.flags & FLAG_GOEXIT == 0);
     for (c, p) in entries.zip(list.iter_mut().rev()) {
-        if c.flags & FLAG_RECOVERED != 0 && (c.type_ptr, c.data_ptr) == (p.start.type_ptr, p.start.data_ptr) {
+        if c.flags & FLAG_RECOVERED != 0
+            && (c.type_ptr, c.data_ptr) == (p.start.type_ptr, p.start.data_ptr)
+        {
             p.recovered = true;
         }
     }

@@ -148,7 +148,12 @@ impl<'a> Reporter<'a> {
                 }),
             }
         }
-        let recovered_by = f.recovered_by_pc.and_then(|pc| self.outer(pc, bias));
+        // The runtime's own deferred recover() (preprintpanics) is no recovery.
+        let recovered_by = f
+            .recovered_by_pc
+            .filter(|_| f.recovered)
+            .and_then(|pc| self.outer(pc, bias))
+            .filter(|l| !l.function.starts_with("runtime."));
         let created_by = (s.goid != 1 && s.gopc != 0)
             .then(|| self.created_site(s.gopc, bias))
             .flatten();
@@ -170,7 +175,8 @@ impl<'a> Reporter<'a> {
             recovered: f.recovered,
             fatal: f.outcome == Outcome::Fatal,
             nested: f.nested,
-            repanicked: f.repanicked,
+            // Go 1.25+ marks and folds a re-panic of the same value (preprintpanics).
+            repanicked: f.repanicked && self.bin.version().is_some_and(|v| v.at_least(1, 25)),
             recovered_by,
             frames,
             created_by,

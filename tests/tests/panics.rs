@@ -1,0 +1,399 @@
+//! `gtrace panics` against the `panics` fixture, for every installed Go version and build
+//! variant (default, stripped, PIE, trimpath).
+//!
+//! The fixture is started under gtrace (`gtrace panics --json -- FIXTURE`), so the probes are
+//! in place before it runs. Ground truth:
+//! - recovered panics: the fixture prints `recovered MODE: VALUE` with `%v`, which for strings,
+//!   integers and errors (runtime errors included) is the very text the runtime prints after
+//!   `panic: ` (`printpanicval` / `Error()`);
+//! - fatal panics: the runtime's own stderr (`panic: …` lines, the panicking goroutine's id,
+//!   frames and `created by`), parsed by the harness's traceback parser.
+//!
+//! Every panic must be reported exactly once, with the right goroutine, value, flags, panic
+//! frame and creator.
+
+use std::time::Duration;
+
+use gtrace_tests::{
+    fixture::{self, Variant},
+    go::Toolchain,
+    gtrace,
+    process::Spawned,
+    traceback,
+};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a run produced: gtrace's JSON reports, the fixture's other stdout lines, stderr.
+struct Run {
+    reports: Vec<Value>,
+    stdout: Vec<String>,
+    stderr: String,
+}
+
+/// Runs the fixture under `gtrace panics --json`, feeding it `modes` (the last may be fatal).
+fn run(bin: &std::path::Path, modes: &[&str], fatal: bool) -> Run {
+    let mut cmd = gtrace::command(["panics", "--json", "--"]);
+    cmd.arg(bin);
+    let mut p = Spawned::from_command(cmd).expect("spawn gtrace panics");
+    p.wait_ready()
+        .expect("fixture did not get ready under gtrace");
+    for m in modes {
+        p.write_line(m).unwrap();
+        if !fatal {
+            p.wait_for(TIMEOUT, |l| l.starts_with(&format!("recovered {m}: ")))
+                .unwrap_or_else(|e| panic!("mode {m}: {e}"));
+        }
+    }
+    if !fatal {
+        p.write_line("quit").unwrap();
+    }
+    let status = p.wait_exit(TIMEOUT).expect("gtrace did not exit");
+    assert!(
+        status.success(),
+        "gtrace failed: {status:?}\n{}",
+        p.stderr()
+    );
+    while p.next_line(TIMEOUT).is_ok() {}
+    let mut reports = Vec::new();
+    let mut stdout = Vec::new();
+    for l in p.stdout_seen() {
+        if l.starts_with('{') {
+            reports.push(serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")));
+        } else {
+            stdout.push(l.clone());
+        }
+    }
+    Run {
+        reports,
+        stdout,
+        stderr: p.stderr(),
+    }
+}
+
+/// The first frame outside the runtime: where the panic happened in user code.
+fn panic_frame(r: &Value) -> String {
+    r["frames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["function"].as_str())
+        .find(|f| !f.starts_with("runtime."))
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// One expected report.
+struct Want {
+    value: String,
+    recovered: bool,
+    fatal: bool,
+    nested: bool,
+    frame: &'static str,
+    recovered_by: Option<&'static str>,
+}
+
+fn want(
+    value: &str,
+    recovered: bool,
+    nested: bool,
+    frame: &'static str,
+    by: Option<&'static str>,
+) -> Want {
+    Want {
+        value: value.into(),
+        recovered,
+        fatal: false,
+        nested,
+        frame,
+        recovered_by: by,
+    }
+}
+
+fn check(ctx: &str, got: &[&Value], wants: &[Want], failures: &mut Vec<String>) {
+    if got.len() != wants.len() {
+        failures.push(format!(
+            "{ctx}: {} reports, want {}: {got:#?}",
+            got.len(),
+            wants.len()
+        ));
+        return;
+    }
+    for (i, (g, w)) in got.iter().zip(wants).enumerate() {
+        let mut bad = Vec::new();
+        let value = s(&g["value"]);
+        let value_ok = if let Some(prefix) = w.value.strip_suffix('*') {
+            value.starts_with(prefix)
+        } else {
+            value == w.value
+        };
+        if !value_ok {
+            bad.push(format!("value {value:?} want {:?}", w.value));
+        }
+        if g["recovered"].as_bool() != Some(w.recovered) {
+            bad.push(format!("recovered {} want {}", g["recovered"], w.recovered));
+        }
+        if g["fatal"].as_bool() != Some(w.fatal) {
+            bad.push(format!("fatal {} want {}", g["fatal"], w.fatal));
+        }
+        if g["nested"].as_bool() != Some(w.nested) {
+            bad.push(format!("nested {} want {}", g["nested"], w.nested));
+        }
+        if panic_frame(g) != w.frame {
+            bad.push(format!(
+                "panic frame {:?} want {:?}",
+                panic_frame(g),
+                w.frame
+            ));
+        }
+        let by = g["recovered_by"]["function"].as_str();
+        if by != w.recovered_by {
+            bad.push(format!("recovered_by {by:?} want {:?}", w.recovered_by));
+        }
+        if !bad.is_empty() {
+            failures.push(format!("{ctx} report {i}: {}", bad.join("; ")));
+        }
+    }
+}
+
+const RECOVERED: &[&str] = &[
+    "string",
+    "error_new",
+    "error_wrapped",
+    "index",
+    "nil_map",
+    "nil_deref",
+    "divide",
+    "type_assert",
+    "struct_value",
+    "int_value",
+    "nested_recovered",
+    "repanic_new",
+    "repanic_same",
+];
+
+fn recovered_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
+    let bin = fixture::build("panics", tc, v).expect("build panics fixture");
+    let r = run(&bin, RECOVERED, false);
+    let cell = format!("go{} {}", tc.version, v.name());
+    // Ground truth: the fixture's own `%v` of each recovered value.
+    let printed = |mode: &str| -> String {
+        let p = format!("recovered {mode}: ");
+        r.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix(&p))
+            .unwrap_or_else(|| panic!("{cell}: no output for {mode}"))
+            .to_owned()
+    };
+    let run_fn = Some("main.run.func1");
+    let mut wants: Vec<(&str, Vec<Want>)> = Vec::new();
+    for (mode, frame) in [
+        ("string", "main.panicString"),
+        ("error_new", "main.panicErrorNew"),
+        ("error_wrapped", "main.panicErrorWrapped"),
+        ("index", "main.panicIndex"),
+        ("nil_map", "main.panicNilMap"),
+        ("nil_deref", "main.panicNilDeref"),
+        ("divide", "main.panicDivide"),
+        ("type_assert", "main.panicTypeAssert"),
+        ("int_value", "main.panicIntValue"),
+    ] {
+        wants.push((mode, vec![want(&printed(mode), true, false, frame, run_fn)]));
+    }
+    // A struct is printed by the runtime as `(T) ADDR`, not with %v.
+    wants.insert(
+        8,
+        (
+            "struct_value",
+            vec![want(
+                "(main.point) 0x*",
+                true,
+                false,
+                "main.panicStructValue",
+                run_fn,
+            )],
+        ),
+    );
+    wants.push((
+        "nested_recovered",
+        vec![
+            // "first" is aborted by the panic in its deferred call; "second" is recovered.
+            want("first", false, false, "main.panicNested", None),
+            want("second", true, true, "main.panicInDefer", run_fn),
+        ],
+    ));
+    wants.push((
+        "repanic_new",
+        vec![
+            want(
+                "first",
+                true,
+                false,
+                "main.panicRepanicNew",
+                Some("main.panicRepanicNew.func1"),
+            ),
+            want(
+                "again after first",
+                true,
+                true,
+                "main.panicRepanicNew.func1",
+                run_fn,
+            ),
+        ],
+    ));
+    wants.push((
+        "repanic_same",
+        vec![
+            want(
+                "same",
+                true,
+                false,
+                "main.panicRepanicSame",
+                Some("main.panicRepanicSame.func1"),
+            ),
+            want("same", true, true, "main.panicRepanicSame.func1", run_fn),
+        ],
+    ));
+    let total: usize = wants.iter().map(|(_, w)| w.len()).sum();
+    if r.reports.len() != total {
+        failures.push(format!(
+            "{cell}: {} reports for {total} panics:\n{}",
+            r.reports.len(),
+            r.reports
+                .iter()
+                .map(|x| format!("{} {}", x["goid"], x["value"]))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+        return;
+    }
+    let mut at = 0;
+    for (mode, w) in &wants {
+        let got: Vec<&Value> = r.reports[at..at + w.len()].iter().collect();
+        at += w.len();
+        check(&format!("{cell} {mode}"), &got, w, failures);
+        for g in got {
+            if g["goid"].as_u64() != Some(1) || !g["created_by"].is_null() {
+                failures.push(format!(
+                    "{cell} {mode}: goid {} created_by {} (want main goroutine)",
+                    g["goid"], g["created_by"]
+                ));
+            }
+        }
+    }
+}
+
+fn fatal_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
+    let bin = fixture::build("panics", tc, v).expect("build panics fixture");
+    for (mode, frames) in [
+        ("main", &["main.panicMain"][..]),
+        ("goroutine", &["main.panicChild"][..]),
+        (
+            "nested_fatal",
+            &["main.panicNested", "main.panicInDefer"][..],
+        ),
+        (
+            "repanic_fatal",
+            &["main.panicRepanicSame", "main.panicRepanicSame.func1"][..],
+        ),
+        ("nil_deref_fatal", &["main.panicNilDeref"][..]),
+    ] {
+        let ctx = format!("go{} {} {mode}", tc.version, v.name());
+        let r = run(&bin, &[mode], true);
+        let dump = traceback::parse(&r.stderr)
+            .unwrap_or_else(|e| panic!("{ctx}: runtime stderr does not parse: {e}\n{}", r.stderr));
+        let lines = dump.panics();
+        let Some(g) = dump.goroutines.first() else {
+            failures.push(format!("{ctx}: no goroutine in the runtime's output"));
+            continue;
+        };
+        // The runtime folds a same-value re-panic into its predecessor's line (1.25+).
+        let refs: Vec<&Value> = r.reports.iter().collect();
+        let printed: Vec<&Value> = refs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i == 0 || refs[i - 1]["repanicked"].as_bool() != Some(true))
+            .map(|(_, x)| *x)
+            .collect();
+        if printed.len() != lines.len() || r.reports.len() != frames.len() {
+            failures.push(format!(
+                "{ctx}: {} reports ({} printed) for runtime lines {lines:?}; reports {:#?}",
+                r.reports.len(),
+                printed.len(),
+                r.reports
+            ));
+            continue;
+        }
+        // Each report's runtime line; a folded re-panic shares its predecessor's value.
+        let mut wants = Vec::new();
+        let mut li = 0;
+        for i in 0..r.reports.len() {
+            let folded = i > 0 && r.reports[i - 1]["repanicked"].as_bool() == Some(true);
+            let (value, recovered) = if folded {
+                (lines[li - 1].value.clone(), false)
+            } else {
+                li += 1;
+                (lines[li - 1].value.clone(), lines[li - 1].recovered)
+            };
+            wants.push(Want {
+                value,
+                recovered,
+                fatal: true,
+                nested: i > 0,
+                frame: frames[i],
+                recovered_by: (mode == "repanic_fatal" && i == 0)
+                    .then_some("main.panicRepanicSame.func1"),
+            });
+        }
+        check(&ctx, &refs, &wants, failures);
+        for x in &r.reports {
+            if x["goid"].as_u64() != Some(g.goid) {
+                failures.push(format!("{ctx}: goid {} want {}", x["goid"], g.goid));
+            }
+            let created = x["created_by"]["function"].as_str();
+            let want_created = g.created_by.as_ref().map(|c| c.function.as_str());
+            if created != want_created {
+                failures.push(format!(
+                    "{ctx}: created_by {created:?} want {want_created:?}"
+                ));
+            }
+            if let (Some(c), Some(w)) = (x["created_by"].as_object(), &g.created_by)
+                && c["line"].as_u64() != Some(u64::from(w.line))
+            {
+                failures.push(format!(
+                    "{ctx}: created_by line {} want {}",
+                    c["line"], w.line
+                ));
+            }
+            if g.parent_goid.is_some() && x["ancestry"][0]["goid"].as_u64() != g.parent_goid {
+                failures.push(format!(
+                    "{ctx}: ancestry {} want parent {:?}",
+                    x["ancestry"], g.parent_goid
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn recovered_panics_on_every_version_and_variant() {
+    let mut failures = Vec::new();
+    for (tc, v) in fixture::matrix().unwrap() {
+        recovered_cell(&tc, v, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn fatal_panics_match_the_runtime_on_every_version_and_variant() {
+    let mut failures = Vec::new();
+    for (tc, v) in fixture::matrix().unwrap() {
+        fatal_cell(&tc, v, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
