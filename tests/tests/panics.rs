@@ -332,7 +332,7 @@ fn fatal_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
         // Each report's runtime line; a folded re-panic shares its predecessor's value.
         let mut wants = Vec::new();
         let mut li = 0;
-        for i in 0..r.reports.len() {
+        for (i, frame) in frames.iter().enumerate().take(r.reports.len()) {
             let folded = i > 0 && r.reports[i - 1]["repanicked"].as_bool() == Some(true);
             let (value, recovered) = if folded {
                 (lines[li - 1].value.clone(), false)
@@ -345,7 +345,7 @@ fn fatal_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
                 recovered,
                 fatal: true,
                 nested: i > 0,
-                frame: frames[i],
+                frame,
                 recovered_by: (mode == "repanic_fatal" && i == 0)
                     .then_some("main.panicRepanicSame.func1"),
             });

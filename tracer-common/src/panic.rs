@@ -24,7 +24,7 @@ pub const MAX_CHAIN: usize = 4;
 /// Name of the [`PanicConfig`] global in the eBPF object.
 pub const PANIC_CONFIG_GLOBAL: &str = "PANIC_CONFIG";
 
-/// `_panic.recovered` was set (recover() returned this panic's value).
+/// `_panic.recovered` was set (`recover()` returned this panic's value).
 pub const FLAG_RECOVERED: u32 = 1;
 /// `_panic.aborted` was set (Go < 1.22: a deferred call of this panic panicked).
 pub const FLAG_ABORTED: u32 = 2;
@@ -113,7 +113,7 @@ pub struct PanicConfig {
     /// Non-zero: `recovery_sp` is an offset into `g`, else into the innermost `_panic`.
     pub recovery_sp_in_g: u32,
     /// Explicit padding.
-    pub _pad: u32,
+    pub pad: u32,
 }
 
 const _: () = assert!(size_of::<PanicConfig>() == 48);
@@ -133,7 +133,7 @@ pub struct ChainEntry {
     /// `FLAG_*` bits.
     pub flags: u32,
     /// Explicit padding.
-    pub _pad: u32,
+    pub pad: u32,
 }
 
 /// `runtime.gopanic(e any)` was entered on goroutine `goid`.
@@ -191,7 +191,7 @@ pub struct GoRecover {
     /// frame check `gorecover` does).
     pub live: u32,
     /// Explicit padding.
-    pub _pad: u32,
+    pub pad: u32,
 }
 
 /// The end of a goroutine's panics: recovered (`runtime.recovery`) or fatal
@@ -208,7 +208,7 @@ pub struct PanicEnd {
     /// Number of valid entries in `chain`.
     pub chain_len: u32,
     /// Explicit padding.
-    pub _pad: u32,
+    pub pad: u32,
     /// `g._panic` at the probe, innermost first.
     pub chain: [ChainEntry; MAX_CHAIN],
 }
@@ -268,7 +268,9 @@ mod decode {
     };
     use crate::event::{Header, MAX_STACK};
 
-    /// One decoded panic event.
+    /// One decoded panic event. Records are read one at a time; boxing the large variant
+    /// would cost an allocation per event for nothing.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum PanicEvent {
         /// `gopanic` entered.
@@ -422,7 +424,7 @@ mod decode {
                 ..PanicStart::default()
             };
             s.string[..3].copy_from_slice(b"abc");
-            s.stack[1] = 0x401000;
+            s.stack[1] = 0x0040_1000;
             let events = [
                 PanicEvent::Start(s),
                 PanicEvent::Recover(GoRecover {
@@ -430,7 +432,7 @@ mod decode {
                     goid: 5,
                     caller_pc: 1,
                     live: 1,
-                    _pad: 0,
+                    pad: 0,
                 }),
                 PanicEvent::Recovery(PanicEnd {
                     header: h(PanicKind::Recovery),

@@ -45,7 +45,7 @@ static PANIC_CONFIG: Global<PanicConfig> = Global::new(PanicConfig {
     p_goexit: 0,
     recovery_sp: 0,
     recovery_sp_in_g: 0,
-    _pad: 0,
+    pad: 0,
 });
 
 #[inline(always)]
@@ -230,7 +230,7 @@ fn try_gorecover(ctx: &ProbeContext) -> Option<()> {
             goid,
             caller_pc,
             live: u32::from(live),
-            _pad: 0,
+            pad: 0,
         },
     );
     Some(())
@@ -291,7 +291,7 @@ fn try_end(ctx: &ProbeContext, kind: PanicKind) -> Option<()> {
         (&raw mut (*p).header).write(h);
         (&raw mut (*p).goid).write(goid);
         (&raw mut (*p).sp).write(sp);
-        (&raw mut (*p)._pad).write(0);
+        (&raw mut (*p).pad).write(0);
         let n = walk_chain(&cfg, head, &raw mut (*p).chain);
         (&raw mut (*p).chain_len).write(n);
     }

@@ -134,7 +134,10 @@ pub fn run(args: &Args) -> Result<Exit> {
         // if it is already gone.
         let _ = c.try_wait();
     }
-    let lost = counts.as_ref().map_or(0, |c| c.total_drops()) + decode_errors;
+    let lost = counts
+        .as_ref()
+        .map_or(0, crate::probes::Counts::total_drops)
+        + decode_errors;
     if lost > 0 {
         eprintln!("gtrace: {lost} panic events lost (ring buffer full or undecodable)");
     }

@@ -95,7 +95,7 @@ pub fn plan(bin: &GoBinary) -> Result<PanicPlan, PanicsError> {
         p_goexit: layout.panic.goexit,
         recovery_sp,
         recovery_sp_in_g,
-        _pad: 0,
+        pad: 0,
     };
     let mut sites = Vec::new();
     for probe in [

@@ -233,7 +233,7 @@ mod tests {
                 type_ptr: 1,
                 data_ptr: *v,
                 flags: *f,
-                _pad: 0,
+                pad: 0,
             };
         }
         s.chain_len = chain.len() as u32;
@@ -251,7 +251,7 @@ mod tests {
                 type_ptr: 1,
                 data_ptr: *v,
                 flags: *f,
-                _pad: 0,
+                pad: 0,
             };
         }
         e.chain_len = chain.len() as u32;

@@ -51,6 +51,8 @@ pub struct Ancestor {
 }
 
 /// One panic, as printed (text) and serialized (`docs/json/panics.schema.json`).
+// Each flag is a separate fact of the JSON schema; an enum would not fit them.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Serialize)]
 pub struct PanicReport {
     /// The panicking goroutine.
@@ -82,7 +84,7 @@ pub struct PanicReport {
     pub ancestry: Vec<Ancestor>,
     /// Deferred calls run while panicking (not captured yet: always empty).
     pub defers_run: Vec<String>,
-    /// Kernel monotonic time of the panic (CLOCK_MONOTONIC ns).
+    /// Kernel monotonic time of the panic (`CLOCK_MONOTONIC` ns).
     pub ts_ns: u64,
     /// Kernel monotonic time its fate was known.
     pub end_ns: u64,

@@ -45,7 +45,7 @@ pub struct Types<'a> {
     bin: &'a GoBinary,
     layout: &'a RuntimeLayout,
     /// `moduledata.types` (link-time), when found.
-    types: Option<u64>,
+    type_base: Option<u64>,
     /// Runtime address minus link-time address.
     bias: u64,
 }
@@ -62,7 +62,7 @@ pub struct TypeInfo {
 impl<'a> Types<'a> {
     /// Type reader for `bin` loaded with `bias` (runtime address minus link-time address).
     pub fn new(bin: &'a GoBinary, layout: &'a RuntimeLayout, bias: u64) -> Self {
-        let types = bin.moduledata().and_then(|md| {
+        let type_base = bin.moduledata().and_then(|md| {
             bin.image()
                 .read_ptr(md.addr.wrapping_add(u64::from(layout.moduledata.types)))
                 .ok()
@@ -70,7 +70,7 @@ impl<'a> Types<'a> {
         Self {
             bin,
             layout,
-            types,
+            type_base,
             bias,
         }
     }
@@ -87,7 +87,7 @@ impl<'a> Types<'a> {
         let tflag = *bytes.get(tl.tflag as usize)?;
         let off = tl.str_ as usize;
         let name_off = i32::from_le_bytes(bytes.get(off..off + 4)?.try_into().ok()?);
-        let name_addr = self.types?.wrapping_add_signed(i64::from(name_off));
+        let name_addr = self.type_base?.wrapping_add_signed(i64::from(name_off));
         let mut name = self.read_name(name_addr)?;
         if tflag & TFLAG_EXTRA_STAR != 0 && name.starts_with('*') {
             name.remove(0);
@@ -253,7 +253,7 @@ fn text_of(types: &Types<'_>, t: &TypeInfo, c: &Captured<'_>) -> Option<(String,
     Some((unreadable(t, c), false))
 }
 
-/// runtime.boundsError{x int64, y int, signed bool, code uint8}.Error().
+/// `runtime.boundsError{x int64, y int, signed bool, code uint8}.Error()`.
 fn bounds_error(v: &[u8]) -> Option<String> {
     const FMT: [&str; 9] = [
         "index out of range [%x] with length %y",
