@@ -34,7 +34,12 @@ struct Run {
 
 /// Runs the fixture under `gtrace panics --json`, feeding it `modes` (the last may be fatal).
 fn run(bin: &std::path::Path, modes: &[&str], fatal: bool) -> Run {
-    let mut cmd = gtrace::command(["panics", "--json", "--"]);
+    // Recovered runs also follow creations (--ancestry); fatal runs use the panic probes only.
+    let mut cmd = if fatal {
+        gtrace::command(["panics", "--json", "--"])
+    } else {
+        gtrace::command(["panics", "--json", "--ancestry", "--"])
+    };
     cmd.arg(bin);
     let mut p = Spawned::from_command(cmd).expect("spawn gtrace panics");
     p.wait_ready()
@@ -175,6 +180,7 @@ const RECOVERED: &[&str] = &[
     "nested_recovered",
     "repanic_new",
     "repanic_same",
+    "grandchild",
 ];
 
 fn recovered_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
@@ -259,6 +265,19 @@ fn recovered_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
             want("same", true, true, "main.panicRepanicSame.func1", run_fn),
         ],
     ));
+    wants.push((
+        "grandchild",
+        vec![
+            want(
+                "grandchild",
+                true,
+                false,
+                "main.panicInGrandchild",
+                Some("main.grandchild.func1"),
+            ),
+            want("grandchild", true, false, "main.panicGrandchild", run_fn),
+        ],
+    ));
     let total: usize = wants.iter().map(|(_, w)| w.len()).sum();
     if r.reports.len() != total {
         failures.push(format!(
@@ -277,7 +296,11 @@ fn recovered_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
         let got: Vec<&Value> = r.reports[at..at + w.len()].iter().collect();
         at += w.len();
         check(&format!("{cell} {mode}"), &got, w, failures);
-        for g in got {
+        for (i, g) in got.iter().enumerate() {
+            if *mode == "grandchild" && i == 0 {
+                check_grandchild(&format!("{cell} {mode}"), g, failures);
+                continue;
+            }
             if g["goid"].as_u64() != Some(1) || !g["created_by"].is_null() {
                 failures.push(format!(
                     "{cell} {mode}: goid {} created_by {} (want main goroutine)",
@@ -285,6 +308,30 @@ fn recovered_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
                 ));
             }
         }
+    }
+}
+
+/// The grandchild's ancestry: created by main.spawnGrandchild (an exited goroutine), itself
+/// created by main.panicGrandchild on goroutine 1.
+fn check_grandchild(ctx: &str, g: &Value, failures: &mut Vec<String>) {
+    let chain: Vec<(Option<u64>, &str)> = g["ancestry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| (a["goid"].as_u64(), s(&a["function"])))
+        .collect();
+    let ok = chain.len() == 2
+        && chain[0].1 == "main.spawnGrandchild"
+        && chain[0]
+            .0
+            .is_some_and(|p| p > 1 && Some(p) != g["goid"].as_u64())
+        && chain[1] == (Some(1), "main.panicGrandchild")
+        && s(&g["created_by"]["function"]) == "main.spawnGrandchild";
+    if !ok {
+        failures.push(format!(
+            "{ctx}: goid {} ancestry {chain:?} created_by {}",
+            g["goid"], g["created_by"]
+        ));
     }
 }
 

@@ -11,7 +11,10 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use tracer_common::panic::{PanicKind, decode};
+use tracer_common::{
+    event::{self, Event, EventKind},
+    panic::{PanicKind, decode},
+};
 
 use super::{
     attach::{TargetArgs, ktime_now, stop_flag},
@@ -19,12 +22,15 @@ use super::{
 };
 use crate::{
     gobin::GoBinary,
+    goroutines::{DumpOptions, target::Target as DumpTarget},
     panics::{
         self,
+        ancestry::{Ancestry, Creator},
         model::{FinishedPanic, PanicModel},
         render,
-        report::Reporter,
+        report::{Location, Reporter},
     },
+    probes::lifecycle,
     target::Process,
 };
 
@@ -44,6 +50,10 @@ pub struct Args {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also follow goroutine creations while tracing (one probe hit per `go` statement), so
+    /// the ancestry of a panicking goroutine reaches `main` through creators that exited.
+    #[arg(long)]
+    pub ancestry: bool,
     /// Stop after this long (default: until the process exits or Ctrl-C).
     #[arg(short, long, value_parser = super::duration::parse)]
     pub duration: Option<Duration>,
@@ -53,6 +63,7 @@ pub struct Args {
 fn drain(
     ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
     model: &mut PanicModel,
+    ancestry: &mut Ancestry,
     finished: &mut VecDeque<FinishedPanic>,
 ) -> u64 {
     let mut errors = 0;
@@ -61,6 +72,19 @@ fn drain(
             .get(..4)
             .and_then(|b| b.try_into().ok())
             .map_or(0, u32::from_le_bytes);
+        if kind == EventKind::Create as u32 {
+            match event::decode(&item) {
+                Ok(Event::Create(c)) => ancestry.insert(
+                    c.goid,
+                    Creator::Pc {
+                        parent: c.parent_goid,
+                        gopc: c.gopc,
+                    },
+                ),
+                _ => errors += 1,
+            }
+            continue;
+        }
         if !PanicKind::is_panic(kind) {
             continue;
         }
@@ -72,6 +96,39 @@ fn drain(
     errors
 }
 
+/// The creators of the goroutines alive at attach time, read from process memory (the
+/// reader of `gtrace dump`). Best effort: a failure only shortens ancestries.
+fn baseline(pid: u32, ancestry: &mut Ancestry) {
+    let Ok(pid_i) = i32::try_from(pid) else {
+        return;
+    };
+    let target = match DumpTarget::open(pid_i) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("no goroutine baseline for ancestry: {e}");
+            return;
+        }
+    };
+    let r = target.dump(DumpOptions { system: true }, &mut |g| {
+        if let Some(c) = &g.created_by {
+            ancestry.insert(
+                g.goid,
+                Creator::Resolved {
+                    parent: g.parent_goid,
+                    site: Location {
+                        function: c.function.to_string(),
+                        file: c.file.to_string(),
+                        line: c.line,
+                    },
+                },
+            );
+        }
+    });
+    if let Err(e) = r {
+        log::warn!("no goroutine baseline for ancestry: {e}");
+    }
+}
+
 /// Runs `gtrace panics`.
 pub fn run(args: &Args) -> Result<Exit> {
     let stop = stop_flag()?;
@@ -81,11 +138,20 @@ pub fn run(args: &Args) -> Result<Exit> {
     let binary = GoBinary::open(&process.exe)
         .with_context(|| format!("reading the executable of process {pid}"))?;
     let plan = panics::plan(&binary).context("planning the panic probes")?;
-    let mut set = panics::attach(pid, &process.exe, &plan)
+    let creations = if args.ancestry {
+        Some(lifecycle::plan(&binary).context("planning the goroutine-creation probe")?)
+    } else {
+        None
+    };
+    let mut set = panics::attach(pid, &process.exe, &plan, creations.as_ref())
         .with_context(|| format!("attaching the panic probes to process {pid}"))?;
     let mut ring = set
         .take_events()
         .context("the eBPF object has no event ring buffer (rebuild gtrace)")?;
+    let mut ancestry = Ancestry::new();
+    if attached.child.is_none() {
+        baseline(pid, &mut ancestry);
+    }
     attached.resume();
     let start = Instant::now();
     let mut model = PanicModel::new();
@@ -95,9 +161,12 @@ pub fn run(args: &Args) -> Result<Exit> {
     let mut out = BufWriter::new(stdout.lock());
     let mut decode_errors = 0u64;
     let mut reports = 0u64;
-    let mut print = |finished: &mut VecDeque<_>, out: &mut BufWriter<_>| -> Result<()> {
+    let mut print = |finished: &mut VecDeque<_>,
+                     ancestry: &mut Ancestry,
+                     out: &mut BufWriter<_>|
+     -> Result<()> {
         while let Some(f) = finished.pop_front() {
-            let r = reporter.report(&f);
+            let r = reporter.report(&f, ancestry);
             if args.json {
                 render::write_json(out, &r)?;
             } else {
@@ -109,8 +178,8 @@ pub fn run(args: &Args) -> Result<Exit> {
         Ok(())
     };
     loop {
-        decode_errors += drain(&mut ring, &mut model, &mut finished);
-        print(&mut finished, &mut out)?;
+        decode_errors += drain(&mut ring, &mut model, &mut ancestry, &mut finished);
+        print(&mut finished, &mut ancestry, &mut out)?;
         let exited = match attached.child.as_mut() {
             Some(c) => c.try_wait().ok().flatten().is_some(),
             None => !process.is_alive(),
@@ -123,9 +192,9 @@ pub fn run(args: &Args) -> Result<Exit> {
         }
         std::thread::sleep(DRAIN_INTERVAL);
     }
-    decode_errors += drain(&mut ring, &mut model, &mut finished);
+    decode_errors += drain(&mut ring, &mut model, &mut ancestry, &mut finished);
     model.finish(ktime_now(), &mut finished);
-    print(&mut finished, &mut out)?;
+    print(&mut finished, &mut ancestry, &mut out)?;
     let counts = set.counts().ok();
     drop(ring);
     drop(set);

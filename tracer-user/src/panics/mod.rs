@@ -8,6 +8,7 @@
 //! symbolizes it against the binary file, [`value`] renders the value as the runtime prints
 //! it, [`render`] writes text and JSON.
 
+pub mod ancestry;
 pub mod model;
 pub mod render;
 pub mod report;
@@ -19,7 +20,10 @@ use tracer_common::{config::Config, panic::PanicConfig, probe::ProbeId};
 
 use crate::{
     gobin::{GoBinary, GoVersion, GobinError, layout::RuntimeLayout, probesite},
-    probes::{ProbeError, ProbeSet, lifecycle::Site},
+    probes::{
+        ProbeError, ProbeSet,
+        lifecycle::{self, Site},
+    },
 };
 
 /// Why the panic probes cannot be planned or attached.
@@ -120,12 +124,25 @@ pub fn plan(bin: &GoBinary) -> Result<PanicPlan, PanicsError> {
     })
 }
 
-/// Loads the programs for `pid` and attaches the panic probes of `plan` in `exe`. Dropping
-/// the returned set detaches everything.
-pub fn attach(pid: u32, exe: &Path, plan: &PanicPlan) -> Result<ProbeSet, PanicsError> {
-    let mut set = ProbeSet::load_with_panic(pid, &Config::default(), &plan.config)?;
+/// Loads the programs for `pid` and attaches the panic probes of `plan` in `exe`; with
+/// `creations`, also the lifecycle probe that reports every goroutine creation (for deeper
+/// ancestry; it fires once per `go` statement). Dropping the returned set detaches
+/// everything.
+pub fn attach(
+    pid: u32,
+    exe: &Path,
+    plan: &PanicPlan,
+    creations: Option<&lifecycle::Plan>,
+) -> Result<ProbeSet, PanicsError> {
+    let config = creations.map_or_else(Config::default, |c| c.config);
+    let mut set = ProbeSet::load_with_panic(pid, &config, &plan.config)?;
     for s in &plan.sites {
         set.attach_uprobe(s.probe, exe, s.offset)?;
+    }
+    if let Some(c) = creations {
+        for s in c.sites.iter().filter(|s| s.probe == ProbeId::NewprocReturn) {
+            set.attach_uprobe(s.probe, exe, s.offset)?;
+        }
     }
     Ok(set)
 }

@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use super::{
+    ancestry::{Ancestry, Creator},
     model::{FinishedPanic, Outcome},
     value::{Types, render},
 };
@@ -114,8 +115,19 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// Symbolizes and renders one finished panic.
-    pub fn report(&mut self, f: &FinishedPanic) -> PanicReport {
+    /// The load bias learnt from the first panic event (0 until then, and for non-PIE).
+    pub fn bias(&self) -> u64 {
+        self.bias.unwrap_or(0)
+    }
+
+    /// Sets the load bias (known from the process's maps when attaching to a running one).
+    pub fn set_bias(&mut self, bias: u64) {
+        self.bias = Some(bias);
+    }
+
+    /// Symbolizes and renders one finished panic; its creator is added to `ancestry`, whose
+    /// chain above the goroutine becomes the report's ancestry.
+    pub fn report(&mut self, f: &FinishedPanic, ancestry: &mut Ancestry) -> PanicReport {
         let s = &f.start;
         let stack = &s.stack[..(s.stack_len as usize).min(s.stack.len())];
         if self.bias.is_none()
@@ -156,15 +168,25 @@ impl<'a> Reporter<'a> {
             .filter(|_| f.recovered)
             .and_then(|pc| self.outer(pc, bias))
             .filter(|l| !l.function.starts_with("runtime."));
-        let created_by = (s.goid != 1 && s.gopc != 0)
-            .then(|| self.created_site(s.gopc, bias))
-            .flatten();
-        let ancestry = created_by
-            .iter()
-            .map(|c| Ancestor {
-                goid: (s.parent_goid != 0).then_some(s.parent_goid),
-                function: c.function.clone(),
-                file: c.file.clone(),
+        if s.goid != 1 && s.gopc != 0 {
+            // A creation event seen earlier knows as much or more (the creator's goid before
+            // Go 1.21): keep it.
+            ancestry.insert_if_absent(
+                s.goid,
+                Creator::Pc {
+                    parent: s.parent_goid,
+                    gopc: s.gopc,
+                },
+            );
+        }
+        let chain = ancestry.chain(s.goid, &mut |pc| self.created_site(pc, bias));
+        let created_by = chain.first().map(|(_, site)| site.clone());
+        let ancestry = chain
+            .into_iter()
+            .map(|(goid, c)| Ancestor {
+                goid,
+                function: c.function,
+                file: c.file,
                 line: c.line,
             })
             .collect();
@@ -192,7 +214,7 @@ impl<'a> Reporter<'a> {
 
     /// The `go` statement at return address `pc` as `printcreatedby` prints it: the physical
     /// function's name, the innermost (inlined) file and line.
-    fn created_site(&self, pc: u64, bias: u64) -> Option<Location> {
+    pub fn created_site(&self, pc: u64, bias: u64) -> Option<Location> {
         let fs = self
             .bin
             .symbolize(pc.wrapping_sub(bias).wrapping_sub(1))
