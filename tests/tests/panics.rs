@@ -120,7 +120,33 @@ fn want(
     }
 }
 
+/// The report fields documented in docs/json/panics.schema.json (all required, no others).
+fn schema_fields() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/json/panics.schema.json"
+    );
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut req: Vec<String> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| s(v).to_owned())
+        .collect();
+    let mut props: Vec<String> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    req.sort();
+    props.sort();
+    assert_eq!(req, props, "schema: every property is required");
+    req
+}
+
 fn check(ctx: &str, got: &[&Value], wants: &[Want], failures: &mut Vec<String>) {
+    let fields = schema_fields();
     if got.len() != wants.len() {
         failures.push(format!(
             "{ctx}: {} reports, want {}: {got:#?}",
@@ -131,6 +157,16 @@ fn check(ctx: &str, got: &[&Value], wants: &[Want], failures: &mut Vec<String>) 
     }
     for (i, (g, w)) in got.iter().zip(wants).enumerate() {
         let mut bad = Vec::new();
+        let mut keys: Vec<String> = g
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        if keys != fields {
+            bad.push(format!(
+                "fields {keys:?} differ from the schema's {fields:?}"
+            ));
+        }
         let value = s(&g["value"]);
         let value_ok = if let Some(prefix) = w.value.strip_suffix('*') {
             value.starts_with(prefix)
