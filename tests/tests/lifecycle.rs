@@ -6,6 +6,7 @@
 //! each other, and parks one goroutine per blocking kind in a known function. Symbols are
 //! resolved with gtrace's pclntab reader, the same one checked against `go tool addr2line` in
 //! the gobin tests.
+#![allow(clippy::many_single_char_names, clippy::similar_names)]
 
 use std::{
     cell::RefCell,
@@ -55,7 +56,7 @@ fn capture<R: Send + 'static>(
     let model = Rc::new(RefCell::new(Model::new()));
     let result: Rc<RefCell<Option<R>>> = Rc::new(RefCell::new(None));
     let opts = Options {
-        duration: Some(Duration::from_secs(60)),
+        duration: Some(Duration::from_mins(1)),
         stop: stop.clone(),
     };
     let summary = {
@@ -135,10 +136,10 @@ fn stack_funcs(t: &Target, pcs: &[u64]) -> Vec<String> {
 fn source_line(fixture_name: &str, needle: &str) -> u32 {
     let src = std::fs::read_to_string(fixture::source_dir(fixture_name).join("main.go"))
         .expect("fixture source");
-    src.lines()
-        .position(|l| l.contains(needle))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("{needle} not in {fixture_name}/main.go"))
+    src.lines().position(|l| l.contains(needle)).map_or_else(
+        || panic!("{needle} not in {fixture_name}/main.go"),
+        |i| i as u32 + 1,
+    )
 }
 
 fn check_clean(what: &str, s: &Summary) {

@@ -4,7 +4,7 @@
 //! struct follows. All structs are `#[repr(C)]`, made of integers only, with explicit padding,
 //! so any byte pattern of the right length is a valid value and the size asserts below catch
 //! any layout drift between the two sides. Timestamps are `bpf_ktime_get_ns()`:
-//! CLOCK_MONOTONIC, the same clock as Go's `nanotime`.
+//! `CLOCK_MONOTONIC`, the same clock as Go's `nanotime`.
 
 /// Frames kept per captured user stack (innermost first). Deeper stacks are truncated.
 pub const MAX_STACK: usize = 48;
@@ -99,7 +99,7 @@ pub struct Header {
     pub kind: u32,
     /// Kernel thread id (task pid) the event happened on.
     pub tid: u32,
-    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    /// `bpf_ktime_get_ns()` (`CLOCK_MONOTONIC`).
     pub ktime_ns: u64,
 }
 
@@ -148,7 +148,7 @@ pub struct GoReady {
     /// Number of valid entries in `stack`.
     pub stack_len: u32,
     /// Explicit padding.
-    pub _pad: u32,
+    pub pad: u32,
     /// Stack of the thread at `ready` (system stack, then the waker's), innermost first.
     pub stack: [u64; MAX_STACK],
 }
@@ -198,7 +198,7 @@ pub struct ProcExit {
     /// 1 when this was the last thread (the process is gone).
     pub group_dead: u32,
     /// Explicit padding.
-    pub _pad: u32,
+    pub pad: u32,
 }
 
 const _: () = {
@@ -232,7 +232,7 @@ impl Default for GoReady {
             goid: 0,
             waker_goid: 0,
             stack_len: 0,
-            _pad: 0,
+            pad: 0,
             stack: [0; MAX_STACK],
         }
     }
@@ -453,7 +453,7 @@ mod decode {
                     goid: 7,
                     waker_goid: 8,
                     stack_len: 2,
-                    _pad: 0,
+                    pad: 0,
                     stack,
                 }),
                 Event::Execute(GoId {
@@ -478,7 +478,7 @@ mod decode {
                 Event::ThreadExit(ProcExit {
                     header: h(EventKind::ThreadExit),
                     group_dead: 1,
-                    _pad: 0,
+                    pad: 0,
                 }),
             ];
             for e in events {

@@ -43,7 +43,7 @@ fn try_ready(ctx: &ProbeContext) -> Option<()> {
         (&raw mut (*p).header).write(emit::header(EventKind::Ready, tid));
         (&raw mut (*p).goid).write(goid);
         (&raw mut (*p).waker_goid).write(waker_goid);
-        (&raw mut (*p)._pad).write(0);
+        (&raw mut (*p).pad).write(0);
         let n = if cfg.stacks != 0 {
             emit::user_stack(ctx, &raw mut (*p).stack, cfg.ret_fixup & FIXUP_READY != 0)
         } else {

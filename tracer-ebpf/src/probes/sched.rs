@@ -92,7 +92,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         ProcExit {
             header: emit::header(EventKind::ThreadExit, tid),
             group_dead: u32::from(dead),
-            _pad: 0,
+            pad: 0,
         },
     );
     0

@@ -71,7 +71,7 @@ pub struct Header {
     /// Wall-clock start, ns since the Unix epoch.
     #[prost(uint64, tag = "6")]
     pub started_unix_ns: u64,
-    /// Kernel (CLOCK_MONOTONIC) time at start, the events' clock.
+    /// Kernel (`CLOCK_MONOTONIC`) time at start, the events' clock.
     #[prost(uint64, tag = "7")]
     pub started_ktime_ns: u64,
     /// Goroutine ids alive at attach (baseline), when they could be read.
@@ -210,6 +210,8 @@ impl<W: Write> Writer<W> {
             buf: Vec::with_capacity(1024),
         };
         w.record(Body::Header(header))?;
+        // The header is on disk as soon as recording starts: a capture cut short still reads.
+        w.out.flush()?;
         Ok(w)
     }
 

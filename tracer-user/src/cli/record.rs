@@ -76,7 +76,7 @@ pub fn baseline(pid: u32) -> Result<Vec<u64>, String> {
     let t = crate::goroutines::target::Target::open(pid as i32).map_err(|e| e.to_string())?;
     let mut goids = Vec::new();
     t.dump(crate::goroutines::DumpOptions { system: true }, &mut |g| {
-        goids.push(g.goid)
+        goids.push(g.goid);
     })
     .map_err(|e| e.to_string())?;
     Ok(goids)
@@ -94,7 +94,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         .unwrap_or_else(|| PathBuf::from(format!("gtrace-{}.gtc", attached.pid)));
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let wait_reasons = WaitReasons::for_version(&target.plan.version)
-        .map(|w| w.strings.iter().map(|s| s.to_string()).collect())
+        .map(|w| w.strings.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
     let version = &target.plan.version;
     let header = Header {
@@ -137,7 +137,19 @@ pub fn run(args: &Args) -> Result<Exit> {
             duration: args.duration,
             stop,
         },
-        || attached.resume(),
+        || {
+            eprintln!(
+                "attached to pid {} ({} probes); recording to {} until {}",
+                attached.pid,
+                target.plan.sites.len() + 3,
+                path.display(),
+                args.duration.map_or_else(
+                    || "Ctrl-C or the target exits".to_owned(),
+                    |d| format!("{:.1}s have passed", d.as_secs_f64())
+                )
+            );
+            attached.resume();
+        },
         |e| {
             symbols.resolve_event(&target.binary, target.bias, e);
             if write_error.is_none()

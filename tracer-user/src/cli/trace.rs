@@ -65,7 +65,7 @@ pub fn run(args: &Args) -> Result<Exit> {
     let target = Target::open(attached.pid)
         .with_context(|| format!("preparing to trace process {}", attached.pid))?;
     let wait_reasons: Vec<String> = WaitReasons::for_version(&target.plan.version)
-        .map(|w| w.strings.iter().map(|s| s.to_string()).collect())
+        .map(|w| w.strings.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
     let start_ktime = ktime_now();
     let mut symbols = SymbolTable::default();

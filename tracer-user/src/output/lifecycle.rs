@@ -551,8 +551,7 @@ pub fn write_event_line(w: &mut dyn Write, l: &EventLine) -> io::Result<()> {
         write!(w, " g{g}")?;
     }
     match l.kind {
-        "create" => write!(w, " by g{}", l.other_goid.unwrap_or(0))?,
-        "ready" => write!(w, " by g{}", l.other_goid.unwrap_or(0))?,
+        "create" | "ready" => write!(w, " by g{}", l.other_goid.unwrap_or(0))?,
         _ => {}
     }
     if let Some(r) = &l.reason {

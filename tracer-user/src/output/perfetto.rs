@@ -1,9 +1,9 @@
-//! Chrome trace-event JSON (opens in Perfetto UI and chrome://tracing): one track per
+//! Chrome trace-event JSON (opens in Perfetto UI and `chrome://tracing`): one track per
 //! goroutine (tid = goid) with `running`, `runnable` and `parked [reason]` slices, the waker
 //! and creation site as slice arguments.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::{self, Write},
 };
 
@@ -22,7 +22,7 @@ struct Open {
 pub struct Builder {
     pid: u32,
     open: HashMap<u64, Open>,
-    named: HashMap<u64, ()>,
+    named: HashSet<u64>,
     out: Vec<Value>,
     last: u64,
 }
@@ -37,7 +37,7 @@ impl Builder {
         Self {
             pid,
             open: HashMap::new(),
-            named: HashMap::new(),
+            named: HashSet::new(),
             out: Vec::new(),
             last: 0,
         }
@@ -55,7 +55,7 @@ impl Builder {
 
     fn start(&mut self, goid: u64, t: u64, name: String, args: Value, ctx: &Context<'_>) {
         self.close(goid, t, ctx);
-        if self.named.insert(goid, ()).is_none() {
+        if self.named.insert(goid) {
             self.out.push(json!({
                 "name": "thread_name", "ph": "M", "pid": self.pid, "tid": goid,
                 "args": {"name": format!("goroutine {goid}")},
@@ -82,7 +82,7 @@ impl Builder {
                     "name": "thread_name", "ph": "M", "pid": self.pid, "tid": c.goid,
                     "args": {"name": format!("goroutine {} {start}", c.goid)},
                 }));
-                self.named.insert(c.goid, ());
+                self.named.insert(c.goid);
                 let args = json!({
                     "parent": c.parent_goid,
                     "created_by": ctx.symbols.location(c.gopc, true),

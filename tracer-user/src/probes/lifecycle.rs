@@ -73,6 +73,7 @@ pub struct Site {
     pub offset: u64,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
 fn ser_probe<S: serde::Serializer>(p: &ProbeId, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(p.name())
 }
