@@ -55,3 +55,61 @@ pub fn write_json(out: &mut dyn Write, r: &PanicReport) -> io::Result<()> {
     serde_json::to_writer(&mut *out, r)?;
     writeln!(out)
 }
+
+/// Writes the panics stored in a capture (their JSON reports), one line each: goroutine,
+/// value, outcome, where it happened and who recovered it.
+pub fn write_capture_panics(out: &mut dyn Write, panics: &[String]) -> io::Result<()> {
+    if panics.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\npanics ({}):", panics.len())?;
+    for p in panics {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(p) else {
+            writeln!(out, "  (unreadable panic record)")?;
+            continue;
+        };
+        let at = v["frames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| {
+                f["function"]
+                    .as_str()
+                    .is_some_and(|n| !n.starts_with("runtime."))
+            })
+            .map(|f| {
+                format!(
+                    " at {} ({}:{})",
+                    f["function"].as_str().unwrap_or("?"),
+                    f["file"].as_str().unwrap_or("?"),
+                    f["line"]
+                )
+            })
+            .unwrap_or_default();
+        let by = v["recovered_by"]["function"]
+            .as_str()
+            .map(|f| format!(", recovered by {f}"))
+            .unwrap_or_default();
+        let nested = if v["nested"].as_bool() == Some(true) {
+            ", nested"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  goroutine {}: panic: {} [{}{by}{nested}]{at}",
+            v["goid"],
+            v["value"].as_str().unwrap_or("?").replace('\n', "\\n"),
+            v["outcome"].as_str().unwrap_or("?"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The panics stored in a capture as JSON values (undecodable ones skipped).
+pub fn capture_panics_json(panics: &[String]) -> Vec<serde_json::Value> {
+    panics
+        .iter()
+        .filter_map(|p| serde_json::from_str(p).ok())
+        .collect()
+}
