@@ -480,3 +480,76 @@ fn fatal_panics_match_the_runtime_on_every_version_and_variant() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `gtrace record` stores the panics of a capture and `gtrace report` lists them (text and
+/// JSON), a fatal one included (recorded while the process died).
+#[test]
+fn record_stores_panics_and_report_lists_them() {
+    let mut failures = Vec::new();
+    for (tc, v) in fixture::matrix().unwrap() {
+        if !matches!(v, Variant::Default | Variant::Pie) {
+            continue;
+        }
+        let ctx = format!("go{} {}", tc.version, v.name());
+        let bin = fixture::build("panics", &tc, v).expect("build panics fixture");
+        let out = std::env::temp_dir().join(format!(
+            "gtrace-panics-{}-{}-{}.gtc",
+            std::process::id(),
+            tc.version,
+            v.name()
+        ));
+        let mut cmd = gtrace::command(["record", "-o"]);
+        cmd.arg(&out).arg("--").arg(&bin);
+        let mut p = Spawned::from_command(cmd).expect("spawn gtrace record");
+        p.wait_ready()
+            .expect("fixture did not get ready under gtrace record");
+        for m in ["string", "nested_recovered"] {
+            p.write_line(m).unwrap();
+            p.wait_for(TIMEOUT, |l| l.starts_with(&format!("recovered {m}: ")))
+                .unwrap();
+        }
+        p.write_line("goroutine").unwrap();
+        let status = p.wait_exit(TIMEOUT).expect("gtrace record did not exit");
+        assert!(
+            status.success(),
+            "{ctx}: gtrace record failed\n{}",
+            p.stderr()
+        );
+        let report = gtrace::command(["report", "--json"])
+            .arg(&out)
+            .output()
+            .expect("run gtrace report");
+        let text = gtrace::command(["report"])
+            .arg(&out)
+            .output()
+            .expect("run gtrace report");
+        let _ = std::fs::remove_file(&out);
+        let json: Value = serde_json::from_slice(&report.stdout)
+            .unwrap_or_else(|e| panic!("{ctx}: report --json: {e}"));
+        let got: Vec<(String, String)> = json["panics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| (s(&x["value"]).to_owned(), s(&x["outcome"]).to_owned()))
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("boom", "recovered"),
+            ("first", "aborted"),
+            ("second", "recovered"),
+            ("fatal in goroutine", "fatal"),
+        ]
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+        if got != want {
+            failures.push(format!("{ctx}: report panics {got:?}, want {want:?}"));
+        }
+        let text = String::from_utf8_lossy(&text.stdout);
+        if !text.contains("panics (4):")
+            || !text.contains("panic: fatal in goroutine [fatal] at main.panicChild")
+        {
+            failures.push(format!("{ctx}: report text lists no panics:\n{text}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
