@@ -101,6 +101,8 @@ struct Want {
     nested: bool,
     frame: &'static str,
     recovered_by: Option<&'static str>,
+    /// The deferred functions the panic machinery called for it, in order.
+    defers: Vec<&'static str>,
 }
 
 fn want(
@@ -117,6 +119,8 @@ fn want(
         nested,
         frame,
         recovered_by: by,
+        // Recovered by run's deferred closure unless the test says otherwise.
+        defers: vec!["main.run.func1"],
     }
 }
 
@@ -192,6 +196,18 @@ fn check(ctx: &str, got: &[&Value], wants: &[Want], failures: &mut Vec<String>) 
                 w.frame
             ));
         }
+        // The runtime's own deferred calls (runtime.main's, run while a panic on the main
+        // goroutine unwinds it) are reported too; the fixture's are what is checked here.
+        let defers: Vec<&str> = g["defers_run"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .filter(|f| !f.starts_with("runtime."))
+            .collect();
+        if defers != w.defers {
+            bad.push(format!("defers_run {defers:?} want {:?}", w.defers));
+        }
         let by = g["recovered_by"]["function"].as_str();
         if by != w.recovered_by {
             bad.push(format!("recovered_by {by:?} want {:?}", w.recovered_by));
@@ -265,20 +281,26 @@ fn recovered_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
         "nested_recovered",
         vec![
             // "first" is aborted by the panic in its deferred call; "second" is recovered.
-            want("first", false, false, "main.panicNested", None),
+            Want {
+                defers: vec!["main.panicInDefer"],
+                ..want("first", false, false, "main.panicNested", None)
+            },
             want("second", true, true, "main.panicInDefer", run_fn),
         ],
     ));
     wants.push((
         "repanic_new",
         vec![
-            want(
-                "first",
-                true,
-                false,
-                "main.panicRepanicNew",
-                Some("main.panicRepanicNew.func1"),
-            ),
+            Want {
+                defers: vec!["main.panicRepanicNew.func1"],
+                ..want(
+                    "first",
+                    true,
+                    false,
+                    "main.panicRepanicNew",
+                    Some("main.panicRepanicNew.func1"),
+                )
+            },
             want(
                 "again after first",
                 true,
@@ -291,26 +313,32 @@ fn recovered_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
     wants.push((
         "repanic_same",
         vec![
-            want(
-                "same",
-                true,
-                false,
-                "main.panicRepanicSame",
-                Some("main.panicRepanicSame.func1"),
-            ),
+            Want {
+                defers: vec!["main.panicRepanicSame.func1"],
+                ..want(
+                    "same",
+                    true,
+                    false,
+                    "main.panicRepanicSame",
+                    Some("main.panicRepanicSame.func1"),
+                )
+            },
             want("same", true, true, "main.panicRepanicSame.func1", run_fn),
         ],
     ));
     wants.push((
         "grandchild",
         vec![
-            want(
-                "grandchild",
-                true,
-                false,
-                "main.panicInGrandchild",
-                Some("main.grandchild.func1"),
-            ),
+            Want {
+                defers: vec!["main.grandchild.func1"],
+                ..want(
+                    "grandchild",
+                    true,
+                    false,
+                    "main.panicInGrandchild",
+                    Some("main.grandchild.func1"),
+                )
+            },
             want("grandchild", true, false, "main.panicGrandchild", run_fn),
         ],
     ));
@@ -431,6 +459,12 @@ fn fatal_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
                 frame,
                 recovered_by: (mode == "repanic_fatal" && i == 0)
                     .then_some("main.panicRepanicSame.func1"),
+                // The first panic of a fatal chain ran the deferred call that panicked again.
+                defers: match (mode, i) {
+                    ("nested_fatal", 0) => vec!["main.panicInDefer"],
+                    ("repanic_fatal", 0) => vec!["main.panicRepanicSame.func1"],
+                    _ => Vec::new(),
+                },
             });
         }
         check(&ctx, &refs, &wants, failures);

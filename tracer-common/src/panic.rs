@@ -43,15 +43,18 @@ pub enum PanicKind {
     Recovery = PANIC_KIND_BASE + 2,
     /// [`PanicEnd`]: `runtime.fatalpanic`: the process is about to die.
     Fatal = PANIC_KIND_BASE + 3,
+    /// [`DeferCall`]: a deferred function is called by the panic machinery.
+    Defer = PANIC_KIND_BASE + 4,
 }
 
 impl PanicKind {
     /// Every kind, in discriminant order.
-    pub const ALL: [PanicKind; 4] = [
+    pub const ALL: [PanicKind; 5] = [
         PanicKind::Start,
         PanicKind::Recover,
         PanicKind::Recovery,
         PanicKind::Fatal,
+        PanicKind::Defer,
     ];
 
     /// Whether a header's `kind` is a panic event.
@@ -65,6 +68,7 @@ impl PanicKind {
             PanicKind::Start => size_of::<PanicStart>(),
             PanicKind::Recover => size_of::<GoRecover>(),
             PanicKind::Recovery | PanicKind::Fatal => size_of::<PanicEnd>(),
+            PanicKind::Defer => size_of::<DeferCall>(),
         }
     }
 }
@@ -194,6 +198,18 @@ pub struct GoRecover {
     pub pad: u32,
 }
 
+/// A deferred function is about to be called while goroutine `goid` panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct DeferCall {
+    /// Common header, kind = [`PanicKind::Defer`].
+    pub header: Header,
+    /// The goroutine.
+    pub goid: u64,
+    /// Entry PC of the deferred function (`*funcval` in RDX, the closure context register).
+    pub fn_pc: u64,
+}
+
 /// The end of a goroutine's panics: recovered (`runtime.recovery`) or fatal
 /// (`runtime.fatalpanic`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -229,6 +245,7 @@ const _: () = assert!(
             + 8 * MAX_STACK
 );
 const _: () = assert!(size_of::<GoRecover>() == 16 + 8 + 8 + 8);
+const _: () = assert!(size_of::<DeferCall>() == 16 + 8 + 8);
 const _: () = assert!(size_of::<PanicEnd>() == 16 + 8 + 8 + 8 + 24 * MAX_CHAIN);
 
 impl Default for PanicStart {
@@ -263,8 +280,8 @@ mod decode {
     //! Userspace decoding of panic records (and encoding, for tests and replays).
 
     use super::{
-        GoRecover, MAX_CHAIN, PanicEnd, PanicKind, PanicStart, STRING_BYTES, UnknownPanicKind,
-        VALUE_BYTES,
+        DeferCall, GoRecover, MAX_CHAIN, PanicEnd, PanicKind, PanicStart, STRING_BYTES,
+        UnknownPanicKind, VALUE_BYTES,
     };
     use crate::event::{Header, MAX_STACK};
 
@@ -281,6 +298,8 @@ mod decode {
         Recovery(PanicEnd),
         /// `fatalpanic`: the process dies.
         Fatal(PanicEnd),
+        /// A deferred call runs while panicking.
+        Defer(DeferCall),
     }
 
     /// A record that is not a panic event.
@@ -326,6 +345,8 @@ mod decode {
     unsafe impl Plain for GoRecover {}
     // SAFETY: as above.
     unsafe impl Plain for PanicEnd {}
+    // SAFETY: as above.
+    unsafe impl Plain for DeferCall {}
 
     fn read<T: Plain>(bytes: &[u8]) -> Result<T, PanicDecodeError> {
         let need = size_of::<T>();
@@ -368,6 +389,7 @@ mod decode {
                 PanicEvent::Start(e)
             }
             PanicKind::Recover => PanicEvent::Recover(read(bytes)?),
+            PanicKind::Defer => PanicEvent::Defer(read(bytes)?),
             PanicKind::Recovery | PanicKind::Fatal => {
                 let e: PanicEnd = read(bytes)?;
                 check(e.chain_len, MAX_CHAIN)?;
@@ -386,6 +408,7 @@ mod decode {
             PanicEvent::Start(v) => bytes_of(v),
             PanicEvent::Recover(v) => bytes_of(v),
             PanicEvent::Recovery(v) | PanicEvent::Fatal(v) => bytes_of(v),
+            PanicEvent::Defer(v) => bytes_of(v),
         }
     }
 
@@ -396,6 +419,7 @@ mod decode {
                 PanicEvent::Start(v) => &v.header,
                 PanicEvent::Recover(v) => &v.header,
                 PanicEvent::Recovery(v) | PanicEvent::Fatal(v) => &v.header,
+                PanicEvent::Defer(v) => &v.header,
             }
         }
     }
@@ -445,6 +469,11 @@ mod decode {
                     header: h(PanicKind::Fatal),
                     goid: 5,
                     ..PanicEnd::default()
+                }),
+                PanicEvent::Defer(DeferCall {
+                    header: h(PanicKind::Defer),
+                    goid: 5,
+                    fn_pc: 0x40_1000,
                 }),
             ];
             for e in events {

@@ -31,11 +31,14 @@ pub enum ProbeId {
     Recovery = 11,
     /// uprobe on `runtime.fatalpanic`: an unrecovered panic kills the process.
     Fatalpanic = 12,
+    /// uprobe on the indirect call that runs a deferred function while panicking (in
+    /// `runtime.gopanic`, and `runtime.deferCallSave` before Go 1.22).
+    DeferCall = 13,
 }
 
 impl ProbeId {
     /// Every probe, in discriminant order.
-    pub const ALL: [ProbeId; 13] = [
+    pub const ALL: [ProbeId; 14] = [
         ProbeId::Newproc1,
         ProbeId::Gopark,
         ProbeId::SchedSwitch,
@@ -49,6 +52,7 @@ impl ProbeId {
         ProbeId::Gorecover,
         ProbeId::Recovery,
         ProbeId::Fatalpanic,
+        ProbeId::DeferCall,
     ];
     /// Number of probe ids; the size of the counter arrays.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -69,6 +73,7 @@ impl ProbeId {
             ProbeId::Gorecover => "runtime.gorecover",
             ProbeId::Recovery => "runtime.recovery",
             ProbeId::Fatalpanic => "runtime.fatalpanic",
+            ProbeId::DeferCall => "deferred call while panicking",
         }
     }
 
@@ -88,6 +93,7 @@ impl ProbeId {
             ProbeId::Gorecover => "gorecover",
             ProbeId::Recovery => "recovery",
             ProbeId::Fatalpanic => "fatalpanic",
+            ProbeId::DeferCall => "defer_call",
         }
     }
 }

@@ -22,8 +22,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     panic::{
-        ChainEntry, FLAG_ABORTED, FLAG_GOEXIT, FLAG_RECOVERED, GoRecover, MAX_CHAIN, PanicConfig,
-        PanicEnd, PanicKind, PanicStart, STRING_BYTES, VALUE_BYTES,
+        ChainEntry, DeferCall, FLAG_ABORTED, FLAG_GOEXIT, FLAG_RECOVERED, GoRecover, MAX_CHAIN,
+        PanicConfig, PanicEnd, PanicKind, PanicStart, STRING_BYTES, VALUE_BYTES,
     },
     probe::ProbeId,
 };
@@ -231,6 +231,49 @@ fn try_gorecover(ctx: &ProbeContext) -> Option<()> {
             caller_pc,
             live: u32::from(live),
             pad: 0,
+        },
+    );
+    Some(())
+}
+
+#[uprobe]
+pub fn defer_call(ctx: ProbeContext) -> u32 {
+    maps::hit(ProbeId::DeferCall);
+    if try_defer_call(&ctx).is_none() {
+        maps::error(ProbeId::DeferCall);
+    }
+    0
+}
+
+/// At `CALL reg` of a deferred closure the closure context (`*funcval`, whose first word is
+/// the code pointer) is in RDX, per Go's ABIInternal.
+#[inline(always)]
+fn try_defer_call(ctx: &ProbeContext) -> Option<()> {
+    let (tgid, tid) = maps::current();
+    if tgid != maps::target_tgid() {
+        return Some(());
+    }
+    let cfg = PANIC_CONFIG.load();
+    let g = goabi::current_g(ctx)?;
+    let goid = goabi::read_u64(at(g, cfg.g_goid))?;
+    // SAFETY: `ctx.regs` is the pt_regs the kernel passed to this uprobe program.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    let closure = regs.rdx;
+    #[cfg(not(bpf_target_arch = "x86_64"))]
+    let closure = {
+        let _ = regs;
+        0
+    };
+    let fn_pc = goabi::read_u64(closure).unwrap_or(0);
+    let mut h = emit::header(tracer_common::event::EventKind::Create, tid);
+    h.kind = PanicKind::Defer as u32;
+    emit::send(
+        ProbeId::DeferCall,
+        DeferCall {
+            header: h,
+            goid,
+            fn_pc,
         },
     );
     Some(())

@@ -16,6 +16,8 @@ pub mod value;
 
 use std::path::Path;
 
+use iced_x86::{Decoder, DecoderOptions, FlowControl, OpKind};
+
 use tracer_common::{config::Config, panic::PanicConfig, probe::ProbeId};
 
 use crate::{
@@ -59,7 +61,7 @@ pub struct PanicPlan {
     pub layout: RuntimeLayout,
     /// Offsets for the programs.
     pub config: PanicConfig,
-    /// The four uprobe sites.
+    /// The uprobe sites (the four functions, plus each deferred-call site).
     pub sites: Vec<Site>,
 }
 
@@ -116,12 +118,51 @@ pub fn plan(bin: &GoBinary) -> Result<PanicPlan, PanicsError> {
             offset: s.offset,
         });
     }
+    sites.extend(defer_call_sites(bin)?);
     Ok(PanicPlan {
         version,
         layout,
         config,
         sites,
     })
+}
+
+/// Functions whose `CALL reg` instructions run deferred functions while panicking:
+/// `gopanic` itself (regular defers before 1.22, every defer since) and `deferCallSave`
+/// (open-coded defers before 1.22; gone since).
+const DEFER_CALLERS: [&str; 2] = ["runtime.gopanic", "runtime.deferCallSave"];
+/// Longest function decoded.
+const MAX_FUNC_BYTES: u64 = 64 * 1024;
+
+/// Every register-indirect CALL in [`DEFER_CALLERS`]: the call of a deferred closure.
+pub fn defer_call_sites(bin: &GoBinary) -> Result<Vec<Site>, PanicsError> {
+    let mut out = Vec::new();
+    for name in DEFER_CALLERS {
+        let Ok(f) = bin.func_by_name(name) else {
+            continue;
+        };
+        let len = (f.end.saturating_sub(f.entry)).min(MAX_FUNC_BYTES) as usize;
+        let code = bin.read_vaddr(f.entry, len)?;
+        let mut dec = Decoder::with_ip(64, code, f.entry, DecoderOptions::NONE);
+        while dec.can_decode() {
+            let insn = dec.decode();
+            if insn.flow_control() == FlowControl::IndirectCall
+                && insn.op0_kind() == OpKind::Register
+            {
+                let vaddr = insn.ip();
+                let offset = bin
+                    .vaddr_to_offset(vaddr)
+                    .ok_or(GobinError::UnmappedVaddr { vaddr, len: 1 })?;
+                out.push(Site {
+                    probe: ProbeId::DeferCall,
+                    function: f.name.clone(),
+                    vaddr,
+                    offset,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Loads the programs for `pid` and attaches the panic probes of `plan` in `exe`; with

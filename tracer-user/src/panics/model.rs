@@ -54,6 +54,8 @@ pub struct FinishedPanic {
     pub repanicked: bool,
     /// `ktime` of the event that decided the fate.
     pub end_ns: u64,
+    /// Entry PCs of the deferred functions this panic called, in call order.
+    pub defers: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -62,7 +64,11 @@ struct Open {
     recovered: bool,
     nested: bool,
     recovered_by_pc: Option<u64>,
+    defers: Vec<u64>,
 }
+
+/// Deferred calls kept per panic.
+pub const MAX_DEFERS: usize = 256;
 
 /// Per-goroutine panics in flight.
 #[derive(Debug, Default)]
@@ -91,6 +97,7 @@ impl PanicModel {
                     recovered: false,
                     nested,
                     recovered_by_pc: None,
+                    defers: Vec::new(),
                 });
             }
             PanicEvent::Recover(r) => {
@@ -106,6 +113,13 @@ impl PanicModel {
             }
             PanicEvent::Recovery(end) => self.recovery(end, out),
             PanicEvent::Fatal(end) => self.fatal(end, out),
+            PanicEvent::Defer(d) => match self.open.get_mut(&d.goid).and_then(|l| l.last_mut()) {
+                // Bounded: a panic runs one call per deferred function of its frames.
+                Some(p) if p.defers.len() < MAX_DEFERS => p.defers.push(d.fn_pc),
+                Some(_) => {}
+                // A Goexit running defers, or a panic that started before attaching.
+                None => self.unmatched += 1,
+            },
         }
     }
 
@@ -139,6 +153,7 @@ impl PanicModel {
                 chain_index: i,
                 repanicked: false,
                 end_ns: end.header.ktime_ns,
+                defers: p.defers,
                 start: p.start,
             });
         }
@@ -167,6 +182,7 @@ impl PanicModel {
                 chain_index: i,
                 repanicked: i + 1 < n && keys.get(i + 1) == keys.get(i),
                 end_ns: end.header.ktime_ns,
+                defers: p.defers,
                 start: p.start,
             });
         }
@@ -184,6 +200,7 @@ impl PanicModel {
                     chain_index: i,
                     repanicked: false,
                     end_ns: now_ns,
+                    defers: p.defers,
                     start: p.start,
                 });
             }

@@ -83,7 +83,8 @@ pub struct PanicReport {
     pub created_by: Option<Location>,
     /// Creators, nearest first, as far as known.
     pub ancestry: Vec<Ancestor>,
-    /// Deferred calls run while panicking (not captured yet: always empty).
+    /// Deferred functions called by the panic machinery while this panic unwound, in order
+    /// (closures by their compiler names, e.g. `main.run.func1`).
     pub defers_run: Vec<String>,
     /// Kernel monotonic time of the panic (`CLOCK_MONOTONIC` ns).
     pub ts_ns: u64,
@@ -205,7 +206,11 @@ impl<'a> Reporter<'a> {
             frames,
             created_by,
             ancestry,
-            defers_run: Vec::new(),
+            defers_run: f
+                .defers
+                .iter()
+                .map(|&pc| self.function_at(pc, bias))
+                .collect(),
             ts_ns: s.header.ktime_ns,
             end_ns: f.end_ns,
             chain_index: f.chain_index,
@@ -226,6 +231,14 @@ impl<'a> Reporter<'a> {
             file: inner.file.clone(),
             line: inner.line,
         })
+    }
+
+    /// The name of the function whose entry is `pc` (a deferred function value).
+    fn function_at(&self, pc: u64, bias: u64) -> String {
+        match self.bin.func_for_pc(pc.wrapping_sub(bias)) {
+            Ok(Some(f)) => f.name,
+            _ => format!("?{pc:#x}"),
+        }
     }
 
     /// The innermost frame of the call whose return address is `pc` (`pc - 1` lies in the
