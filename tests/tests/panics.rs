@@ -587,3 +587,76 @@ fn record_stores_panics_and_report_lists_them() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `gtrace panics -p PID` on a process that is already running: a recovered panic, then a
+/// fatal one on a child goroutine, after which gtrace ends by itself.
+#[test]
+fn attach_by_pid_sees_panics_of_a_running_process() {
+    let mut failures = Vec::new();
+    for (tc, v) in fixture::matrix().unwrap() {
+        if !matches!(v, Variant::Default | Variant::Stripped) {
+            continue;
+        }
+        let ctx = format!("go{} {}", tc.version, v.name());
+        let bin = fixture::build("panics", &tc, v).expect("build panics fixture");
+        let none: &[(&str, &str)] = &[];
+        let mut target = Spawned::spawn(&bin, Vec::<&str>::new(), none).expect("spawn fixture");
+        target.wait_ready().expect("fixture did not get ready");
+        let pid = target.pid().to_string();
+        let mut g = Spawned::from_command(gtrace::command(["panics", "--json", "-p", &pid]))
+            .expect("spawn gtrace panics -p");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !g.stderr().contains("watching process") {
+            assert!(
+                std::time::Instant::now() < deadline && g.try_status().is_none(),
+                "{ctx}: gtrace did not attach:\n{}",
+                g.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        target.write_line("index").unwrap();
+        let line = target
+            .wait_for(TIMEOUT, |l| l.starts_with("recovered index: "))
+            .unwrap()
+            .pop()
+            .unwrap();
+        target.write_line("goroutine").unwrap();
+        let _ = target.wait_exit(TIMEOUT).expect("fixture did not die");
+        let status = g
+            .wait_exit(TIMEOUT)
+            .expect("gtrace did not end with its target");
+        assert!(status.success(), "{ctx}: gtrace failed\n{}", g.stderr());
+        while g.next_line(TIMEOUT).is_ok() {}
+        let reports: Vec<Value> = g
+            .stdout_seen()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let got: Vec<(String, String, String)> = reports
+            .iter()
+            .map(|r| {
+                (
+                    s(&r["value"]).to_owned(),
+                    s(&r["outcome"]).to_owned(),
+                    s(&r["created_by"]["function"]).to_owned(),
+                )
+            })
+            .collect();
+        let want = vec![
+            (
+                line.trim_start_matches("recovered index: ").to_owned(),
+                "recovered".to_owned(),
+                String::new(),
+            ),
+            (
+                "fatal in goroutine".to_owned(),
+                "fatal".to_owned(),
+                "main.panicGoroutine".to_owned(),
+            ),
+        ];
+        if got != want {
+            failures.push(format!("{ctx}: {got:?}, want {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -23,6 +23,7 @@ EXAMPLES:
     sudo gtrace record -p 1234 -d 30s   capture goroutine lifecycles to gtrace-1234.gtc
     gtrace report gtrace-1234.gtc       blocking sites, wakers, scheduling latency
     sudo gtrace trace -p 1234           live event stream
+    sudo gtrace panics -p 1234          every panic: value, stack, recovered or fatal, creator
 
 EXIT CODES:
     0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)

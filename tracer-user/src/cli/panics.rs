@@ -152,6 +152,15 @@ pub fn run(args: &Args) -> Result<Exit> {
     if attached.child.is_none() {
         baseline(pid, &mut ancestry);
     }
+    eprintln!(
+        "gtrace: watching process {pid} for panics ({} probes{})",
+        plan.sites.len(),
+        if args.ancestry {
+            ", following goroutine creations"
+        } else {
+            ""
+        }
+    );
     attached.resume();
     let start = Instant::now();
     let mut model = PanicModel::new();

@@ -40,12 +40,16 @@ pub fn write_text(out: &mut dyn Write, r: &PanicReport) -> io::Result<()> {
         let dots = if f.inlined { "(...)" } else { "()" };
         writeln!(out, "{}{dots}\n\t{}:{}", f.function, f.file, f.line)?;
     }
-    if let Some(c) = &r.created_by {
-        match r.ancestry.first().and_then(|a| a.goid) {
-            Some(p) => writeln!(out, "created by {} in goroutine {p}", c.function)?,
-            None => writeln!(out, "created by {}", c.function)?,
+    // The creator chain: Go prints the first link; gtrace adds the ones above it.
+    for a in &r.ancestry {
+        match a.goid {
+            Some(p) => writeln!(out, "created by {} in goroutine {p}", a.function)?,
+            None => writeln!(out, "created by {}", a.function)?,
         }
-        writeln!(out, "\t{}:{}", c.file, c.line)?;
+        writeln!(out, "\t{}:{}", a.file, a.line)?;
+    }
+    if !r.defers_run.is_empty() {
+        writeln!(out, "deferred calls run: {}", r.defers_run.join(", "))?;
     }
     writeln!(out)
 }
