@@ -59,21 +59,6 @@ fn at(base: u64, off: u32) -> u64 {
     base.wrapping_add(u64::from(off))
 }
 
-#[inline(always)]
-fn regs_sp(ctx: &ProbeContext) -> u64 {
-    // SAFETY: `ctx.regs` is the pt_regs the kernel passed to this uprobe program.
-    let regs = unsafe { &*ctx.regs };
-    #[cfg(bpf_target_arch = "x86_64")]
-    {
-        regs.rsp
-    }
-    #[cfg(not(bpf_target_arch = "x86_64"))]
-    {
-        let _ = regs;
-        0
-    }
-}
-
 /// Copies up to `MAX_CHAIN` entries of the `_panic` list starting at `p` into `out`.
 ///
 /// # Safety
@@ -143,7 +128,7 @@ fn try_gopanic(ctx: &ProbeContext) -> Option<()> {
         };
         (&raw mut (*p).parent_goid).write(parent);
         (&raw mut (*p).gopc).write(goabi::read_u64(at(g, cfg.g_gopc)).unwrap_or(0));
-        let sp = regs_sp(ctx);
+        let sp = goabi::sp(ctx).unwrap_or(0);
         (&raw mut (*p).sp).write(sp);
         // The site precedes any SP change (entry, or the instruction after the stack check).
         (&raw mut (*p).ret_pc).write(goabi::read_u64(sp).unwrap_or(0));
@@ -220,7 +205,7 @@ fn try_gorecover(ctx: &ProbeContext) -> Option<()> {
         && read_u8(at(p, cfg.p_goexit)).unwrap_or(1) == 0;
     // The probe site precedes any change of SP (a frameless entry, or `push rbp`), so the
     // return address is at [rsp].
-    let caller_pc = goabi::read_u64(regs_sp(ctx)).unwrap_or(0);
+    let caller_pc = goabi::read_u64(goabi::sp(ctx).unwrap_or(0)).unwrap_or(0);
     let mut h = emit::header(tracer_common::event::EventKind::Create, tid);
     h.kind = PanicKind::Recover as u32;
     emit::send(
@@ -256,16 +241,7 @@ fn try_defer_call(ctx: &ProbeContext) -> Option<()> {
     let cfg = PANIC_CONFIG.load();
     let g = goabi::current_g(ctx)?;
     let goid = goabi::read_u64(at(g, cfg.g_goid))?;
-    // SAFETY: `ctx.regs` is the pt_regs the kernel passed to this uprobe program.
-    let regs = unsafe { &*ctx.regs };
-    #[cfg(bpf_target_arch = "x86_64")]
-    let closure = regs.rdx;
-    #[cfg(not(bpf_target_arch = "x86_64"))]
-    let closure = {
-        let _ = regs;
-        0
-    };
-    let fn_pc = goabi::read_u64(closure).unwrap_or(0);
+    let fn_pc = goabi::read_u64(goabi::closure_context(ctx)?).unwrap_or(0);
     let mut h = emit::header(tracer_common::event::EventKind::Create, tid);
     h.kind = PanicKind::Defer as u32;
     emit::send(

@@ -23,11 +23,11 @@ use super::{
 use crate::{
     gobin::GoBinary,
     goroutines::{DumpOptions, target::Target as DumpTarget},
+    output,
     panics::{
         self,
         ancestry::{Ancestry, Creator},
         model::{FinishedPanic, PanicModel},
-        render,
         report::{Location, Reporter},
     },
     probes::lifecycle,
@@ -177,9 +177,9 @@ pub fn run(args: &Args) -> Result<Exit> {
         while let Some(f) = finished.pop_front() {
             let r = reporter.report(&f, ancestry);
             if args.json {
-                render::write_json(out, &r)?;
+                output::panics::write_json(out, &r)?;
             } else {
-                render::write_text(out, &r)?;
+                output::panics::write_text(out, &r)?;
             }
             reports += 1;
         }

@@ -142,14 +142,14 @@ pub fn run(args: &Args) -> Result<Exit> {
         if let Some(o) = v.as_object_mut() {
             o.insert(
                 "panics".into(),
-                crate::panics::render::capture_panics_json(&cap.panics).into(),
+                crate::output::panics::capture_panics_json(&cap.panics).into(),
             );
         }
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         lifecycle::write_summary(&mut out, &s)?;
-        crate::panics::render::write_capture_panics(&mut out, &cap.panics)?;
+        crate::output::panics::write_capture_panics(&mut out, &cap.panics)?;
     }
     out.flush()?;
     Ok(Exit::Ok)

@@ -3,5 +3,6 @@
 
 pub mod dump_json;
 pub mod lifecycle;
+pub mod panics;
 pub mod perfetto;
 pub mod traceback;

@@ -6,11 +6,10 @@
 //! panic or call `recover()`. Their events share the lifecycle ring buffer (kinds from
 //! `tracer_common::panic::PANIC_KIND_BASE`). [`model`] decides each panic's fate, [`report`]
 //! symbolizes it against the binary file, [`value`] renders the value as the runtime prints
-//! it, [`render`] writes text and JSON.
+//! it; `output::panics` writes text and JSON.
 
 pub mod ancestry;
 pub mod model;
-pub mod render;
 pub mod report;
 pub mod value;
 

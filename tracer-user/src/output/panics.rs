@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use super::{model::Outcome, report::PanicReport};
+use crate::panics::{model::Outcome, report::PanicReport};
 
 /// Writes one report as text.
 pub fn write_text(out: &mut dyn Write, r: &PanicReport) -> io::Result<()> {
