@@ -329,16 +329,7 @@ fn recovered_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
     wants.push((
         "grandchild",
         vec![
-            Want {
-                defers: vec!["main.grandchild.func1"],
-                ..want(
-                    "grandchild",
-                    true,
-                    false,
-                    "main.panicInGrandchild",
-                    Some("main.grandchild.func1"),
-                )
-            },
+            want("grandchild", true, false, "main.panicInGrandchild", run_fn),
             want("grandchild", true, false, "main.panicGrandchild", run_fn),
         ],
     ));
