@@ -206,8 +206,12 @@ pub struct DeferCall {
     pub header: Header,
     /// The goroutine.
     pub goid: u64,
-    /// Entry PC of the deferred function (`*funcval` in RDX, the closure context register).
+    /// Entry PC of the deferred function (the first word of the `*funcval` in RDX, the
+    /// closure context register); 0 when that read failed.
     pub fn_pc: u64,
+    /// The `*funcval` itself (a static one lives in the binary's read-only data, where
+    /// userspace can read the entry PC when the kernel could not).
+    pub closure: u64,
 }
 
 /// The end of a goroutine's panics: recovered (`runtime.recovery`) or fatal
@@ -245,7 +249,7 @@ const _: () = assert!(
             + 8 * MAX_STACK
 );
 const _: () = assert!(size_of::<GoRecover>() == 16 + 8 + 8 + 8);
-const _: () = assert!(size_of::<DeferCall>() == 16 + 8 + 8);
+const _: () = assert!(size_of::<DeferCall>() == 16 + 8 + 8 + 8);
 const _: () = assert!(size_of::<PanicEnd>() == 16 + 8 + 8 + 8 + 24 * MAX_CHAIN);
 
 impl Default for PanicStart {
@@ -474,6 +478,7 @@ mod decode {
                     header: h(PanicKind::Defer),
                     goid: 5,
                     fn_pc: 0x40_1000,
+                    closure: 0x50_0000,
                 }),
             ];
             for e in events {

@@ -241,7 +241,8 @@ fn try_defer_call(ctx: &ProbeContext) -> Option<()> {
     let cfg = PANIC_CONFIG.load();
     let g = goabi::current_g(ctx)?;
     let goid = goabi::read_u64(at(g, cfg.g_goid))?;
-    let fn_pc = goabi::read_u64(goabi::closure_context(ctx)?).unwrap_or(0);
+    let closure = goabi::closure_context(ctx)?;
+    let fn_pc = goabi::read_u64(closure).unwrap_or(0);
     let mut h = emit::header(tracer_common::event::EventKind::Create, tid);
     h.kind = PanicKind::Defer as u32;
     emit::send(
@@ -250,6 +251,7 @@ fn try_defer_call(ctx: &ProbeContext) -> Option<()> {
             header: h,
             goid,
             fn_pc,
+            closure,
         },
     );
     Some(())

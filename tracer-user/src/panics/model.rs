@@ -54,8 +54,9 @@ pub struct FinishedPanic {
     pub repanicked: bool,
     /// `ktime` of the event that decided the fate.
     pub end_ns: u64,
-    /// Entry PCs of the deferred functions this panic called, in call order.
-    pub defers: Vec<u64>,
+    /// `(entry PC, *funcval)` of the deferred functions this panic called, in call order
+    /// (entry 0 when the kernel could not read it).
+    pub defers: Vec<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -64,7 +65,7 @@ struct Open {
     recovered: bool,
     nested: bool,
     recovered_by_pc: Option<u64>,
-    defers: Vec<u64>,
+    defers: Vec<(u64, u64)>,
 }
 
 /// Deferred calls kept per panic.
@@ -115,7 +116,7 @@ impl PanicModel {
             PanicEvent::Fatal(end) => self.fatal(end, out),
             PanicEvent::Defer(d) => match self.open.get_mut(&d.goid).and_then(|l| l.last_mut()) {
                 // Bounded: a panic runs one call per deferred function of its frames.
-                Some(p) if p.defers.len() < MAX_DEFERS => p.defers.push(d.fn_pc),
+                Some(p) if p.defers.len() < MAX_DEFERS => p.defers.push((d.fn_pc, d.closure)),
                 Some(_) => {}
                 // A Goexit running defers, or a panic that started before attaching.
                 None => self.unmatched += 1,

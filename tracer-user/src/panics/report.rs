@@ -209,7 +209,19 @@ impl<'a> Reporter<'a> {
             defers_run: f
                 .defers
                 .iter()
-                .map(|&pc| self.function_at(pc, bias))
+                .map(|&(pc, closure)| {
+                    // The kernel reads no page the process never touched: a static funcval
+                    // is in the binary file.
+                    let pc = if pc == 0 {
+                        self.bin
+                            .image()
+                            .read_ptr(closure.wrapping_sub(bias))
+                            .map_or(0, |p| p.wrapping_add(bias))
+                    } else {
+                        pc
+                    };
+                    self.function_at(pc, bias)
+                })
                 .collect(),
             ts_ns: s.header.ktime_ns,
             end_ns: f.end_ns,

@@ -11,7 +11,7 @@
 //! Type names come from the binary file itself: `abi.Type.Str` is a `nameOff` into the
 //! module's type data (`moduledata.types`), so no process memory is needed.
 
-use tracer_common::panic::PanicStart;
+use tracer_common::panic::{PanicStart, STRING_BYTES, VALUE_BYTES};
 
 use crate::gobin::{GoBinary, layout::RuntimeLayout};
 
@@ -95,6 +95,19 @@ impl<'a> Types<'a> {
         Some(TypeInfo { name, kind })
     }
 
+    /// Up to `len` bytes at runtime address `addr` read from the binary file, when the
+    /// address lies in one of its file-backed segments (bss is not).
+    pub fn file_bytes(&self, addr: u64, len: usize) -> Option<&'a [u8]> {
+        if addr == 0 {
+            return None;
+        }
+        self.bin
+            .image()
+            .read_vaddr_upto(addr.wrapping_sub(self.bias), len)
+            .ok()
+            .filter(|b| !b.is_empty())
+    }
+
     /// An `abi.Name`: one flag byte, a varint length, the bytes.
     fn read_name(&self, addr: u64) -> Option<String> {
         let head = self.bin.image().read_vaddr_upto(addr, 11).ok()?;
@@ -155,12 +168,31 @@ impl Captured<'_> {
 }
 
 /// Renders the value captured by a `gopanic` event.
+///
+/// The kernel cannot fault pages in for a probe: bytes on a page of the binary the process
+/// never touched (a static error value, a string literal) fail to read there. Those are
+/// read from the binary file instead, which holds them unchanged when they are read-only
+/// data or statically initialized.
 pub fn render(types: &Types<'_>, e: &PanicStart) -> Rendered {
-    let value = e.value.get(..e.value_len as usize).unwrap_or(&[]);
-    let string = (e.string_len != u32::MAX)
+    let mut value = e.value.get(..e.value_len as usize).unwrap_or(&[]);
+    if value.len() < 16
+        && let Some(v) = types.file_bytes(e.data_ptr, VALUE_BYTES)
+    {
+        value = v;
+    }
+    let mut string = (e.string_len != u32::MAX)
         .then(|| e.string.get(..e.string_len as usize))
         .flatten()
         .map(|s| (s, e.string_full_len));
+    if string.is_none()
+        && let (Some(ptr), Some(len)) = (le_u64(value, 0), le_u64(value, 8))
+        && len <= 1 << 30
+    {
+        let n = usize::try_from(len)
+            .unwrap_or(STRING_BYTES)
+            .min(STRING_BYTES);
+        string = types.file_bytes(ptr, n).map(|s| (s, len));
+    }
     let c = Captured {
         value,
         string,
@@ -329,6 +361,10 @@ fn type_assertion(types: &Types<'_>, c: &Captured<'_>) -> Option<(String, bool)>
             false,
         ),
     })
+}
+
+fn le_u64(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
 }
 
 /// A float as the runtime's `print` writes it: `+1.500000e+000`, `NaN`, `+Inf`.
