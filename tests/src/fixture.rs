@@ -3,8 +3,9 @@
 //! Every test needs real Go binaries of every supported toolchain in every build variant the
 //! tracer must handle; building them is the slow part of the suite, so binaries are cached under
 //! `$GTRACE_CACHE/fixtures/<hash>/<name>`. The hash covers everything that changes the binary:
-//! the fixture's source files (names and contents), the toolchain version, the variant and this
-//! module's build recipe ([`RECIPE`]). A cache hit is a directory lookup and never runs `go`.
+//! the fixture's source files (names and contents), the toolchain version, the variant, this
+//! module's build recipe ([`RECIPE`]) and the absolute source directory (embedded in
+//! binaries built without `-trimpath`). A cache hit is a directory lookup and never runs `go`.
 //!
 //! Builds are safe to run concurrently (parallel tests, `cargo xtask fixtures` next to
 //! `cargo test`): each build goes to a private temporary directory that is renamed into place;
@@ -19,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use crate::go::{self, Toolchain};
 
 /// Bump when the way binaries are built changes, so stale cache entries are not reused.
-pub const RECIPE: &str = "gtrace-fixture-v1 CGO_ENABLED=0 -buildvcs=false";
+pub const RECIPE: &str = "gtrace-fixture-v2 CGO_ENABLED=0 -buildvcs=false";
 
 /// The fixtures the integration tests use (each a `main` package in `tests/fixtures/<name>/`).
 pub const TEST_FIXTURES: &[&str] = &["blocked", "churn", "panics", "inline", "pingpong"];
@@ -84,6 +85,24 @@ impl std::fmt::Display for Variant {
     }
 }
 
+/// Every program under `tests/fixtures/` (each directory with a `go.mod`), sorted: the
+/// listed ones and any added later, so `cargo xtask fixtures` and the build tests pick new
+/// fixtures up without a list to edit.
+pub fn programs() -> anyhow::Result<Vec<String>> {
+    let dir = fixtures_dir();
+    let mut out = Vec::new();
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+    {
+        let entry = entry?;
+        if entry.path().join("go.mod").is_file() {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// `tests/fixtures/` of this checkout.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -133,14 +152,14 @@ pub struct Outcome<'a> {
 /// toolchain varies fastest, so parallel workers compile the standard library of *different*
 /// toolchains instead of racing to compile the same packages twice (Go's build cache does
 /// not deduplicate in-flight compiles across processes).
-pub fn jobs(names: &[&str]) -> anyhow::Result<Vec<Job>> {
+pub fn jobs<S: AsRef<str>>(names: &[S]) -> anyhow::Result<Vec<Job>> {
     let toolchains = go::all()?;
     let mut out = Vec::new();
     for variant in Variant::ALL {
         for name in names {
             for tc in &toolchains {
                 out.push(Job {
-                    name: (*name).to_owned(),
+                    name: name.as_ref().to_owned(),
                     toolchain: tc.clone(),
                     variant,
                 });
@@ -192,6 +211,54 @@ pub fn build_many(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Removes cached binaries built from *this* checkout's fixtures that `keep` no longer
+/// produces (stale sources, old recipes), and build directories left by interrupted builds
+/// more than an hour ago. Entries of other checkouts are left alone. Returns how many
+/// entries were removed.
+pub fn prune(keep: &[Job]) -> anyhow::Result<usize> {
+    let root = go::cache_dir().join("fixtures");
+    let mut wanted = std::collections::HashSet::new();
+    for job in keep {
+        wanted.insert(cache_key(&job.name, &job.toolchain, job.variant)?);
+    }
+    let ours = fixtures_dir();
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(0);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let stale = if file_name.starts_with(".tmp-") {
+            entry
+                .metadata()?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|age| age > std::time::Duration::from_hours(1))
+        } else {
+            let info = std::fs::read_to_string(path.join("build.txt")).unwrap_or_default();
+            // Entries made before build.txt had a `source:` line name it in the command.
+            let source = info.lines().find_map(|l| {
+                l.strip_prefix("source: ").or_else(|| {
+                    l.strip_prefix("command: cd \"")
+                        .and_then(|c| c.split_once('"'))
+                        .map(|(dir, _)| dir)
+                })
+            });
+            source.is_some_and(|s| Path::new(s).starts_with(&ours))
+                && !wanted.contains(file_name.as_ref())
+        };
+        if stale {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The regular files of a fixture, as sorted paths relative to its directory.
 fn source_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -223,7 +290,10 @@ pub fn cache_key(name: &str, tc: &Toolchain, variant: Variant) -> anyhow::Result
         bail!("no fixture named {name:?}: {} has no go.mod", dir.display());
     }
     let mut h = Sha256::new();
-    for part in [RECIPE, name, &tc.version, variant.name()] {
+    // The source directory is part of the key: non-trimpath binaries embed its absolute path,
+    // so checkouts in different places (git worktrees) must not share binaries.
+    let dir_text = dir.to_string_lossy();
+    for part in [RECIPE, name, &tc.version, variant.name(), &dir_text] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -255,7 +325,8 @@ pub fn cached_path(name: &str, tc: &Toolchain, variant: Variant) -> anyhow::Resu
 
 /// Builds fixture `name` with `tc` in `variant`, or returns the cached binary.
 ///
-/// Fixtures are built with `CGO_ENABLED=0` (static, no libc: the g pointer is at fsbase-8) and
+/// Fixtures are built with `CGO_ENABLED=0` (no libc, so the g pointer is at fsbase-8; non-PIE
+/// builds are static, PIE builds only request `ld-linux` to relocate them) and
 /// `-buildvcs=false` (the binary must not depend on the state of the git checkout).
 pub fn build(name: &str, tc: &Toolchain, variant: Variant) -> anyhow::Result<PathBuf> {
     Ok(build_reporting(name, tc, variant)?.0)
@@ -329,7 +400,8 @@ fn build_into(
     std::fs::write(
         tmp.join("build.txt"),
         format!(
-            "fixture: {name}\ngo: {} ({})\nvariant: {variant}\nrecipe: {RECIPE}\ncommand: {cmd:?}\n",
+            "fixture: {name}\nsource: {}\ngo: {} ({})\nvariant: {variant}\nrecipe: {RECIPE}\ncommand: {cmd:?}\n",
+            src.display(),
             tc.version,
             tc.go.display()
         ),

@@ -79,7 +79,9 @@ impl Toolchain {
     ///
     /// Note Go's quirk: `function` is the *physical* (outermost) function containing the PC,
     /// while `file:line` is the *innermost* inlined position. Compare inlined frames with
-    /// `runtime.CallersFrames` (the `inline` fixture) instead.
+    /// `runtime.CallersFrames` (the `inline` fixture) instead. Go 1.19's addr2line answers
+    /// `?` for every PIE binary (pclntab is in `.data.rel.ro.gopclntab` there); use a newer
+    /// toolchain's for those.
     pub fn addr2line(
         &self,
         binary: &Path,

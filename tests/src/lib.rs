@@ -33,25 +33,37 @@
 //!   environment of [`go::go_env`] (`GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod`, `GOCACHE`
 //!   and `GOPATH` under [`go::cache_dir`] = `$GTRACE_CACHE` or `~/.cache/gtrace`);
 //!   [`go::Toolchain::at_least`] / [`go::Toolchain::minor`] for per-version expectations;
-//!   [`go::Toolchain::goroot`] for the runtime sources.
+//!   [`go::Toolchain::goroot`] for the runtime sources; [`go::Toolchain::addr2line`] runs
+//!   `go tool addr2line` (ground truth for symbolizers; mind its quirks in the docs).
 //! - [`fixture`]: [`fixture::build`]`(name, &tc, variant) -> PathBuf` builds
 //!   `tests/fixtures/<name>/` (cached under `$GTRACE_CACHE/fixtures/<hash>/<name>`; the hash
-//!   covers sources, toolchain version, variant and recipe; concurrency-safe; a hit runs no
+//!   covers sources, source dir, toolchain version, variant and recipe; concurrency-safe; a hit runs no
 //!   `go`). [`fixture::Variant`] is `Default | Stripped (-ldflags=-s -w) | Pie | Trimpath`
-//!   ([`fixture::Variant::ALL`]). [`fixture::matrix`] iterates (toolchain, variant).
-//!   Binaries are built with `CGO_ENABLED=0 -buildvcs=false`.
+//!   ([`fixture::Variant::ALL`]). [`fixture::matrix`] iterates (toolchain, variant);
+//!   [`fixture::jobs`] + [`fixture::build_many`] build many in parallel.
+//!   Binaries are built with `CGO_ENABLED=0 -buildvcs=false`. Facts worth knowing: Go links
+//!   PIE executables at 0x400000 (not 0) and they request `ld-linux` as interpreter even
+//!   without cgo; PIE pclntab is in `.data.rel.ro.gopclntab` up to Go 1.25 and in
+//!   `.gopclntab` from 1.26.
 //! - [`process`]: [`process::Spawned`] owns a child (stdin/stdout/stderr piped) and SIGKILLs +
-//!   reaps it on drop. [`process::Spawned::wait_ready`] (lines before `ready`),
+//!   reaps it on drop; it does not pass the test's own `GODEBUG`, `GOTRACEBACK`, `GOGC`, …
+//!   ([`process::GO_RUNTIME_ENV`]) on to the child. [`process::Spawned::wait_ready`] (lines before `ready`),
 //!   [`process::Spawned::wait_for_line`], [`process::Spawned::next_line`],
 //!   [`process::Spawned::write_line`], [`process::Spawned::signal`] ([`process::Signal`]:
 //!   `Quit`, `Usr1`, `Usr2`, `Term`, `Kill`), [`process::Spawned::stderr`],
-//!   [`process::Spawned::wait_exit`]. [`process::goroutine_dump`] runs a binary with
+//!   [`process::Spawned::wait_exit`], [`process::Spawned::load_base`] /
+//!   [`process::Spawned::load_bias`] (runtime = link-time address + bias; non-zero only for
+//!   PIE). [`process::goroutine_dump`] runs a binary with
 //!   `GOTRACEBACK=all`, waits for `ready`, sends SIGQUIT and returns the runtime's dump.
 //! - [`traceback`]: [`traceback::parse`] turns Go's dump text (SIGQUIT or fatal panic, Go 1.19
 //!   … 1.27) into [`traceback::Dump`] → [`traceback::Goroutine`] `{ goid, status,
 //!   wait_minutes, frames: [Frame { function, file, line, inlined, pc_offset, .. }],
-//!   created_by: Location { function, file, line }, parent_goid, .. }`. Its module docs say
-//!   what Go shows and hides at each traceback level.
+//!   created_by: Location { function, file, line }, parent_goid, .. }`, plus
+//!   [`traceback::Dump::panics`] / [`traceback::Dump::fatal_error`] for the message lines.
+//!   SIGQUIT dumps are level 2 (every goroutine and runtime frame);
+//!   [`traceback::Dump::user_goroutines`] and [`traceback::Goroutine::level1_frames`] give
+//!   the `GOTRACEBACK=all` view of them. Its module docs say what Go shows and hides at each
+//!   traceback level, per version.
 //! - [`blocked`]: what the `blocked` fixture prints ([`blocked::parse_report`] →
 //!   [`blocked::Made`] `{ name, count, func, creator }`) and the status Go reports for each
 //!   kind per version ([`blocked::expected_status`]).
@@ -66,7 +78,7 @@
 //!   waits until stdin reaches EOF.
 //! - `churn`: stdin `N` → exactly N short-lived goroutines (`main.churnWorker`, created by
 //!   `main.spawn`), then `done N`; `calls N` → N calls of the `//go:noinline` `main.counted`,
-//!   then `called N total T`. Run with `GOGC=off`.
+//!   then `called N total T`; `goroutines` → `goroutines G`. Run with `GOGC=off`.
 //! - `panics`: `panics [MODE]`; each stdin line triggers a panic: recovered ones print
 //!   `recovered MODE: VALUE`, fatal ones (`main`, `goroutine`, `repanic_fatal`,
 //!   `nested_fatal`, `deep_fatal`, `nil_deref_fatal`, `deadlock`) kill the process with status 2. `list` prints the modes.
@@ -75,7 +87,8 @@
 //! - `demo`: the `cargo xtask demo` target (worker pool, a growing goroutine leak, a
 //!   recovered panic every 3 s). Not used by tests.
 //!
-//! `cargo xtask fixtures` builds them all with every toolchain in every variant (warm cache:
+//! `cargo xtask fixtures` builds them all ([`fixture::programs`]: every directory with a
+//! `go.mod`) with every toolchain in every variant (warm cache:
 //! ~0.1 s); `cargo xtask record-dumps` re-records `tests/testdata/dumps/`.
 
 pub mod blocked;

@@ -16,6 +16,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+/// Environment variables that change the Go runtime's behaviour; [`Spawned::spawn`] does not
+/// pass them on from the test's own environment.
+pub const GO_RUNTIME_ENV: &[&str] = &[
+    "GODEBUG",
+    "GOGC",
+    "GOMAXPROCS",
+    "GOMEMLIMIT",
+    "GOTRACEBACK",
+    "GORACE",
+    "GOEXPERIMENT",
+];
+
 /// The line fixtures print once they are in their steady state.
 pub const READY: &str = "ready";
 
@@ -65,7 +77,9 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// Spawns `program args…` with extra `env` (added to the inherited environment).
+    /// Spawns `program args…` with extra `env` added to the inherited environment, minus the
+    /// Go runtime settings in [`GO_RUNTIME_ENV`] (a `GODEBUG` or `GOTRACEBACK` in the shell of
+    /// whoever runs the tests must not change what fixtures do); pass them in `env` to set them.
     pub fn spawn<I, S, K, V>(program: &Path, args: I, env: &[(K, V)]) -> anyhow::Result<Self>
     where
         I: IntoIterator<Item = S>,
@@ -75,6 +89,9 @@ impl Spawned {
     {
         let mut cmd = Command::new(program);
         cmd.args(args);
+        for k in GO_RUNTIME_ENV {
+            cmd.env_remove(k);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -134,6 +151,53 @@ impl Spawned {
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The address the child's executable is mapped at: the start of the lowest mapping of
+    /// `/proc/PID/exe` with file offset 0 (for a PIE binary, add it to link-time addresses;
+    /// for a non-PIE Go binary it is the link-time base, 0x400000).
+    pub fn load_base(&self) -> anyhow::Result<u64> {
+        let pid = self.pid();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .with_context(|| format!("cannot read /proc/{pid}/exe"))?;
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .with_context(|| format!("cannot read /proc/{pid}/maps"))?;
+        maps.lines()
+            .filter_map(|line| {
+                // start-end perms offset dev inode path
+                let mut f = line.split_whitespace();
+                let range = f.next()?;
+                let offset = f.nth(1)?;
+                let path = f.nth(2)?;
+                let start = u64::from_str_radix(range.split_once('-')?.0, 16).ok()?;
+                (u64::from_str_radix(offset, 16).ok()? == 0 && Path::new(path) == exe)
+                    .then_some(start)
+            })
+            .min()
+            .with_context(|| format!("{} is not mapped in process {pid}", exe.display()))
+    }
+
+    /// What to add to a link-time address of the executable to get its runtime address:
+    /// [`Self::load_base`] minus the virtual address of the ELF segment at file offset 0.
+    /// Zero for a non-PIE binary. Go links PIE executables at 0x400000 too (not at 0), so
+    /// this is *not* the load base itself.
+    pub fn load_bias(&self) -> anyhow::Result<u64> {
+        use object::read::elf::{ElfFile64, ProgramHeader as _};
+        let base = self.load_base()?;
+        let exe = format!("/proc/{}/exe", self.pid());
+        let bytes = std::fs::read(&exe).with_context(|| format!("cannot read {exe}"))?;
+        let elf = ElfFile64::<object::Endianness>::parse(&*bytes)
+            .with_context(|| format!("cannot parse {exe} as a 64-bit ELF file"))?;
+        let endian = elf.endian();
+        // Only PT_LOAD: Go PIE binaries also have TLS/GNU_STACK headers at offset 0, vaddr 0.
+        let link_base = elf
+            .elf_program_headers()
+            .iter()
+            .filter(|ph| ph.p_type(endian) == object::elf::PT_LOAD && ph.p_offset(endian) == 0)
+            .map(|ph| ph.p_vaddr(endian))
+            .min()
+            .with_context(|| format!("{exe} has no PT_LOAD segment at file offset 0"))?;
+        Ok(base.wrapping_sub(link_base))
     }
 
     /// Waits up to `timeout` for the next stdout line.
@@ -339,6 +403,21 @@ mod tests {
         let status = p.wait_exit(READY_TIMEOUT).unwrap();
         assert!(!status.success());
         assert_eq!(p.stderr(), "oops\n");
+    }
+
+    #[test]
+    fn load_base_of_a_running_program() {
+        let p = Spawned::spawn(Path::new("/bin/sleep"), ["100"], &[] as &[(&str, &str)]).unwrap();
+        // exec may not have happened yet right after spawn: retry briefly.
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let base = loop {
+            match p.load_base() {
+                Ok(b) => break b,
+                Err(e) if Instant::now() > deadline => panic!("{e:#}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        assert!(base > 0 && base % 4096 == 0, "{base:#x}");
     }
 
     #[test]

@@ -23,7 +23,14 @@ fn build(name: &str, tc: &Toolchain, v: Variant) -> std::path::PathBuf {
 /// what it claims (PIE is `ET_DYN`, stripped has no symbols, trimpath has no absolute paths).
 #[test]
 fn every_fixture_builds_in_every_variant() {
-    let jobs = fixture::jobs(fixture::ALL_PROGRAMS).unwrap_or_else(|e| panic!("{e:#}"));
+    let programs = fixture::programs().unwrap();
+    for known in fixture::ALL_PROGRAMS {
+        assert!(
+            programs.iter().any(|p| p == known),
+            "{known} missing from {programs:?}"
+        );
+    }
+    let jobs = fixture::jobs(&programs).unwrap_or_else(|e| panic!("{e:#}"));
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     let failures = fixture::build_many(&jobs, workers, &|_| {});
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -42,6 +49,9 @@ fn every_fixture_builds_in_every_variant() {
         let has_symtab = elf.section_by_name(".symtab").is_some();
         assert_eq!(has_symtab, v.has_symbols(), "{what}: .symtab");
         let abs = fixture::source_dir(name).join("main.go");
+        if !abs.is_file() {
+            continue;
+        }
         let has_abs_path =
             memchr::memmem::find(&bytes, abs.as_os_str().as_encoded_bytes()).is_some();
         assert_eq!(
@@ -143,6 +153,8 @@ fn churn_protocol() {
                 "{tc}"
             );
         }
+        p.write_line("goroutines").unwrap();
+        assert_eq!(p.next_line(READY_TIMEOUT).unwrap(), "goroutines 1", "{tc}");
         p.write_line("calls 25").unwrap();
         assert_eq!(p.next_line(READY_TIMEOUT).unwrap(), "called 25 total 25");
         p.write_line("quit").unwrap();
@@ -255,5 +267,101 @@ fn inline_reports_expanded_frames() {
                 "{tc} {v}: {capture}"
             );
         }
+        if matches!(v, Variant::Default | Variant::Pie) {
+            // The reported pc is a physical return address: `go tool addr2line` on pc-1
+            // (minus the load bias) names the physical function and the innermost inlined
+            // line.
+            let bias = p.load_bias().unwrap();
+            assert_eq!(bias == 0, v != Variant::Pie, "{tc} {v}: bias {bias:#x}");
+            let pcs: Vec<u64> = records
+                .iter()
+                .map(|r| {
+                    u64::from_str_radix(&r.pc[2..], 16)
+                        .unwrap()
+                        .wrapping_sub(1 + bias)
+                })
+                .collect();
+            // Go 1.19's addr2line cannot read PIE binaries (it does not find pclntab in
+            // `.data.rel.ro.gopclntab`); the newest toolchain's can.
+            let tool = if v == Variant::Pie && !tc.at_least(1, 21) {
+                go::newest().unwrap()
+            } else {
+                tc.clone()
+            };
+            let answers = tool.addr2line(&bin, &pcs).unwrap();
+            assert_eq!(answers.len(), records.len());
+            for (r, a) in records.iter().zip(answers) {
+                let (function, _, line) = a
+                    .unwrap_or_else(|| panic!("{tc} {v}: no answer for {} (bias {bias:#x})", r.pc));
+                let last = r.frames.last().unwrap();
+                assert_eq!(function, last.function, "{tc} {v} {}", r.pc);
+                assert_eq!(line, r.frames[0].line, "{tc} {v} {}", r.pc);
+            }
+        }
     }
+}
+
+/// The demo starts its worker pool and its first leaked goroutine before `ready`.
+#[test]
+fn demo_shape() {
+    for tc in toolchains() {
+        let bin = build(fixture::DEMO, &tc, Variant::Default);
+        let (_, text) = process::goroutine_dump(&bin, &[] as &[&str]).unwrap();
+        let dump = traceback::parse(&text).unwrap_or_else(|e| panic!("{tc}: {e}\n{text}"));
+        // main starts 4 workers, the dispatcher, the request loop and the config loop. Busy
+        // ones may be running on another thread at dump time ("stack unavailable").
+        let by_main: Vec<_> = dump
+            .goroutines
+            .iter()
+            .filter(|g| {
+                g.created_by
+                    .as_ref()
+                    .is_some_and(|c| c.function == "main.main")
+            })
+            .collect();
+        assert_eq!(by_main.len(), 7, "{tc}");
+        for g in by_main.iter().filter(|g| !g.stack_unavailable) {
+            let only_wrapper = not_started(g, "main.main");
+            let known = [
+                "main.worker",
+                "main.dispatcher",
+                "main.requestLoop",
+                "main.configLoop",
+            ];
+            assert!(
+                only_wrapper || known.iter().any(|f| g.has_frame(f)),
+                "{tc}: {:?}",
+                g.functions()
+            );
+        }
+        assert!(dump.with_frame("main.worker").count() <= 4, "{tc}");
+        // The first leaked goroutine exists (it may not have parked yet).
+        let leaked: Vec<_> = dump
+            .goroutines
+            .iter()
+            .filter(|g| {
+                g.created_by
+                    .as_ref()
+                    .is_some_and(|c| c.function == "main.handleRequest")
+            })
+            .collect();
+        assert!(!leaked.is_empty(), "{tc}");
+        for g in leaked.iter().filter(|g| !g.stack_unavailable) {
+            assert!(
+                not_started(g, "main.handleRequest") || g.has_frame("main.awaitReply"),
+                "{tc}: {:?}",
+                g.functions()
+            );
+        }
+    }
+}
+
+/// A goroutine that has not run yet shows only the `go` wrapper of its creator
+/// (`F.gowrapN` since Go 1.22, `F.funcN` before) and `runtime.goexit`.
+fn not_started(g: &traceback::Goroutine, creator: &str) -> bool {
+    g.functions().iter().all(|f| {
+        f.strip_prefix(creator)
+            .is_some_and(|rest| rest.starts_with(".gowrap") || rest.starts_with(".func"))
+            || *f == "runtime.goexit"
+    })
 }

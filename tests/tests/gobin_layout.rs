@@ -16,6 +16,7 @@ use gtrace_tests::fixture::{self, Variant};
 use gtrace_tests::go::{self, Toolchain};
 use gtrace_tests::process::{GOTRACEBACK_ALL, Spawned, quit_and_collect};
 use object::{Object as _, ObjectSymbol as _};
+use tracer_user::gobin::GoBinary;
 use tracer_user::gobin::dwarf::DwarfStructs;
 use tracer_user::gobin::layout::{RuntimeLayout, Source};
 use tracer_user::gobin::table_gen::{self, Probe};
@@ -125,6 +126,20 @@ fn stripped_builds_use_the_table() {
             TableSource::Table { version: v.clone() },
             "{tc}"
         );
+        // Through GoBinary: the version comes from the build info of the stripped binary.
+        let bin = GoBinary::from_bytes(data.clone()).unwrap();
+        assert_eq!(bin.version(), Some(&v), "{tc}");
+        assert_eq!(
+            RuntimeLayout::for_go_binary(&bin, None).unwrap(),
+            layout,
+            "{tc}"
+        );
+        let via_bin = WaitReasons::for_go_binary(&bin, None).unwrap().unwrap();
+        assert_eq!(via_bin, reasons, "{tc}");
+        // An override wins over the build info.
+        let other = GoVersion::new(1, 22, 0);
+        let assumed = RuntimeLayout::for_go_binary(&bin, Some(&other)).unwrap();
+        assert_eq!(assumed, RuntimeLayout::for_version(&other).unwrap(), "{tc}");
     }
 }
 
@@ -294,16 +309,41 @@ fn table_layout_reads_live_goroutines_like_the_runtime_dump() {
         let (ptr, len) = (read_u64(&mem, allgs), read_u64(&mem, allgs + 8));
         assert!((1..100_000).contains(&len), "{tc}: allglen {len}");
         let g = &layout.g;
-        let mut ours = BTreeMap::new();
+        let wrong_layout = [(1, 22), (1, 23), (1, 24), (1, 25)]
+            .into_iter()
+            .find(|&(ma, mi)| {
+                let other = RuntimeLayout::for_version(&GoVersion::new(ma, mi, 0)).unwrap();
+                (ma, mi) != (v.major, v.minor) && other.g.goid != layout.g.goid
+            })
+            .map(|(ma, mi)| RuntimeLayout::for_version(&GoVersion::new(ma, mi, 0)).unwrap());
+        let mut raws = Vec::new();
         for i in 0..len {
             let gp = read_u64(&mem, ptr + 8 * i);
-            let mut raw = vec![0u8; g.size as usize];
+            let mut raw = vec![0u8; g.size.max(512) as usize];
             mem.read_exact_at(&mut raw, gp).unwrap();
+            raws.push((gp, raw));
+        }
+        let samples = layout
+            .check_g_sample(raws.iter().map(|(gp, raw)| (*gp, raw.as_slice())))
+            .unwrap_or_else(|e| panic!("{tc}: {e}"));
+        // Read with another version's layout (the goid/waitsince shift between 1.22 and 1.23,
+        // and between 1.24 and 1.25), the same live goroutines must fail the checks.
+        if let Some(wrong) = &wrong_layout {
+            let res = wrong.check_g_sample(raws.iter().map(|(gp, raw)| (*gp, raw.as_slice())));
+            assert!(
+                res.is_err(),
+                "{tc}: the {:?} layout passed the g checks",
+                wrong.source
+            );
+        }
+        let mut ours = BTreeMap::new();
+        for ((_, raw), sample) in raws.iter().zip(&samples) {
             let u64_at = |off: u32| {
                 u64::from_le_bytes(raw[off as usize..off as usize + 8].try_into().unwrap())
             };
             let status =
                 u32::from_le_bytes(raw[g.atomicstatus as usize..][..4].try_into().unwrap());
+            assert_eq!(sample.status, status, "{tc}");
             if status & !0x1000 == gstatus::DEAD {
                 continue;
             }
@@ -316,9 +356,11 @@ fn table_layout_reads_live_goroutines_like_the_runtime_dump() {
                 statuses.name(status).expect("known status").to_owned()
             };
             let goid = u64_at(g.goid);
+            assert_eq!(sample.goid, goid, "{tc}");
             let parent = g.parent_goid.map(u64_at);
             ours.insert(goid, (state, parent, u64_at(g.gopc), u64_at(g.startpc)));
         }
+        assert!(ours.len() >= 20, "{tc}: too few live goroutines");
         let dump = quit_and_collect(&mut p).unwrap();
         let theirs = parse_dump(&dump);
         assert!(
@@ -431,6 +473,62 @@ fn compressed_zdebug_and_plain_dwarf_read_alike() {
                 .unwrap_or_else(|e| panic!("{tc} {section}: {e}"));
             assert_eq!(got, want, "{tc} {section}");
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// cgo programs are linked by the system linker (`-linkmode=external`), which lays out
+/// sections, relocations and DWARF its own way; layouts and wait reasons must still read.
+#[test]
+fn externally_linked_cgo_pie_builds_read_like_the_table() {
+    let dir = std::env::temp_dir().join(format!("gtrace-extlink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for tc in toolchains() {
+        let v = version(&tc);
+        let out = dir.join(format!("layoutprobe-{}", tc.version));
+        let build = tc
+            .command()
+            .current_dir(fixture::source_dir("layoutprobe"))
+            .env("CGO_ENABLED", "1")
+            .args([
+                "build",
+                "-buildvcs=false",
+                "-buildmode=pie",
+                "-ldflags=-linkmode=external",
+                "-o",
+            ])
+            .arg(&out)
+            .arg(".")
+            .output()
+            .expect("run go build");
+        assert!(
+            build.status.success(),
+            "{tc}: cgo build failed (needs gcc): {}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let data = std::fs::read(&out).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let layout = RuntimeLayout::for_binary(&file, &v).unwrap();
+        assert_eq!(
+            layout.source,
+            Source::Dwarf {
+                from_table: Vec::new()
+            },
+            "{tc}"
+        );
+        assert_eq!(
+            strip_source(layout),
+            strip_source(RuntimeLayout::for_version(&v).unwrap()),
+            "{tc}"
+        );
+        let reasons = WaitReasons::from_binary(&file)
+            .unwrap()
+            .expect("symbols present");
+        assert_eq!(
+            reasons.strings,
+            WaitReasons::for_version(&v).unwrap().strings,
+            "{tc}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,7 +37,7 @@ fn open(path: &Path) -> GoBinary {
     GoBinary::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Runs `go tool addr2line` of `tc` on `pcs`: (function, "file:line") per PC.
+/// Runs `go tool addr2line` of `tc` on `pcs`: (function, `file:line`) per PC.
 fn addr2line(tc: &Toolchain, bin: &Path, pcs: &[u64]) -> Vec<(String, String)> {
     let mut cmd = tc.command();
     cmd.args(["tool", "addr2line"]).arg(bin);
@@ -45,7 +45,11 @@ fn addr2line(tc: &Toolchain, bin: &Path, pcs: &[u64]) -> Vec<(String, String)> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("go tool addr2line starts");
-    let input: String = pcs.iter().map(|pc| format!("{pc:#x}\n")).collect();
+    let input = pcs.iter().fold(String::new(), |mut s, pc| {
+        use std::fmt::Write as _;
+        let _ = writeln!(s, "{pc:#x}");
+        s
+    });
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
@@ -87,7 +91,7 @@ fn sample_pcs(bin: &GoBinary) -> Vec<u64> {
 }
 
 /// Every entry PC and ≥1000 inner PCs symbolize like `go tool addr2line`: its function is the
-/// outermost (physical) frame, its file:line the innermost position (addr2line does not
+/// outermost (physical) frame, its `file:line` the innermost position (addr2line does not
 /// expand inlining but reads the pc-line table, which holds the innermost position).
 #[test]
 fn pcs_match_go_tool_addr2line() {
@@ -392,7 +396,8 @@ fn inspect_report_per_variant() {
     for tc in [go::by_version("1.19").unwrap(), go::newest().unwrap()] {
         for v in Variant::ALL {
             let bin = open(&build("inline", &tc, v));
-            let r = tracer_user::gobin::inspect::Report::new(&bin, &["main.chain".to_owned()]);
+            let r =
+                tracer_user::gobin::inspect::Report::new(&bin, &["main.chain".to_owned()], None);
             assert_eq!(r.symbols.symtab, v.has_symbols(), "{tc} {v}");
             assert_eq!(r.pie, v == Variant::Pie, "{tc} {v}");
             assert_eq!(
@@ -417,6 +422,65 @@ fn inspect_report_per_variant() {
             let json: serde_json::Value = serde_json::to_value(&r).unwrap();
             assert_eq!(json["symbols"]["symtab"], v.has_symbols());
             assert!(r.to_text().contains("runtime.gopark"));
+        }
+    }
+}
+
+/// `/proc/PID/exe` still reads a binary that was deleted after start, and
+/// `/proc/PID/root/<path>` reads it through the process's mount namespace.
+#[test]
+fn open_pid_survives_deleted_binary() {
+    let tc = go::newest().unwrap();
+    let original = build("inline", &tc, Variant::Stripped);
+    let dir = std::env::temp_dir().join(format!("gtrace-gobin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("inline");
+    std::fs::copy(&original, &copy).unwrap();
+    let mut p = Spawned::spawn(&copy, &[] as &[&str], &[] as &[(&str, &str)]).unwrap();
+    p.wait_ready().unwrap();
+    let by_root = GoBinary::open_in_root(p.pid(), &copy).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let by_pid = GoBinary::open_pid(p.pid()).unwrap();
+    let want = open(&original).functions().unwrap();
+    assert_eq!(by_pid.functions().unwrap(), want);
+    assert_eq!(by_root.functions().unwrap(), want);
+    assert!(GoBinary::open(&copy).is_err());
+}
+
+/// With the build info destroyed (so the version, and with it the moduledata layout, is
+/// unknown) the funcdata base is recovered by trying each known layout, and inline expansion
+/// is unchanged.
+#[test]
+fn inline_trees_without_a_known_version() {
+    for (tc, v) in matrix()
+        .into_iter()
+        .filter(|(_, v)| *v == Variant::Stripped)
+    {
+        let path = build("inline", &tc, v);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let magic = b"\xff Go buildinf:";
+        let at = bytes.windows(magic.len()).position(|w| w == magic).unwrap();
+        bytes[at] = 0;
+        let damaged = GoBinary::from_bytes(bytes).unwrap();
+        assert!(damaged.version().is_none(), "{tc}");
+        assert!(
+            damaged.symbol_sources().inline_trees,
+            "{tc}: funcdata base not recovered"
+        );
+        let good = open(&path);
+        assert_eq!(
+            damaged.pclntab().layout().gofunc,
+            good.pclntab().layout().gofunc,
+            "{tc}"
+        );
+        for f in good.functions().unwrap().iter().step_by(3) {
+            let pc = f.entry + (f.end - f.entry) / 2;
+            assert_eq!(
+                damaged.symbolize(pc).unwrap(),
+                good.symbolize(pc).unwrap(),
+                "{tc} {}",
+                f.name
+            );
         }
     }
 }

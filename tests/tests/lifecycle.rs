@@ -218,6 +218,7 @@ fn churn(tc: &Toolchain, v: Variant) {
 }
 
 const ROUNDS: u64 = 200;
+const YIELDS: u64 = 50;
 
 fn expected_reasons(v: &GoVersion) -> [(&'static str, &'static str); 6] {
     [
@@ -263,10 +264,12 @@ fn pingpong(tc: &Toolchain, v: Variant) {
                 .collect();
             p.write_line("park").unwrap();
             p.wait_for_line("parked", LINE_TIMEOUT).expect("parked");
+            p.write_line(&format!("yield {YIELDS}")).unwrap();
+            p.wait_for_line("yielded", LINE_TIMEOUT).expect("yielded");
             (ids[0], ids[1])
         },
-        // 2 ping-pong goroutines + 6 parkers.
-        |m| m.exited >= 8,
+        // 2 ping-pong goroutines + 6 parkers + the yielder.
+        |m| m.exited >= 9,
     );
     check_clean(&what, &s);
     let reasons = WaitReasons::for_version(&t.plan.version).expect("wait reasons");
@@ -301,10 +304,41 @@ fn pingpong(tc: &Toolchain, v: Variant) {
             );
             if let Some(w) = p.wake {
                 assert_eq!(w.waker, other, "{what}: {f} woken by {}", w.waker);
+                // `ready` runs on the system stack; the frame-pointer chain continues through
+                // `systemstack` into the waker's own stack.
+                let partner = if f == "main.pinger" {
+                    "main.ponger"
+                } else {
+                    "main.pinger"
+                };
+                let ws = stack_funcs(&t, m.stacks.get(w.stack));
+                assert!(
+                    ws.first().map(String::as_str) == Some("runtime.ready")
+                        && ws.iter().any(|x| x == partner),
+                    "{what}: waker stack of {f} lacks {partner}: {ws:?}"
+                );
             }
         }
         assert!(g.exited.is_some(), "{what}: {f} exit not seen");
     }
+
+    // Yields (runtime.Gosched → goschedImpl): each one is followed by an execute.
+    let line = source_line("pingpong", "go yielder(");
+    let y = m
+        .goroutines
+        .values()
+        .find(|g| {
+            g.created
+                .is_some_and(|c| created_at(&t, c.gopc) == ("main.startYielder".into(), line))
+        })
+        .unwrap_or_else(|| panic!("{what}: no yielder goroutine"));
+    assert_eq!(y.yields, YIELDS, "{what}: yields seen");
+    assert!(
+        y.runs > YIELDS,
+        "{what}: {} runs for {YIELDS} yields",
+        y.runs
+    );
+    assert!(y.exited.is_some(), "{what}: yielder exit");
 
     // Park reasons and parking stacks.
     for (func, reason) in expected_reasons(&t.plan.version) {

@@ -5,7 +5,8 @@
 //!   creation; it exits mid-capture, which must end the capture cleanly (footer written,
 //!   reason `target_exited`, nothing lost).
 //! - `record -p PID` on a running process: the attach-time baseline lists the goroutines
-//!   that existed before, and the main goroutine's life shows its park in `spawn`.
+//!   that existed before, and the main goroutine's life shows its park in `spawn`; SIGTERM
+//!   ends the capture cleanly, the detach check passes and the target keeps working.
 //! - `report --json`, `--goid`, `--format perfetto` on the same files.
 
 use std::{
@@ -17,7 +18,7 @@ use std::{
 use gtrace_tests::{
     fixture::{self, Variant},
     go::Toolchain,
-    process::Spawned,
+    process::{Signal, Spawned},
 };
 use serde_json::Value;
 
@@ -146,14 +147,23 @@ fn attached_by_pid(tc: &Toolchain, v: Variant, dir: &Path) {
     target
         .wait_for_line(&format!("done {N}"), TIMEOUT)
         .expect("churn done");
-    // The target exits mid-capture: gtrace must end cleanly on its own.
-    target.write_line("quit").unwrap();
+    // SIGTERM (like Ctrl-C) ends the capture cleanly: footer written, probes detached and
+    // the target's code verified unchanged; the target keeps working.
+    rec.signal(Signal::Term).unwrap();
     let st = rec
         .wait_exit(TIMEOUT)
-        .expect("gtrace record exits with its target");
+        .expect("gtrace record exits on SIGTERM");
     assert!(st.success(), "{what}: {}", rec.stderr());
     let s = json(&file, &["--json"]);
-    check_clean(&what, &s, "target_exited");
+    check_clean(&what, &s, "signal");
+    assert_eq!(s["detach_problem"], "", "{what}: {s:#}");
+    target.write_line("7").unwrap();
+    target
+        .wait_for_line("done 7", TIMEOUT)
+        .expect("the target still works after gtrace detached");
+    target.write_line("quit").unwrap();
+    target.wait_exit(TIMEOUT).expect("target exits");
+    assert_eq!(target.stderr(), "", "{what}: the target complained");
     assert_eq!(s["created"], N, "{what}: {s:#}");
     assert!(
         s["preexisting"].as_u64().unwrap() >= 1,

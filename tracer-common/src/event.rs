@@ -32,11 +32,13 @@ pub enum EventKind {
     Wakeup = 7,
     /// [`ProcExit`]: a thread of the target exited.
     ThreadExit = 8,
+    /// [`GoId`]: a running goroutine yields or is preempted (`goschedImpl`): runnable again.
+    Yield = 9,
 }
 
 impl EventKind {
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Create,
         EventKind::Park,
         EventKind::Ready,
@@ -45,6 +47,17 @@ impl EventKind {
         EventKind::Switch,
         EventKind::Wakeup,
         EventKind::ThreadExit,
+        EventKind::Yield,
+    ];
+
+    /// The goroutine events (`gtrace trace`'s default selection).
+    pub const GOROUTINE: [EventKind; 6] = [
+        EventKind::Create,
+        EventKind::Park,
+        EventKind::Ready,
+        EventKind::Execute,
+        EventKind::Yield,
+        EventKind::Exit,
     ];
 
     /// Short lowercase name used by `--kind` and in output.
@@ -58,6 +71,7 @@ impl EventKind {
             EventKind::Switch => "switch",
             EventKind::Wakeup => "wakeup",
             EventKind::ThreadExit => "thread-exit",
+            EventKind::Yield => "yield",
         }
     }
 
@@ -67,7 +81,7 @@ impl EventKind {
             EventKind::Create => size_of::<GoCreate>(),
             EventKind::Park => size_of::<GoPark>(),
             EventKind::Ready => size_of::<GoReady>(),
-            EventKind::Execute | EventKind::Exit => size_of::<GoId>(),
+            EventKind::Execute | EventKind::Exit | EventKind::Yield => size_of::<GoId>(),
             EventKind::Switch => size_of::<SchedSwitch>(),
             EventKind::Wakeup => size_of::<SchedWakeup>(),
             EventKind::ThreadExit => size_of::<ProcExit>(),
@@ -269,6 +283,8 @@ mod decode {
         Wakeup(SchedWakeup),
         /// A target thread exited.
         ThreadExit(ProcExit),
+        /// A running goroutine yielded or was preempted.
+        Yield(GoId),
     }
 
     /// A record that is not an event.
@@ -370,6 +386,7 @@ mod decode {
             EventKind::Switch => Event::Switch(read(bytes)?),
             EventKind::Wakeup => Event::Wakeup(read(bytes)?),
             EventKind::ThreadExit => Event::ThreadExit(read(bytes)?),
+            EventKind::Yield => Event::Yield(read(bytes)?),
         })
     }
 
@@ -379,7 +396,7 @@ mod decode {
             Event::Create(v) => bytes_of(v),
             Event::Park(v) => bytes_of(v),
             Event::Ready(v) => bytes_of(v),
-            Event::Execute(v) | Event::Exit(v) => bytes_of(v),
+            Event::Execute(v) | Event::Exit(v) | Event::Yield(v) => bytes_of(v),
             Event::Switch(v) => bytes_of(v),
             Event::Wakeup(v) => bytes_of(v),
             Event::ThreadExit(v) => bytes_of(v),
@@ -393,7 +410,7 @@ mod decode {
                 Event::Create(v) => &v.header,
                 Event::Park(v) => &v.header,
                 Event::Ready(v) => &v.header,
-                Event::Execute(v) | Event::Exit(v) => &v.header,
+                Event::Execute(v) | Event::Exit(v) | Event::Yield(v) => &v.header,
                 Event::Switch(v) => &v.header,
                 Event::Wakeup(v) => &v.header,
                 Event::ThreadExit(v) => &v.header,
@@ -411,6 +428,7 @@ mod decode {
                 Event::Switch(_) => EventKind::Switch,
                 Event::Wakeup(_) => EventKind::Wakeup,
                 Event::ThreadExit(_) => EventKind::ThreadExit,
+                Event::Yield(_) => EventKind::Yield,
             }
         }
     }
@@ -479,6 +497,10 @@ mod decode {
                     header: h(EventKind::ThreadExit),
                     group_dead: 1,
                     pad: 0,
+                }),
+                Event::Yield(GoId {
+                    header: h(EventKind::Yield),
+                    goid: 7,
                 }),
             ];
             for e in events {

@@ -23,22 +23,24 @@ pub enum ProbeId {
     SchedWakeup = 7,
     /// tracepoint `sched:sched_process_exit` of a thread of the target.
     ProcessExit = 8,
+    /// uprobe on `runtime.goschedImpl`: a running goroutine yields or is preempted.
+    Gosched = 9,
     /// uprobe on `runtime.gopanic`: a panic starts.
-    Gopanic = 9,
+    Gopanic = 10,
     /// uprobe on `runtime.gorecover`: `recover()` is called.
-    Gorecover = 10,
+    Gorecover = 11,
     /// uprobe on `runtime.recovery`: a recovered panic unwinds.
-    Recovery = 11,
+    Recovery = 12,
     /// uprobe on `runtime.fatalpanic`: an unrecovered panic kills the process.
-    Fatalpanic = 12,
+    Fatalpanic = 13,
     /// uprobe on the indirect call that runs a deferred function while panicking (in
     /// `runtime.gopanic`, and `runtime.deferCallSave` before Go 1.22).
-    DeferCall = 13,
+    DeferCall = 14,
 }
 
 impl ProbeId {
     /// Every probe, in discriminant order.
-    pub const ALL: [ProbeId; 14] = [
+    pub const ALL: [ProbeId; 15] = [
         ProbeId::Newproc1,
         ProbeId::Gopark,
         ProbeId::SchedSwitch,
@@ -48,6 +50,7 @@ impl ProbeId {
         ProbeId::Goexit0,
         ProbeId::SchedWakeup,
         ProbeId::ProcessExit,
+        ProbeId::Gosched,
         ProbeId::Gopanic,
         ProbeId::Gorecover,
         ProbeId::Recovery,
@@ -69,6 +72,7 @@ impl ProbeId {
             ProbeId::Goexit0 => "runtime.goexit0",
             ProbeId::SchedWakeup => "sched:sched_wakeup",
             ProbeId::ProcessExit => "sched:sched_process_exit",
+            ProbeId::Gosched => "runtime.goschedImpl",
             ProbeId::Gopanic => "runtime.gopanic",
             ProbeId::Gorecover => "runtime.gorecover",
             ProbeId::Recovery => "runtime.recovery",
@@ -89,6 +93,7 @@ impl ProbeId {
             ProbeId::Goexit0 => "goexit0",
             ProbeId::SchedWakeup => "sched_wakeup",
             ProbeId::ProcessExit => "sched_process_exit",
+            ProbeId::Gosched => "gosched",
             ProbeId::Gopanic => "gopanic",
             ProbeId::Gorecover => "gorecover",
             ProbeId::Recovery => "recovery",

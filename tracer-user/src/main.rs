@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use tracer_user::cli::{
-    Cli, Command, doctor, exit, inspect, panics, record, report, symbolize, trace,
+    Cli, Command, doctor, dump, exit, inspect, panics, record, report, symbolize, trace,
 };
 
 fn main() -> ExitCode {
@@ -13,11 +13,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Doctor(args) => doctor::run(args),
-        Command::Inspect(args) => inspect::run(args).map(|()| exit::Exit::Ok),
-        Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
         Command::Record(args) => record::run(args),
         Command::Report(args) => report::run(args),
         Command::Trace(args) => trace::run(args),
+        Command::Dump(args) => run_dump(args),
+        Command::Inspect(args) => inspect::run(args).map(|()| exit::Exit::Ok),
+        Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
         Command::Panics(args) => panics::run(args),
     };
     match result {
@@ -25,6 +26,21 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => exit::report(&err).into(),
     }
+}
+
+fn run_dump(args: &dump::DumpArgs) -> anyhow::Result<exit::Exit> {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let stats = match dump::run(args, &mut out) {
+        Err(e) if e.is_broken_pipe() => return Ok(exit::Exit::Ok),
+        r => r?,
+    };
+    out.flush()?;
+    if let Some(line) = dump::summary(&stats) {
+        eprintln!("{line}");
+    }
+    Ok(exit::Exit::Ok)
 }
 
 /// `gtrace … | head` closing the pipe is not an error (ripgrep does the same).

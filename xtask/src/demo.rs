@@ -67,5 +67,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_secs(args.warmup_secs));
     let pid = proc.pid().to_string();
     gtrace(&bin, &["doctor", "-p", &pid])?;
+    // The leak: goroutines parked forever in main.awaitReply, one group growing over time.
+    gtrace(&bin, &["dump", "-p", &pid, "--group"])?;
     Ok(())
 }

@@ -12,23 +12,26 @@ pub(crate) struct Args {
     /// Parallel builds (default: number of CPUs).
     #[arg(long, short)]
     pub(crate) jobs: Option<usize>,
-    /// Only these fixtures (default: all programs, demo included).
+    /// Only these fixtures (default: every directory under tests/fixtures, demo included).
     #[arg(long = "only", value_name = "NAME")]
     pub(crate) only: Vec<String>,
+    /// Afterwards, delete cached binaries of this checkout that are no longer current.
+    #[arg(long)]
+    pub(crate) prune: bool,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
-    let names: Vec<&str> = if args.only.is_empty() {
-        fixture::ALL_PROGRAMS.to_vec()
+    let names: Vec<String> = if args.only.is_empty() {
+        fixture::programs()?
     } else {
-        args.only.iter().map(String::as_str).collect()
+        args.only.clone()
     };
     for name in &names {
         if !fixture::source_dir(name).join("go.mod").is_file() {
             bail!(
                 "no fixture named {name:?} in {} (known: {})",
                 fixture::fixtures_dir().display(),
-                fixture::ALL_PROGRAMS.join(", ")
+                fixture::programs()?.join(", ")
             );
         }
     }
@@ -74,6 +77,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             failures.len(),
             failures.join("\n\n")
         );
+    }
+    if args.prune {
+        // Keep every program's current builds, not only those selected with --only.
+        let removed = fixture::prune(&fixture::jobs(&fixture::programs()?)?)?;
+        println!("pruned {removed} stale cache entries");
     }
     Ok(())
 }

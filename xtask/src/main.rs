@@ -3,6 +3,8 @@
 //! This file only parses the command line and dispatches; each subcommand lives in its own
 //! module.
 
+mod bench;
+mod bench_dump;
 mod demo;
 mod fixtures;
 mod gen_offsets;
@@ -28,6 +30,8 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
+    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`, `bench dump`).
+    Bench(bench::Args),
     /// Run the whole test suite as CI does: rustfmt, clippy, toolchains, fixtures, cargo test.
     Test(test::Args),
     /// Build gtrace and the bundled demo Go service, start it and run gtrace against it.
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::GoToolchains(args) => go_toolchains::run(&args),
         Command::Fixtures(args) => fixtures::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::RecordDumps(args) => record_dumps::run(&args),
         Command::GenOffsets(args) => gen_offsets::run(&args),

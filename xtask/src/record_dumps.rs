@@ -43,6 +43,22 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         let path = out.join(format!("blocked-sigquit-go{}.txt", tc.minor_str()));
         std::fs::write(&path, dump)?;
         println!("wrote {}", path.display());
+        if tc.minor() == (1, 19) || tc.version == go::PYPI_VERSIONS[go::PYPI_VERSIONS.len() - 1] {
+            // Oldest and newest only: creation stacks of ancestors (`[originating from …]`).
+            let mut p = Spawned::spawn(
+                &blocked,
+                [] as [&str; 0],
+                &[
+                    process::GOTRACEBACK_ALL,
+                    ("GODEBUG", "tracebackancestors=2"),
+                ],
+            )?;
+            p.wait_ready()?;
+            let dump = process::quit_and_collect(&mut p)?;
+            let path = out.join(format!("blocked-ancestors-go{}.txt", tc.minor_str()));
+            std::fs::write(&path, dump)?;
+            println!("wrote {}", path.display());
+        }
 
         let panics = fixture::build("panics", &tc, Variant::Trimpath)?;
         for mode in PANIC_MODES {

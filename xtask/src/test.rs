@@ -51,9 +51,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         fmt.args(["fmt", "--all", "--", "--check"]);
         step("rustfmt", fmt)?;
         let mut clippy = cargo();
+        // tracer-ebpf only builds for the BPF target (tracer-user/build.rs compiles it there).
         clippy.args([
             "clippy",
             "--workspace",
+            "--exclude",
+            "tracer-ebpf",
             "--all-targets",
             "--",
             "-D",
@@ -63,11 +66,18 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     }
     crate::go_toolchains::run(&crate::go_toolchains::Args {
         python: "python3".into(),
+        only: Vec::new(),
     })?;
     crate::fixtures::run(&crate::fixtures::Args {
         jobs: None,
         only: Vec::new(),
+        prune: false,
     })?;
+    // The integration tests also run the `gtrace` binary as a user would; `cargo test` only
+    // builds a package's binaries for that package's own integration tests.
+    let mut build = cargo();
+    build.args(["build", "-p", "tracer-user", "--bin", "gtrace"]);
+    step("build gtrace", build)?;
     let mut test = cargo();
     test.args([
         "test",

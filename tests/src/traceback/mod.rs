@@ -289,7 +289,9 @@ pub struct Frame {
     pub function: String,
     /// The argument text between the parentheses, e.g. `0xc000012345, {0x4b5e20?, 0x1}`.
     pub args: String,
-    /// Printed as `f(...)`: a frame that exists only through inlining.
+    /// Printed as `f(...)` without a `+0x…` offset: a frame that exists only through
+    /// inlining. (In `[originating from goroutine N]` sections Go prints every frame as
+    /// `f(...)` with an offset, inlined or not; there it is always `false`.)
     pub inlined: bool,
     /// Source file.
     pub file: String,
@@ -554,7 +556,8 @@ fn parse_stack(lines: &[&str], mut i: usize, g: &mut Goroutine) -> Result<usize,
         frames.push(Frame {
             function: function.to_owned(),
             args: args.to_owned(),
-            inlined: args == "...",
+            // Ancestor sections print every frame as `f(...)`, real ones with `+0x…`.
+            inlined: args == "..." && loc.pc_offset.is_none(),
             ..loc
         });
         i += 2;

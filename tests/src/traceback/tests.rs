@@ -565,3 +565,69 @@ fn runtime_error_and_throw() {
         assert_eq!(g.functions(), ["main.deadlock", "main.main"]);
     }
 }
+
+#[test]
+fn truncated_or_damaged_dumps_never_panic() {
+    let head: String = BLOCKED[7]
+        .1
+        .lines()
+        .take(200)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for text in [&head, DEEP[0].1, REPANIC[7].1, GOROUTINE_PANIC[0].1] {
+        let lines: Vec<&str> = text.lines().collect();
+        for cut in 0..lines.len() {
+            // Every prefix, and the whole dump with one line missing.
+            let _ = parse(&lines[..cut].join("\n"));
+            let mut damaged = lines.clone();
+            damaged.remove(cut);
+            let _ = parse(&damaged.join("\n"));
+        }
+        // Every byte-level prefix of the first 2 KiB (cuts inside lines and numbers).
+        for cut in (0..text.len().min(2048)).filter(|&c| text.is_char_boundary(c)) {
+            let _ = parse(&text[..cut]);
+        }
+    }
+}
+
+#[test]
+fn real_ancestor_sections() {
+    let samples = [
+        (
+            19,
+            include_str!("../../testdata/dumps/blocked-ancestors-go1.19.txt"),
+        ),
+        (
+            27,
+            include_str!("../../testdata/dumps/blocked-ancestors-go1.27.txt"),
+        ),
+    ];
+    for (minor, text) in samples {
+        let dump = parse(text).unwrap_or_else(|e| panic!("go1.{minor}: {e}"));
+        let child = blocked_in(&dump, "main.chainChild")[0];
+        let parent = blocked_in(&dump, "main.chainParent")[0];
+        // tracebackancestors=2: the child's creator (chainParent's goroutine), then main.
+        let goids: Vec<u64> = child.ancestors.iter().map(|a| a.goid).collect();
+        assert_eq!(goids, [parent.goid, 1], "go1.{minor}");
+        let first = &child.ancestors[0];
+        assert!(
+            first
+                .frames
+                .iter()
+                .any(|f| f.function == "main.chainParent"),
+            "go1.{minor}"
+        );
+        // Ancestor frames are all printed as `f(...)` with an offset: not inlined.
+        assert!(first.frames.iter().all(|f| !f.inlined && f.args == "..."));
+        assert_eq!(
+            first.created_by.as_ref().unwrap().function,
+            "main.spawnChain"
+        );
+        // The goroutine's own creation site is still its own.
+        assert_eq!(
+            child.created_by.as_ref().unwrap().function,
+            "main.chainParent"
+        );
+        assert_eq!(child.frames.last().unwrap().function, "runtime.goexit");
+    }
+}

@@ -1,4 +1,5 @@
-//! `runtime.execute(gp, inheritTime)` (runnable → running) and `runtime.goexit0(gp)` (exit).
+//! `runtime.execute(gp, inheritTime)` (runnable → running), `runtime.goschedImpl(gp, …)`
+//! (running → runnable: `Gosched` or preemption) and `runtime.goexit0(gp)` (exit).
 //! Both run on g0 and take the user goroutine explicitly in RAX (`goexit0` through `mcall`,
 //! which passes the calling g as its argument in every Go version with the register ABI).
 
@@ -14,6 +15,11 @@ use crate::{goabi, maps};
 #[uprobe]
 pub fn execute(ctx: ProbeContext) -> u32 {
     one_g(&ctx, ProbeId::Execute, EventKind::Execute)
+}
+
+#[uprobe]
+pub fn gosched(ctx: ProbeContext) -> u32 {
+    one_g(&ctx, ProbeId::Gosched, EventKind::Yield)
 }
 
 #[uprobe]

@@ -13,6 +13,12 @@ fn header() -> Header {
         started_ktime_ns: 2,
         baseline_goids: vec![1, 2],
         baseline_note: String::new(),
+        baseline: vec![Preexisting {
+            goid: 1,
+            state: "chan receive".into(),
+            created_by: String::new(),
+            parent_goid: 0,
+        }],
     }
 }
 
@@ -65,6 +71,41 @@ fn sample() -> Vec<u8> {
         detach_problem: String::new(),
     };
     w.finish(symbols, footer).unwrap()
+}
+
+#[test]
+fn compact_and_expand_are_inverse_for_events() {
+    use tracer_common::event::{GoPark, MAX_STACK};
+    let mut stack = [0u64; MAX_STACK];
+    stack[0] = 0x1234;
+    let e = Event::Park(GoPark {
+        header: tracer_common::event::Header {
+            kind: EventKind::Park as u32,
+            tid: 3,
+            ktime_ns: 0,
+        },
+        goid: 0,
+        reason: 0,
+        stack_len: 1,
+        stack,
+    });
+    let raw = encode(&e);
+    let small = compact(raw);
+    assert!(small.len() < 64, "{}", small.len());
+    assert_eq!(expand(small.to_vec()), raw);
+    // An all-zero body keeps its header.
+    let x = Event::Exit(GoId {
+        header: tracer_common::event::Header {
+            kind: EventKind::Exit as u32,
+            tid: 0,
+            ktime_ns: 0,
+        },
+        goid: 0,
+    });
+    assert_eq!(compact(encode(&x)).len(), 16);
+    assert_eq!(expand(compact(encode(&x)).to_vec()), encode(&x));
+    // Garbage stays garbage (decode rejects it), bounded.
+    assert_eq!(expand(vec![0xff; 3]), vec![0xff; 3]);
 }
 
 #[test]

@@ -86,6 +86,7 @@ pub fn run(args: &Args) -> Result<Exit> {
 
     let mut probe_test = None;
     if let (Some(p), Some(bin), true, true) = (&process, &binary, host_ok, target_ok) {
+        eprintln!("gtrace: probing PID {} for {:?}…", p.pid, args.duration);
         let counts = probe_test_run(p, bin, args.duration)?;
         if !args.json {
             println!("probe test ({:?} on PID {}):", args.duration, p.pid);
@@ -238,10 +239,7 @@ fn target_checks(path: &std::path::Path) -> (Vec<Check>, Option<Sites>) {
         format!("{} (pclntab found via {})", have.join(" + "), src.pclntab),
         None,
     ));
-    match object::File::parse(bin.image().bytes())
-        .map_err(|e| e.to_string())
-        .and_then(|f| RuntimeLayout::for_binary(&f, &version).map_err(|e| e.to_string()))
-    {
+    match RuntimeLayout::for_go_binary(&bin, None) {
         Ok(l) => {
             let from = match &l.source {
                 Source::Dwarf { from_table } if from_table.is_empty() => "DWARF".to_owned(),
@@ -261,7 +259,7 @@ fn target_checks(path: &std::path::Path) -> (Vec<Check>, Option<Sites>) {
             checks.push(check(
                 "layout",
                 Level::Fail,
-                e,
+                e.to_string(),
                 Some("see docs/SUPPORTED_GO.md; a newer gtrace may know this version"),
             ));
             return (checks, None);

@@ -6,7 +6,13 @@
 
 use std::process::ExitCode;
 
-use crate::{gobin::GobinError, probes::ProbeError, target::TargetError};
+use crate::{
+    capture::CaptureError,
+    gobin::GobinError,
+    goroutines::target::DumpError,
+    probes::{ProbeError, lifecycle::LifecycleError, session::SessionError},
+    target::TargetError,
+};
 
 /// gtrace's exit codes (also listed in `gtrace --help` and the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +60,48 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
                     Some("run gtrace as root: sudo gtrace …".into()),
                 ),
                 _ => (Exit::Target, None),
+            };
+        }
+        if let Some(d) = e.downcast_ref::<DumpError>() {
+            // The messages of DumpError already carry their fix.
+            return match d {
+                DumpError::NoSuchProcess { .. } => (Exit::ProcessGone, None),
+                DumpError::PermissionDenied { .. } => (Exit::Environment, None),
+                DumpError::Output(_) => (Exit::Failure, None),
+                _ => (Exit::Target, None),
+            };
+        }
+        if let Some(SessionError::Gone(_)) = e.downcast_ref::<SessionError>() {
+            return (Exit::ProcessGone, None);
+        }
+        if let Some(l) = e.downcast_ref::<LifecycleError>() {
+            match l {
+                LifecycleError::StackAbi(..) | LifecycleError::NoVersion => {
+                    return (
+                        Exit::Target,
+                        Some("rebuild the program with Go 1.17 or newer (amd64)".into()),
+                    );
+                }
+                LifecycleError::Layout(_) | LifecycleError::NoNewprocCall => {
+                    return (
+                        Exit::Target,
+                        Some(
+                            "`gtrace inspect BINARY` shows the Go version and probe sites found"
+                                .into(),
+                        ),
+                    );
+                }
+                // Binary and probe errors are classified by their sources below.
+                _ => {}
+            }
+        }
+        if let Some(c) = e.downcast_ref::<CaptureError>() {
+            return match c {
+                CaptureError::Io(_) => (Exit::Failure, None),
+                _ => (
+                    Exit::Usage,
+                    Some("give `gtrace report` a file written by `gtrace record`".into()),
+                ),
             };
         }
         if let Some(g) = e.downcast_ref::<GobinError>() {

@@ -25,12 +25,16 @@ pub struct InspectArgs {
     /// Also show the probe site of this function (repeatable).
     #[arg(long = "probe", value_name = "FUNCTION")]
     pub probes: Vec<String>,
+    /// Use this Go version's tables when the binary's own version is unknown or unsupported
+    /// (e.g. `go1.23.4`); layouts are still checked for sanity.
+    #[arg(long, value_name = "VERSION")]
+    pub assume_go_version: Option<crate::gobin::GoVersion>,
 }
 
 /// Runs `gtrace inspect`.
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let bin = open(args.binary.as_ref(), args.pid)?;
-    let report = Report::new(&bin, &args.probes);
+    let report = Report::new(&bin, &args.probes, args.assume_go_version.as_ref());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -18,11 +18,13 @@ const AFTER_HELP: &str = "\
 EXAMPLES:
     sudo gtrace doctor -p 1234          check host and target, probe test for 1 s
     sudo gtrace doctor ./server         static checks of a binary
-    gtrace inspect ./server --json      version, symbols, layouts, probe sites
-    gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
     sudo gtrace record -p 1234 -d 30s   capture goroutine lifecycles to gtrace-1234.gtc
     gtrace report gtrace-1234.gtc       blocking sites, wakers, scheduling latency
     sudo gtrace trace -p 1234           live event stream
+    sudo gtrace dump -p 1234            all goroutines, Go traceback format
+    sudo gtrace dump -p 1234 --group    identical goroutines folded, largest groups first
+    gtrace inspect ./server --json      version, symbols, layouts, probe sites
+    gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
     sudo gtrace panics -p 1234          every panic: value, stack, recovered or fatal, creator
 
 EXIT CODES:
@@ -43,6 +45,8 @@ pub struct Cli {
 pub enum Command {
     /// Check that this host can trace, and that a Go binary or process can be traced.
     Doctor(doctor::Args),
+    /// Every goroutine of a running Go process, read from its memory without stopping it.
+    Dump(dump::DumpArgs),
     /// What gtrace knows about a Go binary: version, build info, symbol sources, runtime
     /// layouts, wait reasons, probe sites. The first thing to run when gtrace refuses a binary.
     Inspect(inspect::InspectArgs),

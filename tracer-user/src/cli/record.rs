@@ -17,7 +17,7 @@ use super::{
     exit::Exit,
 };
 use crate::{
-    capture::{self, Footer, Header, ProbeCount, SymbolTable},
+    capture::{self, Footer, Header, Preexisting, ProbeCount, SymbolTable},
     gobin::waitreason::WaitReasons,
     panics::ancestry::{Ancestry, Creator},
     probes::{
@@ -72,15 +72,24 @@ pub fn footer(s: &Summary) -> Footer {
     }
 }
 
-/// Goroutine ids alive now, read from process memory (the attach-time baseline).
-pub fn baseline(pid: u32) -> Result<Vec<u64>, String> {
+/// Goroutines alive now, read from process memory (the attach-time baseline).
+pub fn baseline(pid: u32) -> Result<Vec<Preexisting>, String> {
     let t = crate::goroutines::target::Target::open(pid as i32).map_err(|e| e.to_string())?;
-    let mut goids = Vec::new();
+    let mut out = Vec::new();
     t.dump(crate::goroutines::DumpOptions { system: true }, &mut |g| {
-        goids.push(g.goid);
+        out.push(Preexisting {
+            goid: g.goid,
+            state: g.state_text(),
+            created_by: g
+                .created_by
+                .as_ref()
+                .map(|c| format!("{} ({}:{})", c.function, c.file, c.line))
+                .unwrap_or_default(),
+            parent_goid: g.parent_goid.unwrap_or(0),
+        });
     })
     .map_err(|e| e.to_string())?;
-    Ok(goids)
+    Ok(out)
 }
 
 /// Writes the finished panics as `gtrace panics --json` objects into the capture.
@@ -131,13 +140,17 @@ pub fn run(args: &Args) -> Result<Exit> {
         started_ktime_ns: ktime_now(),
         baseline_goids: Vec::new(),
         baseline_note: String::new(),
+        baseline: Vec::new(),
     };
     let mut header = header;
     if attached.child.is_some() {
         header.baseline_note = "started by gtrace: no goroutine existed before".into();
     } else {
         match baseline(attached.pid) {
-            Ok(g) => header.baseline_goids = g,
+            Ok(g) => {
+                header.baseline_goids = g.iter().map(|g| g.goid).collect();
+                header.baseline = g;
+            }
             Err(e) => header.baseline_note = format!("baseline unavailable: {e}"),
         }
     }

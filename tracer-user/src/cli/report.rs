@@ -79,6 +79,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         symbols: &cap.symbols,
         wait_reasons: &cap.header.wait_reasons,
         start_ktime: cap.header.started_ktime_ns,
+        baseline: &cap.header.baseline,
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -135,6 +136,11 @@ pub fn run(args: &Args) -> Result<Exit> {
             .footer
             .as_ref()
             .map_or_else(|| "(cut short)".into(), |f| f.stop_reason.clone()),
+        detach_problem: cap
+            .footer
+            .as_ref()
+            .map(|f| f.detach_problem.clone())
+            .unwrap_or_default(),
     };
     let s = lifecycle::summary(&model, &ctx, info, losses);
     if format == Format::Json {

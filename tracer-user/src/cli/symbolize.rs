@@ -68,14 +68,13 @@ fn load_bias(pid: u32, bin: &crate::gobin::GoBinary) -> anyhow::Result<u64> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
     let start = maps
         .lines()
-        .filter_map(|l| {
+        .find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let (range, off, path) = (f.first()?, f.get(2)?, f.get(5..)?.join(" "));
             let path = path.trim_end_matches(" (deleted)");
             (std::path::Path::new(path) == exe && u64::from_str_radix(off, 16).ok()? == 0)
                 .then(|| u64::from_str_radix(range.split('-').next()?, 16).ok())?
         })
-        .next()
         .context("the executable's first mapping is not in /proc/PID/maps")?;
     let seg = bin
         .image()

@@ -33,8 +33,8 @@ pub struct Args {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Event kinds to show (create, park, ready, execute, exit, switch, wakeup, thread-exit);
-    /// default: all goroutine events (create, park, ready, execute, exit).
+    /// Event kinds to show (create, park, ready, execute, yield, exit, switch, wakeup,
+    /// thread-exit); default: the goroutine events (all but the last three).
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
     /// Only events whose goroutine's start function, creation site or stack matches.
@@ -48,7 +48,7 @@ pub struct Args {
 /// Runs `gtrace trace`.
 pub fn run(args: &Args) -> Result<Exit> {
     let kinds: Vec<EventKind> = if args.kind.is_empty() {
-        EventKind::ALL[..5].to_vec()
+        EventKind::GOROUTINE.to_vec()
     } else {
         args.kind
             .iter()
@@ -96,6 +96,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                 symbols: &symbols,
                 wait_reasons: &wait_reasons,
                 start_ktime,
+                baseline: &[],
             };
             let line = lifecycle::event_line(e, &ctx);
             if let Event::Create(c) = e {

@@ -223,7 +223,7 @@ fn split_setting(kv: &str) -> (String, String) {
         }
     };
     let v = match v.strip_prefix('"').and_then(unquote_prefix) {
-        Some((u, rest)) if rest.is_empty() => u,
+        Some((u, "")) => u,
         _ => v,
     };
     (k, v)

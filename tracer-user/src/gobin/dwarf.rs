@@ -72,10 +72,45 @@ const MAX_TYPEDEF_CHAIN: usize = 16;
 impl DwarfStructs {
     /// Collects the structs of `file`'s DWARF. [`DwarfError::NoDwarf`] if it has none.
     pub fn from_object(file: &object::File<'_>) -> Result<Self, DwarfError> {
+        Self::from_object_filtered(file, |_| true)
+    }
+
+    /// Like [`Self::from_object`], keeping only the runtime's own structures (names starting
+    /// with `runtime.` or `internal/abi.`, which is all a [`RuntimeLayout`] needs, nested
+    /// types included): big binaries describe tens of thousands of other structs.
+    ///
+    /// [`RuntimeLayout`]: super::layout::RuntimeLayout
+    pub fn runtime_from_object(file: &object::File<'_>) -> Result<Self, DwarfError> {
+        Self::from_object_filtered(file, |name| {
+            name.starts_with("runtime.") || name.starts_with("internal/abi.")
+        })
+    }
+
+    /// Collects the named structs whose Go name passes `keep` (anonymous ones are dropped).
+    pub fn from_object_filtered(
+        file: &object::File<'_>,
+        keep: fn(&str) -> bool,
+    ) -> Result<Self, DwarfError> {
         if file.section_by_name(".debug_info").is_none() {
             return Err(DwarfError::NoDwarf);
         }
+        // Type DIEs need only these; skipping line, location and range tables avoids
+        // decompressing most of the DWARF (Go compresses every section).
+        let needed = [
+            gimli::SectionId::DebugInfo,
+            gimli::SectionId::DebugAbbrev,
+            gimli::SectionId::DebugStr,
+            gimli::SectionId::DebugStrOffsets,
+            gimli::SectionId::DebugLineStr,
+            gimli::SectionId::DebugAddr,
+            gimli::SectionId::DebugTypes,
+            // Read by `Dwarf::unit` for the line program header of each unit.
+            gimli::SectionId::DebugLine,
+        ];
         let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, DwarfError> {
+            if !needed.contains(&id) {
+                return Ok(Cow::Borrowed(&[][..]));
+            }
             match file.section_by_name(id.name()) {
                 Some(s) => s.uncompressed_data().map_err(|source| DwarfError::Section {
                     section: id.name(),
@@ -86,18 +121,26 @@ impl DwarfStructs {
         };
         let sections = gimli::DwarfSections::load(load)?;
         let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
-        Self::from_dwarf(&dwarf)
+        Self::from_dwarf_filtered(&dwarf, keep)
     }
 
     /// Collects the structs of already loaded DWARF.
     pub fn from_dwarf(
         dwarf: &gimli::Dwarf<EndianSlice<'_, LittleEndian>>,
     ) -> Result<Self, DwarfError> {
+        Self::from_dwarf_filtered(dwarf, |_| true)
+    }
+
+    /// Collects the named structs of already loaded DWARF whose Go name passes `keep`.
+    pub fn from_dwarf_filtered(
+        dwarf: &gimli::Dwarf<EndianSlice<'_, LittleEndian>>,
+        keep: fn(&str) -> bool,
+    ) -> Result<Self, DwarfError> {
         let mut out = Self::default();
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
             let unit = dwarf.unit(header)?;
-            out.read_unit(dwarf, &unit)?;
+            out.read_unit(dwarf, &unit, keep)?;
         }
         Ok(out)
     }
@@ -106,6 +149,7 @@ impl DwarfStructs {
         &mut self,
         dwarf: &gimli::Dwarf<EndianSlice<'_, LittleEndian>>,
         unit: &gimli::Unit<EndianSlice<'_, LittleEndian>>,
+        keep: fn(&str) -> bool,
     ) -> Result<(), DwarfError> {
         let global = |off: UnitOffset| off.to_debug_info_offset(&unit.header).map(|o| o.0);
         let mut entries = unit.entries();
@@ -129,13 +173,15 @@ impl DwarfStructs {
                     None => None,
                 };
                 let Some(size) = size else { continue };
-                if let Some(name) = entry.attr_value(gimli::DW_AT_name)? {
-                    let name = dwarf
-                        .attr_string(unit, name)?
-                        .to_string_lossy()
-                        .into_owned();
-                    self.by_name.entry(name).or_insert(off);
+                let Some(name) = entry.attr_value(gimli::DW_AT_name)? else {
+                    continue;
+                };
+                let name = dwarf.attr_string(unit, name)?;
+                let name = name.to_string_lossy();
+                if !keep(&name) {
+                    continue;
                 }
+                self.by_name.entry(name.into_owned()).or_insert(off);
                 self.by_offset.insert(
                     off,
                     StructInfo {

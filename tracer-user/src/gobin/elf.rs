@@ -150,7 +150,7 @@ impl ElfImage {
         let len = bytes.len() as u64;
         let segments = file
             .segments()
-            .filter_map(|s| {
+            .map(|s| {
                 let (offset, filesz) = s.file_range();
                 let flags = match s.flags() {
                     object::SegmentFlags::Elf { p_flags } => p_flags,
@@ -158,13 +158,13 @@ impl ElfImage {
                 };
                 // Keep only the part of the segment the file really holds.
                 let filesz = filesz.min(len.saturating_sub(offset));
-                Some(LoadSegment {
+                LoadSegment {
                     vaddr: s.address(),
                     memsz: s.size(),
                     offset,
                     filesz,
                     flags,
-                })
+                }
             })
             .collect();
         let sections = file

@@ -9,11 +9,14 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{
+    GoVersion,
     buildinfo::BuildInfo,
+    layout::{RuntimeLayout, Source},
     moduledata::ModuleData,
     pclntab::{Frame, PclnFormat},
     probesite::{self, ProbeSite},
     symbols::{GoBinary, SymbolSources},
+    waitreason::{TableSource, WaitReasons},
 };
 
 /// Data symbols gtrace reads when a `.symtab` has them.
@@ -88,11 +91,69 @@ pub struct Report {
     pub data_symbols: Vec<DataSymbol>,
     /// Probe sites of [`probesite::PROBED_FUNCTIONS`] (and any extra asked for).
     pub probe_sites: Vec<ProbeEntry>,
+    /// The runtime struct layouts gtrace would use, or why there are none.
+    pub layout: Result<LayoutReport, String>,
+    /// The wait-reason strings gtrace would use (index = the runtime's `waitReason`), or why
+    /// there are none.
+    pub wait_reasons: Result<WaitReasonReport, String>,
+}
+
+/// The layouts in use: where they came from and every struct's offsets.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutReport {
+    /// `DWARF`, `DWARF + table (…)` or `table goX.Y.Z`.
+    pub source: String,
+    /// Struct name → size and field offsets (`None` = absent in this version).
+    pub structs: Vec<StructReport>,
+}
+
+/// One runtime struct's layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct StructReport {
+    /// Go name, e.g. `runtime.g`.
+    pub name: &'static str,
+    /// Size in bytes.
+    pub size: u32,
+    /// Field → byte offset.
+    pub fields: Vec<(&'static str, Option<u32>)>,
+}
+
+/// The wait-reason table in use.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitReasonReport {
+    /// `binary` (read through the symbol table) or `table goX.Y.Z`.
+    pub source: String,
+    /// Index = `waitReason` value.
+    pub strings: Vec<String>,
+}
+
+impl LayoutReport {
+    fn new(l: &RuntimeLayout) -> Self {
+        let source = match &l.source {
+            Source::Dwarf { from_table } if from_table.is_empty() => "DWARF".to_owned(),
+            Source::Dwarf { from_table } => format!("DWARF + table ({})", from_table.join(", ")),
+            Source::Table { version } => format!("table {version}"),
+        };
+        macro_rules! structs {
+            ($($go:literal => $f:ident),* $(,)?) => {
+                vec![$(StructReport { name: $go, size: l.$f.size, fields: l.$f.fields() }),*]
+            };
+        }
+        let structs = structs![
+            "runtime.g" => g, "runtime.gobuf" => gobuf, "runtime.m" => m, "runtime.p" => p,
+            "runtime._panic" => panic, "runtime._defer" => defer, "runtime.sudog" => sudog,
+            "runtime.hchan" => hchan, "runtime.waitq" => waitq,
+            "runtime.moduledata" => moduledata, "abi.Type" => type_, "abi.ITab" => itab,
+            "runtime.eface" => eface, "runtime.iface" => iface,
+        ];
+        Self { source, structs }
+    }
 }
 
 impl Report {
-    /// Builds the report; `extra` functions get probe sites too.
-    pub fn new(bin: &GoBinary, extra: &[String]) -> Self {
+    /// Builds the report; `extra` functions get probe sites too; `assume` overrides the Go
+    /// version for the layout and wait-reason tables (`--assume-go-version`).
+    pub fn new(bin: &GoBinary, extra: &[String], assume: Option<&GoVersion>) -> Self {
         let tab = bin.pclntab();
         let l = tab.layout();
         let names = probesite::PROBED_FUNCTIONS
@@ -154,6 +215,22 @@ impl Report {
                 })
                 .collect(),
             probe_sites,
+            layout: RuntimeLayout::for_go_binary(bin, assume)
+                .map(|l| LayoutReport::new(&l))
+                .map_err(|e| e.to_string()),
+            wait_reasons: match WaitReasons::for_go_binary(bin, assume) {
+                Ok(Some(w)) => Ok(WaitReasonReport {
+                    source: match &w.source {
+                        TableSource::Binary => "binary".to_owned(),
+                        TableSource::Table { version } => format!("table {version}"),
+                    },
+                    strings: w.strings.iter().map(ToString::to_string).collect(),
+                }),
+                Ok(None) => {
+                    Err("stripped binary of unknown Go version: use --assume-go-version".to_owned())
+                }
+                Err(e) => Err(e.to_string()),
+            },
         }
     }
 
@@ -244,6 +321,39 @@ impl Report {
                         err.as_deref().unwrap_or("?")
                     );
                 }
+            }
+        }
+        match &self.layout {
+            Ok(l) => {
+                let _ = writeln!(s, "layouts:     from {}", l.source);
+                for st in &l.structs {
+                    let fields: Vec<String> = st
+                        .fields
+                        .iter()
+                        .map(|(f, o)| o.map_or_else(|| format!("{f}=-"), |o| format!("{f}={o}")))
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        "  {:<20} size {:<5} {}",
+                        st.name,
+                        st.size,
+                        fields.join(" ")
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "layouts:     none: {e}");
+            }
+        }
+        match &self.wait_reasons {
+            Ok(w) => {
+                let _ = writeln!(s, "wait reasons: from {}", w.source);
+                for (i, r) in w.strings.iter().enumerate() {
+                    let _ = writeln!(s, "  {i:>3} {r:?}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "wait reasons: none: {e}");
             }
         }
         s

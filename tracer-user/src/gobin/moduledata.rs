@@ -29,6 +29,10 @@ fn gofunc_offset(v: &GoVersion) -> u64 {
     }
 }
 
+/// The `moduledata.gofunc` offsets of the known 1.20+ layouts, tried when the version is
+/// unknown (1.18–1.19 tables have their own magic and always use 304).
+pub const GOFUNC_OFFSETS: [u64; 2] = [344, 320];
+
 /// What gtrace reads from the module descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ModuleData {

@@ -104,9 +104,8 @@ impl PclnLayout {
                 .expect("4"),
         );
         let format = PclnFormat::from_magic(magic).ok_or(GobinError::BadPclntabMagic(magic))?;
-        let (pad1, pad2, min_lc, ptr_size) = match data.get(4..8) {
-            Some(&[a, b, c, d]) => (a, b, c, d),
-            _ => return Err(bad("shorter than its header")),
+        let Some(&[pad1, pad2, min_lc, ptr_size]) = data.get(4..8) else {
+            return Err(bad("shorter than its header"));
         };
         if pad1 != 0 || pad2 != 0 || !matches!(min_lc, 1 | 2 | 4) || !matches!(ptr_size, 4 | 8) {
             return Err(bad(
@@ -330,6 +329,10 @@ impl<'a> Pclntab<'a> {
     }
 
     /// Function `i` of the table.
+    #[allow(
+        clippy::many_single_char_names,
+        reason = "b/l/p/r are local shorthands for field reads"
+    )]
     pub fn func(&self, i: u32) -> Result<FuncRecord> {
         let bad = GobinError::BadPclntab;
         if i >= self.layout.nfunc {
@@ -419,9 +422,9 @@ impl<'a> Pclntab<'a> {
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
             if self.ftab(mid)?.0 <= pc {
-                lo = mid
+                lo = mid;
             } else {
-                hi = mid
+                hi = mid;
             }
         }
         self.func(lo).map(Some)
@@ -533,7 +536,7 @@ impl<'a> Pclntab<'a> {
     }
 
     /// Expands `pc` into its frames, innermost first, exactly as `runtime.CallersFrames`
-    /// does: each inlined call is named from the inline tree, every frame's file:line comes
+    /// does: each inlined call is named from the inline tree, every frame's `file:line` comes
     /// from the pc-line tables at that frame's pc, and the next frame's pc is the inlined
     /// call's `parentPc`. Errors if no function contains `pc`.
     pub fn frames(&self, pc: u64) -> Result<Vec<Frame>> {
@@ -582,6 +585,50 @@ impl<'a> Pclntab<'a> {
         Err(GobinError::BadPclntab(
             "the inline tree is deeper than 1024 frames (a cycle?)",
         ))
+    }
+
+    /// Checks every inline-tree entry `f`'s index table refers to: the name offset starts a
+    /// name (preceded by a NUL) and `parentPc` lies inside `f`. Returns how many entries were
+    /// checked (0 if `f` has no tree); `Ok(false)`-like failures are errors. Used to recognise
+    /// the right funcdata base when the binary's version is unknown.
+    pub fn check_inline_tree(&self, f: &FuncRecord) -> Result<usize> {
+        let bad = GobinError::BadPclntab;
+        let Some(tree) = self.funcdata(f, FUNCDATA_INL_TREE)? else {
+            return Ok(0);
+        };
+        let table = self.pcdata_table(f, PCDATA_INL_TREE_INDEX)?;
+        if table == 0 {
+            return Ok(0);
+        }
+        let mut p = self
+            .data
+            .get(self.layout.pctab.saturating_add(table as usize)..)
+            .ok_or(bad("a pc-value table offset points outside the table"))?;
+        let (mut val, mut first, mut checked) = (-1i32, true, 0);
+        while let Some((uv, n)) = read_varint32(p) {
+            if uv == 0 && !first {
+                return Ok(checked);
+            }
+            first = false;
+            val = val.wrapping_add((uv >> 1) as i32 ^ -((uv & 1) as i32));
+            p = &p[n..];
+            let (_, n) = read_varint32(p).ok_or(bad("a pc-value table runs past the data"))?;
+            p = &p[n..];
+            if val < 0 {
+                continue;
+            }
+            let call = self.inlined_call(tree, val as u32)?;
+            let name =
+                usize::try_from(call.name_off).map_err(|_| bad("a negative inline name offset"))?;
+            let at = self.layout.funcname.saturating_add(name);
+            let starts_name = name == 0 || self.data.get(at - 1) == Some(&0);
+            let parent_ok = u64::try_from(call.parent_pc).is_ok_and(|pc| pc < f.end - f.entry);
+            if !starts_name || !parent_ok || self.name_at(call.name_off)?.is_empty() {
+                return Err(bad("an inline tree entry does not decode"));
+            }
+            checked += 1;
+        }
+        Err(bad("a pc-value table runs past the data"))
     }
 
     fn inlined_call(&self, tree: u64, ix: u32) -> Result<InlinedCall> {

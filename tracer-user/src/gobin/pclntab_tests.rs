@@ -5,6 +5,7 @@ use super::*;
 
 const TEXT: u64 = 0x40_1000;
 const GOFUNC: u64 = 0x50_0000;
+const TABLE_VADDR: u64 = 0x48_0004;
 
 /// Encodes a pc-value table from (value, pc-range length) pairs, as the linker does.
 fn pcvalue_table(pairs: &[(i32, u32)]) -> Vec<u8> {
@@ -45,6 +46,13 @@ impl Memory for Synthetic {
 /// in b.go, line 20, with `main.inl` inlined at [+0x28, +0x30) (line 30, a.go), called from
 /// pc +0x30 (line 21).
 fn synthetic() -> Synthetic {
+    synthetic_as(PclnFormat::Go120)
+}
+
+/// [`synthetic`] in one of the formats: Go 1.20 (`startLine`, new inline entries), Go 1.18
+/// (no `startLine`, old 20-byte inline entries, u32 funcdata offsets) or Go 1.16 (absolute
+/// entries and funcdata pointers, 8-aligned). The table sits at link address `TABLE_VADDR`.
+fn synthetic_as(format: PclnFormat) -> Synthetic {
     let names = b"main.a\0main.b\0main.inl\0".to_vec();
     let cutab: Vec<u8> = [0u32, 5].iter().flat_map(|v| v.to_le_bytes()).collect();
     let filetab = b"a.go\0b.go\0".to_vec();
@@ -59,38 +67,55 @@ fn synthetic() -> Synthetic {
     let b_file = add(pcvalue_table(&[(1, 0x08), (0, 0x08), (1, 0x10)]));
     let b_line = add(pcvalue_table(&[(20, 0x08), (30, 0x08), (21, 0x10)]));
     let b_inl = add(pcvalue_table(&[(-1, 0x08), (0, 0x08), (-1, 0x10)]));
-    let header_len = 8 + 8 * 8;
+    let relative = format.relative_entries();
+    let header_len = if relative { 8 + 8 * 8 } else { 8 + 7 * 8 };
+    // Keep the function records 8-aligned in memory, as the linker does.
+    let used = |pctab: &[u8]| {
+        TABLE_VADDR as usize + header_len + names.len() + cutab.len() + filetab.len() + pctab.len()
+    };
+    while !used(&pctab).is_multiple_of(8) {
+        pctab.push(0);
+    }
     let funcname = header_len;
     let cu = funcname + names.len();
     let filetab_off = cu + cutab.len();
     let pctab_off = filetab_off + filetab.len();
     let pcln = pctab_off + pctab.len();
     let mut t = Vec::new();
-    t.extend(0xffff_fff1u32.to_le_bytes());
+    let magic: u32 = match format {
+        PclnFormat::Go120 => 0xffff_fff1,
+        PclnFormat::Go118 => 0xffff_fff0,
+        _ => 0xffff_fffa,
+    };
+    t.extend(magic.to_le_bytes());
     t.extend([0, 0, 1, 8]);
-    for w in [
-        2u64,
-        2,
-        TEXT,
-        funcname as u64,
-        cu as u64,
-        filetab_off as u64,
-        pctab_off as u64,
-        pcln as u64,
-    ] {
+    let offsets = [funcname, cu, filetab_off, pctab_off, pcln].map(|o| o as u64);
+    let lead: &[u64] = if relative { &[2, 2, TEXT] } else { &[2, 2] };
+    for w in lead.iter().chain(&offsets) {
         t.extend(w.to_le_bytes());
     }
     t.extend(&names);
     t.extend(&cutab);
     t.extend(&filetab);
     t.extend(&pctab);
-    // functab: 3 entries (2 functions + end sentinel) of (entryoff, funcoff).
-    let ftab_len = 3 * 8;
+    // functab: 3 entries (2 functions + end sentinel) of (entry, funcoff).
+    let fixed = match format {
+        PclnFormat::Go118 => 40,
+        _ => 44,
+    };
+    let ftab_len = if relative { 3 * 8 } else { 3 * 16 };
     let fa = ftab_len as u32;
-    let fb = fa + 44;
+    // main.a has no pcdata/funcdata; main.b: 3 pcdata, then 4 funcdata (8-aligned pointers
+    // before 1.18).
+    let fb = fa + fixed;
     for (e, f) in [(0u32, fa), (0x20, fb), (0x40, 0)] {
-        t.extend(e.to_le_bytes());
-        t.extend(f.to_le_bytes());
+        if relative {
+            t.extend(e.to_le_bytes());
+            t.extend(f.to_le_bytes());
+        } else {
+            t.extend((TEXT + u64::from(e)).to_le_bytes());
+            t.extend(u64::from(f).to_le_bytes());
+        }
     }
     let func = |t: &mut Vec<u8>,
                 entry: u32,
@@ -99,7 +124,16 @@ fn synthetic() -> Synthetic {
                 line: u32,
                 npcdata: u32,
                 nfuncdata: u8| {
-        for w in [entry, name as u32, 0, 0, 0, file, line, npcdata, 0, 1] {
+        if relative {
+            t.extend(entry.to_le_bytes());
+        } else {
+            t.extend((TEXT + u64::from(entry)).to_le_bytes());
+        }
+        let mut words = vec![name as u32, 0, 0, 0, file, line, npcdata, 0];
+        if format == PclnFormat::Go120 {
+            words.push(1);
+        }
+        for w in words {
             t.extend(w.to_le_bytes());
         }
         t.extend([0, 0, 0, nfuncdata]);
@@ -107,20 +141,37 @@ fn synthetic() -> Synthetic {
     func(&mut t, 0, 0, a_file, a_line, 0, 0);
     func(&mut t, 0x20, 7, b_file, b_line, 3, 4);
     t.extend([0u32, 0, b_inl].iter().flat_map(|v| v.to_le_bytes()));
-    t.extend(
-        [u32::MAX, u32::MAX, u32::MAX, 0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes()),
-    );
-    let mut inl_tree = vec![0u8; 4];
-    inl_tree.extend(14i32.to_le_bytes()); // nameOff of main.inl
-    inl_tree.extend(0x10i32.to_le_bytes()); // parentPc, from main.b's entry
-    inl_tree.extend(5i32.to_le_bytes()); // startLine
+    if relative {
+        t.extend(
+            [u32::MAX, u32::MAX, u32::MAX, 0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes()),
+        );
+    } else {
+        while !(TABLE_VADDR + t.len() as u64).is_multiple_of(8) {
+            t.push(0xee);
+        }
+        t.extend([0u64, 0, 0, GOFUNC].iter().flat_map(|v| v.to_le_bytes()));
+    }
+    let mut inl_tree = Vec::new();
+    if format == PclnFormat::Go120 {
+        inl_tree.extend([0u8; 4]); // funcID, padding
+        inl_tree.extend(14i32.to_le_bytes()); // nameOff of main.inl
+        inl_tree.extend(0x10i32.to_le_bytes()); // parentPc, from main.b's entry
+        inl_tree.extend(5i32.to_le_bytes()); // startLine
+    } else {
+        inl_tree.extend((-1i16).to_le_bytes()); // parent
+        inl_tree.extend([0u8; 2]); // funcID, padding
+        inl_tree.extend(0i32.to_le_bytes()); // file
+        inl_tree.extend(21i32.to_le_bytes()); // line
+        inl_tree.extend(14i32.to_le_bytes()); // func_ (name offset)
+        inl_tree.extend(0x10i32.to_le_bytes()); // parentPc
+    }
     Synthetic { table: t, inl_tree }
 }
 
 fn tab(s: &Synthetic) -> Pclntab<'_> {
-    let layout = PclnLayout::parse(&s.table, 0x48_0000).unwrap();
+    let layout = PclnLayout::parse(&s.table, TABLE_VADDR).unwrap();
     Pclntab::new(
         &s.table,
         PclnLayout {
@@ -226,6 +277,43 @@ fn inline_expansion() {
 }
 
 #[test]
+fn older_formats_expand_alike() {
+    let frame = |f: &str, file: &str, line, inlined| Frame {
+        function: f.into(),
+        file: file.into(),
+        line,
+        inlined,
+    };
+    for format in [PclnFormat::Go118, PclnFormat::Go116] {
+        let s = synthetic_as(format);
+        let t = tab(&s);
+        assert_eq!(t.layout().format, format);
+        let a = t.find_func(TEXT + 0x1f).unwrap().unwrap();
+        assert_eq!(
+            (t.name(&a).unwrap().as_ref(), a.entry, a.end),
+            ("main.a", TEXT, TEXT + 0x20),
+            "{format:?}"
+        );
+        assert_eq!(
+            t.file_line(&a, TEXT + 0x10).unwrap(),
+            ("a.go".into(), 12),
+            "{format:?}"
+        );
+        assert_eq!(
+            t.frames(TEXT + 0x2a).unwrap(),
+            [
+                frame("main.inl", "a.go", 30, true),
+                frame("main.b", "b.go", 21, false)
+            ],
+            "{format:?}"
+        );
+        for n in 0..s.table.len() {
+            exercise(&s.table[..n], &s);
+        }
+    }
+}
+
+#[test]
 fn header_validation() {
     let s = synthetic();
     let mut bad = s.table.clone();
@@ -248,7 +336,7 @@ fn header_validation() {
 
 /// Runs lookups over a possibly corrupt table; must not panic.
 fn exercise(table: &[u8], mem: &dyn Memory) {
-    let Ok(layout) = PclnLayout::parse(table, 0x48_0000) else {
+    let Ok(layout) = PclnLayout::parse(table, TABLE_VADDR) else {
         return;
     };
     let Ok(t) = Pclntab::new(
@@ -284,7 +372,7 @@ fn truncations_and_mutations_never_panic() {
     }
     // Deterministic pseudo-random byte mutations (xorshift).
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..5_000 {
+    for _ in 0..2_000 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;

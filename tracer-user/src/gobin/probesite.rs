@@ -2,7 +2,7 @@
 //!
 //! A uprobe replaces an instruction with `int3`; after the handler the kernel either
 //! *emulates* the original instruction (cheap) or *single-steps* a copy of it out of line
-//! (a second trap: ~4.8 µs per hit against ~1.0 µs measured here, see docs/PROBE_SITES.md).
+//! (a second trap: ~4.8 µs per hit against ~1.0 µs measured here, see `docs/PROBE_SITES.md`).
 //! `arch/x86/kernel/uprobes.c` emulates relative `call`/`jmp`/`jcc` (`branch_xol_ops`) and
 //! `push <reg>` (`push_xol_ops`, since 4.18); everything else — including the
 //! `cmp rsp, [r14+0x10]` that opens every split-stack Go function — is single-stepped.
@@ -118,12 +118,12 @@ fn decode(bin: &GoBinary, f: &Function, max: usize) -> Result<Vec<Instruction>> 
 
 /// True if `arch/x86/kernel/uprobes.c` emulates the instruction rather than single-stepping.
 pub fn kernel_emulates(insn: &Instruction) -> bool {
+    // `branch_setup_xol_ops`: call rel32 (e8), jmp rel8/rel32 (eb/e9), jcc (7x, 0f 8x) — not
+    // loop/jrcxz or indirect branches; `push_setup_xol_ops`: push r64 (50+r, REX.B 41 50+r).
     insn.code() == Code::Push_r64
-        || matches!(
-            insn.flow_control(),
-            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch | FlowControl::Call
-        ) && insn.op0_kind() != OpKind::Register
-            && insn.op0_kind() != OpKind::Memory
+        || insn.is_jcc_short_or_near()
+        || insn.is_jmp_short_or_near()
+        || insn.is_call_near()
 }
 
 /// `cmp <reg>, [r14+0x10]` / `[r14+0x18]`: comparing a stack pointer with `g.stackguard0`, or
@@ -220,4 +220,42 @@ pub fn disassemble(bin: &GoBinary, f: &Function, n: usize) -> Result<Vec<(u64, S
         .iter()
         .map(|i| (i.ip(), format(i)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(bytes: &[u8]) -> Instruction {
+        Decoder::with_ip(64, bytes, 0x1000, DecoderOptions::NONE).decode()
+    }
+
+    #[test]
+    fn emulation_follows_the_kernel() {
+        for (bytes, emulated) in [
+            (&[0x55][..], true),                // push rbp
+            (&[0x41, 0x54], true),              // push r12
+            (&[0x76, 0x10], true),              // jbe rel8
+            (&[0x0f, 0x86, 0, 1, 0, 0], true),  // jbe rel32
+            (&[0xe8, 0, 0, 0, 0], true),        // call rel32
+            (&[0xeb, 0x00], true),              // jmp rel8
+            (&[0x49, 0x3b, 0x66, 0x10], false), // cmp rsp,[r14+10h]
+            (&[0x48, 0x83, 0xec, 0x18], false), // sub rsp,18h
+            (&[0x48, 0x89, 0xe5], false),       // mov rbp,rsp
+            (&[0xff, 0xd0], false),             // call rax
+            (&[0xe3, 0x00], false),             // jrcxz
+            (&[0xc3], false),                   // ret
+        ] {
+            let insn = one(bytes);
+            assert_eq!(kernel_emulates(&insn), emulated, "{}", format(&insn));
+        }
+    }
+
+    #[test]
+    fn stack_guard_checks() {
+        assert!(is_stack_guard_cmp(&one(&[0x49, 0x3b, 0x66, 0x10]))); // cmp rsp,[r14+10h]
+        assert!(is_stack_guard_cmp(&one(&[0x4d, 0x3b, 0x66, 0x18]))); // cmp r12,[r14+18h]
+        assert!(!is_stack_guard_cmp(&one(&[0x49, 0x3b, 0x66, 0x20]))); // other g field
+        assert!(!is_stack_guard_cmp(&one(&[0x48, 0x3b, 0x61, 0x10]))); // cmp rsp,[rcx+10h]
+    }
 }

@@ -119,12 +119,18 @@ impl GoBinary {
             };
             layout.text_start = text.ok_or(GobinError::NoTextStart)?;
             text_how = how;
+            // Not the `.go.func` section of 1.27: that holds other data; `go:func.*` is in
+            // `.rodata`.
             layout.gofunc = moduledata.and_then(|m| m.gofunc).or_else(|| {
                 ["go:func.*", "go.func.*"]
                     .iter()
                     .find_map(|n| image.symbol(n).map(|s| s.addr))
-                    .or_else(|| image.section_data(".go.func").map(|(a, _)| a))
             });
+            if layout.gofunc.is_none()
+                && let Some(md) = &moduledata
+            {
+                layout.gofunc = guess_gofunc(&image, (start, end), layout, md.addr);
+            }
             inline_trees = layout.gofunc.is_some();
         }
         let sources = SymbolSources {
@@ -184,10 +190,10 @@ impl GoBinary {
     /// Every function of the pclntab, in address order.
     pub fn functions(&self) -> Result<Vec<Function>> {
         let tab = self.pclntab();
-        tab.funcs().map(|f| self.describe(&tab, &f?)).collect()
+        tab.funcs().map(|f| Self::describe(&tab, &f?)).collect()
     }
 
-    fn describe(&self, tab: &Pclntab<'_>, f: &FuncRecord) -> Result<Function> {
+    fn describe(tab: &Pclntab<'_>, f: &FuncRecord) -> Result<Function> {
         Ok(Function {
             name: tab.name(f)?.into_owned(),
             entry: f.entry,
@@ -210,14 +216,14 @@ impl GoBinary {
         let &i = names
             .get(name)
             .ok_or_else(|| GobinError::NoSuchFunction(name.to_owned()))?;
-        self.describe(&tab, &tab.func(i)?)
+        Self::describe(&tab, &tab.func(i)?)
     }
 
     /// The function containing `pc`.
     pub fn func_for_pc(&self, pc: u64) -> Result<Option<Function>> {
         let tab = self.pclntab();
         tab.find_func(pc)?
-            .map(|f| self.describe(&tab, &f))
+            .map(|f| Self::describe(&tab, &f))
             .transpose()
     }
 
@@ -241,6 +247,39 @@ impl GoBinary {
     pub fn read_vaddr(&self, vaddr: u64, len: usize) -> Result<&[u8]> {
         self.image.read_vaddr(vaddr, len)
     }
+}
+
+/// `moduledata.gofunc` when the version is unknown (a `devel` toolchain, damaged build info):
+/// tries the field offsets of every known layout and keeps the one under which the inline
+/// trees of the first functions that have one decode sensibly (names resolve, `parentPc`
+/// inside the function).
+fn guess_gofunc(
+    image: &ElfImage,
+    (s, e): (usize, usize),
+    layout: PclnLayout,
+    md: u64,
+) -> Option<u64> {
+    let data = &image.bytes()[s..e];
+    let offsets: &[u64] = if layout.format == PclnFormat::Go118 {
+        &[304]
+    } else {
+        &moduledata::GOFUNC_OFFSETS
+    };
+    offsets.iter().find_map(|&off| {
+        let gofunc = image.read_ptr(md.wrapping_add(off)).ok()?;
+        image.read_vaddr(gofunc, 1).ok()?;
+        let mut l = layout;
+        l.gofunc = Some(gofunc);
+        let tab = Pclntab::new(data, l, image).ok()?;
+        let mut checked = 0;
+        for f in tab.funcs().filter_map(Result::ok).take(4096) {
+            checked += tab.check_inline_tree(&f).ok()?;
+            if checked >= 256 {
+                break;
+            }
+        }
+        (checked > 0).then_some(gofunc)
+    })
 }
 
 /// Finds the pclntab: its link-time address, file byte range and how it was found.
@@ -276,8 +315,10 @@ fn find_pclntab(image: &ElfImage) -> Result<(u64, (usize, usize), &'static str)>
             let w = &data[i..i + 8];
             if w[0] >= 0xf0 && w[1..4] == [0xff; 3] && w[4] == 0 && w[5] == 0 && w[7] == 8 {
                 let vaddr = seg.vaddr.wrapping_add(i as u64);
-                if let Ok(l) = PclnLayout::parse(&data[i..], vaddr) {
-                    if plausible(&data[i..], &l) {
+                if let Ok(l) = PclnLayout::parse(&data[i..], vaddr)
+                    && plausible(&data[i..], &l)
+                {
+                    {
                         let (_, range) = to_range(vaddr).ok_or(GobinError::NoPclntab)?;
                         return Ok((vaddr, range, "scan"));
                     }

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::dwarf::{DwarfError, DwarfStructs};
-use super::layout::{LayoutError, RuntimeLayout};
+use super::layout::{LayoutError, OwnedStructData, Recorder, RuntimeLayout};
 use super::version::GoVersion;
 use super::waitreason::{STATUS_SYMBOL, StringTableError, WAIT_REASONS_SYMBOL, read_string_array};
 
@@ -42,6 +42,8 @@ pub struct Probe {
     pub version: GoVersion,
     /// Layouts from DWARF (complete: no structure from a table).
     pub layout: RuntimeLayout,
+    /// The DWARF data the layout was built from, as written into the table.
+    pub structs: Vec<OwnedStructData>,
     /// `runtime.waitReasonStrings`.
     pub wait_reasons: Vec<String>,
     /// `runtime.gStatusStrings`.
@@ -53,9 +55,11 @@ impl Probe {
     /// and symbols.
     pub fn from_elf(data: &[u8], version: GoVersion) -> Result<Self, GenError> {
         let file = object::File::parse(data).map_err(GenError::Object)?;
-        let structs = DwarfStructs::from_object(&file)?;
-        let layout = RuntimeLayout::from_source(&structs, None)?;
+        let dwarf = DwarfStructs::from_object(&file)?;
+        let recorder = Recorder::new(&dwarf);
+        let layout = RuntimeLayout::from_source(&recorder, None)?;
         layout.check()?;
+        let structs = recorder.into_data();
         let wait_reasons = read_string_array(&file, WAIT_REASONS_SYMBOL)?
             .ok_or(GenError::MissingSymbol(WAIT_REASONS_SYMBOL))?;
         let statuses = read_string_array(&file, STATUS_SYMBOL)?
@@ -63,94 +67,127 @@ impl Probe {
         Ok(Self {
             version,
             layout,
+            structs,
             wait_reasons,
             statuses,
         })
     }
 }
 
-/// Groups probes by minor: the newest patch is the minor's entry; other patches whose layout
-/// differs become patch exceptions. Returns (entries, exceptions), oldest first.
-fn split(probes: &[Probe]) -> (Vec<&Probe>, Vec<&Probe>) {
+/// The newest probed patch of each minor, oldest minor first: the table entries.
+fn newest_per_minor(probes: &[Probe]) -> Vec<&Probe> {
     let mut sorted: Vec<&Probe> = probes.iter().collect();
-    sorted.sort_by(|a, b| a.version.cmp(&b.version));
+    sorted.sort_by(|a, b| b.version.cmp(&a.version));
     let mut entries: Vec<&Probe> = Vec::new();
-    let mut exceptions = Vec::new();
-    for p in sorted.iter().rev() {
-        match entries
-            .iter()
-            .find(|e| (e.version.major, e.version.minor) == (p.version.major, p.version.minor))
-        {
-            None => entries.push(p),
-            Some(e) if e.layout.to_rust(&e.version) != p.layout.to_rust(&e.version) => {
-                exceptions.push(*p);
-            }
-            Some(_) => {}
+    for p in sorted {
+        if !entries.iter().any(|e| same_minor(&e.version, &p.version)) {
+            entries.push(p);
         }
     }
     entries.reverse();
-    exceptions.reverse();
-    (entries, exceptions)
+    entries
+}
+
+fn same_minor(a: &GoVersion, b: &GoVersion) -> bool {
+    (a.major, a.minor) == (b.major, b.minor)
 }
 
 fn version_expr(v: &GoVersion) -> String {
     format!("GoVersion::new({}, {}, {})", v.major, v.minor, v.patch)
 }
 
-fn indent(text: &str, by: &str) -> String {
-    text.lines()
-        .map(|l| format!("{by}{l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// The structures of a probe as Rust data (`StructData` literals), one per line.
+fn structs_expr(structs: &[OwnedStructData], indent: &str) -> String {
+    let mut s = String::from("&[\n");
+    for (name, size, fields) in structs {
+        let _ = write!(s, "{indent}    ({name:?}, {size}, &[");
+        for (i, (path, off)) in fields.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(s, "{sep}({path:?}, {off})");
+        }
+        s.push_str("]),\n");
+    }
+    let _ = write!(s, "{indent}]");
+    s
 }
 
 /// The text of `tracer-user/src/gobin/layout_table.rs`.
 pub fn render_layout_table(probes: &[Probe]) -> String {
-    let (entries, exceptions) = split(probes);
+    let entries = newest_per_minor(probes);
     let mut s = String::new();
     let _ = writeln!(s, "{HEADER}");
     s.push_str(
-        "\n//! Runtime layouts per Go minor version, generated from the `layoutprobe` fixture built\n\
-         //! with each installed toolchain and read through `gobin::dwarf` (see\n\
-         //! `xtask/src/gen_offsets.rs`).\n\n\
-         #![allow(clippy::wildcard_imports, clippy::unreadable_literal)]\n\n\
-         use super::{layout::*, version::GoVersion};\n\n\
+        "\n//! Runtime structure layouts per Go minor version, generated from the `layoutprobe`\n\
+         //! fixture built with each installed toolchain and read through `gobin::dwarf` (see\n\
+         //! `xtask/src/gen_offsets.rs`). Per structure: Go name, size, (field path, offset).\n\n\
+         use super::{layout::TableEntry, version::GoVersion};\n\n\
          /// One entry per supported Go minor version.\n\
          pub(crate) static TABLE: &[TableEntry] = &[\n",
     );
     for p in &entries {
-        let _ = writeln!(s, "    // {}", p.version);
         let _ = writeln!(
             s,
-            "    TableEntry {{\n        taken_from: {},",
-            version_expr(&p.version)
-        );
-        let _ = writeln!(
-            s,
-            "        layout: {},\n    }},",
-            indent(&p.layout.to_rust(&p.version), "        ").trim_start()
+            "    TableEntry {{\n        taken_from: {},\n        structs: {},\n    }},",
+            version_expr(&p.version),
+            structs_expr(&p.structs, "        ")
         );
     }
-    s.push_str("];\n\n/// Patch releases whose layout differs from their minor's entry.\n");
-    s.push_str("pub(crate) static PATCH_EXCEPTIONS: &[PatchException] = &[");
-    if exceptions.is_empty() {
-        s.push_str("];\n");
-    } else {
-        s.push('\n');
-        for p in &exceptions {
-            let v = version_expr(&p.version);
-            let _ = writeln!(
-                s,
-                "    PatchException {{\n        first: {v},\n        last: {v},"
-            );
-            let _ = writeln!(
-                s,
-                "        layout: {},\n    }},",
-                indent(&p.layout.to_rust(&p.version), "        ").trim_start()
-            );
+    s.push_str("];\n");
+    s
+}
+
+/// The text of `tracer-user/src/gobin/layout_exceptions.rs`: for each probe of `extra` (other
+/// patch releases) whose layout differs from its minor's entry among `installed`, one
+/// exception. Its range runs from the patch after the newest lower probed patch that matches
+/// the entry (or .0) up to the probed patch itself: patches in between were not seen.
+pub fn render_exceptions(installed: &[Probe], extra: &[Probe]) -> String {
+    let entries = newest_per_minor(installed);
+    let mut extra: Vec<&Probe> = extra.iter().collect();
+    extra.sort_by(|a, b| a.version.cmp(&b.version));
+    let mut s = String::new();
+    let _ = writeln!(s, "{HEADER}");
+    s.push_str(
+        "\n//! Patch releases whose runtime layout differs from their minor's entry in\n\
+         //! `layout_table.rs`, found with `cargo xtask gen-offsets --exceptions-from <go>...`\n\
+         //! (patch releases other than the installed toolchains). Probed:",
+    );
+    for p in &extra {
+        let _ = write!(s, " {}", p.version);
+    }
+    s.push_str(
+        ".\n\n#[allow(unused_imports)]\n\
+         use super::{layout::PatchException, version::GoVersion};\n\n\
+         /// Patch releases whose layout differs from their minor's entry.\n\
+         pub(crate) static PATCH_EXCEPTIONS: &[PatchException] = &[\n",
+    );
+    for p in &extra {
+        let Some(entry) = entries.iter().find(|e| same_minor(&e.version, &p.version)) else {
+            continue;
+        };
+        let same = |q: &Probe| q.structs == entry.structs;
+        if same(p) {
+            continue;
         }
-        s.push_str("];\n");
+        let first_patch = extra
+            .iter()
+            .filter(|q| same_minor(&q.version, &p.version) && q.version < p.version && same(q))
+            .map(|q| q.version.patch + 1)
+            .max()
+            .unwrap_or(0);
+        let first = GoVersion::new(p.version.major, p.version.minor, first_patch);
+        let _ = writeln!(
+            s,
+            "    // {} differs from the {} entry\n    PatchException {{\n        first: {},\n        \
+             last: {},\n        verified: {},\n        structs: {},\n    }},",
+            p.version,
+            entry.version,
+            version_expr(&first),
+            version_expr(&p.version),
+            version_expr(&p.version),
+            structs_expr(&p.structs, "        ")
+        );
     }
+    s.push_str("];\n");
     s
 }
 
@@ -165,7 +202,7 @@ fn string_list(items: &[String]) -> String {
 
 /// The text of `tracer-user/src/gobin/waitreason_table.rs`.
 pub fn render_waitreason_table(probes: &[Probe]) -> String {
-    let (entries, _) = split(probes);
+    let entries = newest_per_minor(probes);
     let mut s = String::new();
     let _ = writeln!(s, "{HEADER}");
     s.push_str(

@@ -152,6 +152,22 @@ impl WaitReasons {
         }
     }
 
+    /// [`Self::load`] for an opened [`GoBinary`](super::GoBinary), with the build-info
+    /// version unless `assume` overrides it; `None` when the binary is stripped and no
+    /// version is known.
+    pub fn for_go_binary(
+        bin: &super::GoBinary,
+        assume: Option<&GoVersion>,
+    ) -> Result<Option<Self>, StringTableError> {
+        let Ok(file) = object::File::parse(bin.image().bytes()) else {
+            return Ok(None);
+        };
+        if let Some(w) = Self::from_binary(&file)? {
+            return Ok(Some(w));
+        }
+        assume.or(bin.version()).map(Self::for_version).transpose()
+    }
+
     /// The runtime's string for `reason`, `None` if out of range (the runtime prints
     /// "unknown wait reason").
     pub fn name(&self, reason: u8) -> Option<&str> {

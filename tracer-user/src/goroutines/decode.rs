@@ -55,7 +55,8 @@ pub struct Goroutine {
     /// The wait reason as the runtime spells it, when waiting with a non-zero reason.
     pub wait_reason: Option<Arc<str>>,
     /// Nanoseconds since `waitsince`, when the runtime would show a wait time (waiting or in
-    /// a syscall, and `waitsince` stamped by a GC).
+    /// a syscall, and `waitsince` stamped by a GC: with the previous cycle's mark-termination
+    /// time, so only from the second GC on, and possibly up to one cycle early).
     pub wait_ns: Option<i64>,
     /// `lockedm != 0`.
     pub locked_to_thread: bool,
@@ -67,6 +68,8 @@ pub struct Goroutine {
     pub stack: Selected,
     /// Running on a CPU at the moment of reading: no consistent stack can be read.
     pub running: bool,
+    /// The OS thread (`m.procid`) it was running on, for a running goroutine.
+    pub thread: Option<u64>,
     /// A runtime goroutine (`isSystemGoroutine`).
     pub system: bool,
     /// It kept changing while being read; the data may mix two moments.
@@ -175,7 +178,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         opts: DumpOptions,
         sink: &mut dyn FnMut(Goroutine),
     ) -> Result<DumpStats, DecodeError> {
-        let (ptr, len) = read_list(self.mem, loc)?;
+        let (mut ptr, len) = read_list(self.mem, loc)?;
         let mut stats = DumpStats {
             list_len: len,
             ..DumpStats::default()
@@ -185,7 +188,16 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         while start < len {
             let n = (len - start).min(BATCH as u64) as usize;
             let buf = &mut ptrs[..n * 8];
-            self.mem.read_at(ptr + start * 8, buf)?;
+            if self.mem.read_at(ptr + start * 8, buf).is_err() {
+                // The runtime grew the list meanwhile and the old array is gone: entries
+                // never move or disappear, so continue at the same index in the new array.
+                let (now_ptr, now_len) = read_list(self.mem, loc)?;
+                if now_ptr == ptr || now_len < start + n as u64 {
+                    self.mem.read_at(ptr + start * 8, buf)?;
+                }
+                ptr = now_ptr;
+                self.mem.read_at(ptr + start * 8, buf)?;
+            }
             let gps: Vec<u64> = buf
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
@@ -235,20 +247,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             }
         }
         // Prefetch the top of every stack in one go.
-        let unwind_starts: Vec<Option<UnwindStart>> = live.iter().map(start_of).collect();
-        let reqs: Vec<(u64, usize)> = unwind_starts
-            .iter()
-            .map(|s| match s {
-                Some(s) if s.sp >= s.lo && s.sp < s.hi => {
-                    (s.sp, (s.hi - s.sp).min(STACK_WINDOW) as usize)
-                }
-                _ => (0, 0),
-            })
-            .collect();
-        let total: usize = reqs.iter().map(|r| r.1).sum();
-        let mut windows = vec![0u8; total];
-        let mut ok = vec![false; reqs.len()];
-        self.mem.read_scatter(&reqs, &mut windows, &mut ok);
+        let (reqs, windows, ok) = self.read_windows(&live);
         let mut decoded = Vec::with_capacity(live.len());
         let mut off = 0;
         for (i, g) in live.iter().enumerate() {
@@ -261,26 +260,28 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             off += n;
             decoded.push(self.decode_one(g, base, window, now, opts));
         }
-        // Re-read the headers: whatever moved meanwhile is decoded again.
+        // Re-read headers and stack tops: a goroutine that ran meanwhile may have parked
+        // again at the same place (same header) with different stack bytes in between, so
+        // both must match. Those that moved, or failed to decode, are decoded again.
         let again = self.read_headers(&live.iter().map(|g| g.addr).collect::<Vec<_>>());
-        for ((g, mut d), second) in live.iter().zip(decoded).zip(again) {
-            let mut stable = second.is_some_and(|s| s.same_state(g));
+        let (_, windows2, ok2) = self.read_windows(&live);
+        let mut off = 0;
+        for (i, ((g, mut d), second)) in live.iter().zip(decoded).zip(again).enumerate() {
+            let n = reqs[i].1;
+            let same_stack = ok[i] == ok2[i] && windows[off..off + n] == windows2[off..off + n];
+            off += n;
+            let mut stable = same_stack && second.is_some_and(|s| s.same_state(g));
             let mut tries = 0;
-            while !stable && tries < MAX_RETRIES {
+            while (!stable || d.error.is_some()) && tries < MAX_RETRIES {
                 tries += 1;
                 stats.retries += 1;
-                let Some(first) = self.read_headers(&[g.addr]).pop().flatten() else {
-                    break;
-                };
-                if matches!(first.base_status(), status::DEAD | status::DEADEXTRA) {
-                    break;
+                match self.decode_checked(g.addr, now, opts) {
+                    Some((again, consistent)) => {
+                        d = again;
+                        stable = consistent;
+                    }
+                    None => break,
                 }
-                d = self.decode_one(&first, 0, &[], now, opts);
-                stable = self
-                    .read_headers(&[g.addr])
-                    .pop()
-                    .flatten()
-                    .is_some_and(|s| s.same_state(&first));
             }
             if !stable
                 && matches!(
@@ -305,6 +306,42 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             stats.shown += 1;
             sink(d);
         }
+    }
+
+    /// Reads the top of each goroutine's stack (from its unwinding SP, at most
+    /// [`STACK_WINDOW`] bytes, never past `stack.hi`) in one scatter read.
+    fn read_windows(&self, gs: &[RawG]) -> (Vec<(u64, usize)>, Vec<u8>, Vec<bool>) {
+        let reqs: Vec<(u64, usize)> = gs
+            .iter()
+            .map(|g| match start_of(g) {
+                Some(s) if s.sp >= s.lo && s.sp < s.hi => {
+                    (s.sp, (s.hi - s.sp).min(STACK_WINDOW) as usize)
+                }
+                _ => (0, 0),
+            })
+            .collect();
+        let total: usize = reqs.iter().map(|r| r.1).sum();
+        let mut windows = vec![0u8; total];
+        let mut ok = vec![false; reqs.len()];
+        self.mem.read_scatter(&reqs, &mut windows, &mut ok);
+        (reqs, windows, ok)
+    }
+
+    /// Reads and decodes the goroutine at `addr` alone, then re-reads its header and stack
+    /// top: `(goroutine, consistent)`, or `None` if it is gone (unreadable or dead).
+    fn decode_checked(&self, addr: u64, now: i64, opts: DumpOptions) -> Option<(Goroutine, bool)> {
+        let first = self.read_headers(&[addr]).pop().flatten()?;
+        if matches!(first.base_status(), status::DEAD | status::DEADEXTRA) {
+            return None;
+        }
+        let one = [first];
+        let (reqs, w1, ok1) = self.read_windows(&one);
+        let window = if ok1[0] { &w1[..] } else { &[][..] };
+        let d = self.decode_one(&first, reqs[0].0, window, now, opts);
+        let second = self.read_headers(&[addr]).pop().flatten();
+        let (_, w2, ok2) = self.read_windows(&one);
+        let consistent = second.is_some_and(|s| s.same_state(&first)) && ok1 == ok2 && w1 == w2;
+        Some((d, consistent))
     }
 
     /// Decodes one goroutine from its header and (optionally) a prefetched stack window.
@@ -340,6 +377,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             parent_goid: (g.parent_goid != 0).then_some(g.parent_goid),
             stack: Selected::default(),
             running: false,
+            thread: None,
             system: false,
             torn: false,
             error: None,
@@ -376,6 +414,13 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
         );
         if st == status::RUNNING && g.syscallsp == 0 {
             out.running = true;
+            // Where it runs: `g.m.procid` is the thread id (the M may change right after).
+            out.thread = self.offs.m_procid.filter(|_| g.m != 0).and_then(|o| {
+                self.mem
+                    .read_u64(g.m + u64::from(o))
+                    .ok()
+                    .filter(|&t| t != 0 && t < 1 << 32)
+            });
             return out;
         }
         let Some(start) = start_of(g) else {
@@ -417,7 +462,10 @@ fn start_of(g: &RawG) -> Option<UnwindStart> {
 mod tests {
     use super::*;
     use crate::{
-        goroutines::symbols::{FuncInfo, SourceFrame},
+        goroutines::{
+            symbols::{FuncInfo, SourceFrame},
+            unwind::MAX_PHYSICAL_FRAMES,
+        },
         memory::RecordedMemory,
     };
 
@@ -489,6 +537,7 @@ mod tests {
             parent_goid: Some(104),
             gopc: 112,
             startpc: 120,
+            m_procid: None,
         }
     }
 
@@ -625,5 +674,68 @@ mod tests {
             DumpOptions::default(),
         );
         assert_eq!(g.error.as_deref(), Some("cannot read the stack at 0x9f20"));
+    }
+
+    #[test]
+    fn random_memory_never_panics_or_hangs() {
+        // A deterministic xorshift stream: g headers, list and stacks full of noise that
+        // sometimes points back into the recorded memory.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let syms = CachedSymbols::new(Fake);
+        for round in 0..50 {
+            let mut mem = RecordedMemory::new();
+            let n = 64u64;
+            let mut list = Vec::new();
+            for i in 0..n {
+                let gp = 0x10_0000 + i * 0x100;
+                list.extend_from_slice(&gp.to_le_bytes());
+                let mut g = vec![0u8; 128];
+                for w in g.chunks_exact_mut(8) {
+                    let v = match next() % 4 {
+                        0 => 0x9f00 + next() % 0x100,
+                        1 => 0x1000 + next() % 0x5000,
+                        _ => next(),
+                    };
+                    w.copy_from_slice(&v.to_le_bytes());
+                }
+                mem.insert(gp, &g);
+            }
+            let mut stack = vec![0u8; 0x100];
+            for w in stack.chunks_exact_mut(8) {
+                w.copy_from_slice(&(0x1000 + next() % 0x5000).to_le_bytes());
+            }
+            mem.insert(0x9f00, &stack);
+            mem.insert(0x20_0000, &list);
+            mem.insert(0x8100, &0x20_0000u64.to_le_bytes());
+            mem.insert(0x8108, &n.to_le_bytes());
+            let dec = Decoder {
+                mem: &mem,
+                syms: &syms,
+                offs: offs(),
+                minor: 27,
+                wait_reasons: &[],
+            };
+            let mut seen = 0u64;
+            let stats = dec
+                .dump(
+                    AllgsLocation::LenPtr {
+                        len_addr: 0x8108,
+                        ptr_addr: 0x8100,
+                    },
+                    DumpOptions { system: true },
+                    &mut |g| {
+                        seen += 1;
+                        assert!(g.stack.frames.len() <= MAX_PHYSICAL_FRAMES * 2);
+                    },
+                )
+                .unwrap();
+            assert_eq!(seen + stats.dead, n, "round {round}: {stats:?}");
+        }
     }
 }

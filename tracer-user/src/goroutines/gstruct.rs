@@ -6,33 +6,8 @@
 
 use crate::gobin::layout::RuntimeLayout;
 
-/// `_Gscan`: set while the GC scans the goroutine's stack.
-pub const G_SCAN: u32 = 0x1000;
-
-/// Runtime goroutine states (runtime/runtime2.go; stable values since Go 1.10, `_Gleaked`
-/// and `_Gdeadextra` since 1.26).
-pub mod status {
-    /// `_Gidle`.
-    pub const IDLE: u32 = 0;
-    /// `_Grunnable`.
-    pub const RUNNABLE: u32 = 1;
-    /// `_Grunning`.
-    pub const RUNNING: u32 = 2;
-    /// `_Gsyscall`.
-    pub const SYSCALL: u32 = 3;
-    /// `_Gwaiting`.
-    pub const WAITING: u32 = 4;
-    /// `_Gdead`.
-    pub const DEAD: u32 = 6;
-    /// `_Gcopystack`.
-    pub const COPYSTACK: u32 = 8;
-    /// `_Gpreempted`.
-    pub const PREEMPTED: u32 = 9;
-    /// `_Gleaked` (1.26+).
-    pub const LEAKED: u32 = 10;
-    /// `_Gdeadextra` (1.26+).
-    pub const DEADEXTRA: u32 = 11;
-}
+// The status values are defined once, next to the status-name tables.
+pub use crate::gobin::waitreason::{GSTATUS_SCAN as G_SCAN, gstatus as status};
 
 /// The runtime's `gStatusStrings` for a status without the scan bit; `None` prints `???`.
 pub fn status_string(st: u32, minor: u32) -> Option<&'static str> {
@@ -90,6 +65,8 @@ pub struct GOffsets {
     pub gopc: u32,
     /// `startpc`.
     pub startpc: u32,
+    /// `m.procid` (in the `m` that `g.m` points to): the thread id.
+    pub m_procid: Option<u32>,
 }
 
 impl GOffsets {
@@ -115,6 +92,7 @@ impl GOffsets {
             parent_goid: g.parent_goid,
             gopc: g.gopc,
             startpc: g.startpc,
+            m_procid: Some(l.m.procid),
         }
     }
 

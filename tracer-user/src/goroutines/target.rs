@@ -14,8 +14,11 @@ use super::{
 };
 use crate::{
     gobin::{
-        GoBinary, GobinError, layout::RuntimeLayout, pclntab::Pclntab, version::GoVersion,
-        waitreason::WaitReasons,
+        GoBinary, GobinError,
+        layout::{LayoutError, RuntimeLayout},
+        pclntab::Pclntab,
+        version::GoVersion,
+        waitreason::{StringTableError, WaitReasons},
     },
     memory::{MemoryError, MemorySource, ProcessMemory},
 };
@@ -35,7 +38,7 @@ pub enum DumpError {
     PermissionDenied {
         /// The PID asked for.
         pid: i32,
-        /// What to do about it (uid, Yama ptrace_scope, CAP_SYS_PTRACE).
+        /// What to do about it (uid, Yama `ptrace_scope`, `CAP_SYS_PTRACE`).
         hint: String,
     },
     /// The executable is not a Go program gtrace can read.
@@ -89,7 +92,7 @@ impl DumpError {
 const FLAG_TOP_FRAME: u8 = 1;
 const FLAG_SP_WRITE: u8 = 2;
 
-/// `abi.FuncIDWrapper` per Go minor: it is the last FuncID and moves as IDs are added
+/// `abi.FuncIDWrapper` per Go minor: it is the last `FuncID` and moves as IDs are added
 /// (internal/abi/symtab.go: 21 in 1.19–1.21, 22 in 1.22–1.24, 23 since 1.25).
 fn wrapper_func_id(minor: u32) -> u8 {
     match minor {
@@ -225,15 +228,10 @@ impl Target {
             pid,
             reason: e.to_string(),
         };
-        let layout = RuntimeLayout::for_version(&version).map_err(|e| unsupported(&e))?;
+        let layout = Self::layout(&bin).map_err(|e| unsupported(&e))?;
         layout.check().map_err(|e| unsupported(&e))?;
         let offs = GOffsets::from_layout(&layout);
-        let wait_reasons = WaitReasons::for_version(&version)
-            .map_err(|e| unsupported(&e))?
-            .strings
-            .iter()
-            .map(|s| Arc::from(s.as_ref()))
-            .collect();
+        let wait_reasons = Self::wait_reasons(&bin).map_err(|e| unsupported(&e))?;
         let bias = Self::bias(pid, &bin);
         // Reading something first turns permission problems into a clear error.
         let probe = bin
@@ -250,8 +248,13 @@ impl Target {
                 MemoryError::NoSuchProcess { .. } => DumpError::NoSuchProcess { pid },
                 other => DumpError::Memory { pid, source: other },
             })?;
-        let loc = Self::locate(&bin, &mem, &offs, bias)
+        let loc = Self::locate(&bin, mem, &offs, bias)
             .map_err(|source| DumpError::GoroutineList { pid, source })?;
+        Self::check_sample(mem, &layout, loc).map_err(|why| {
+            unsupported(&format!(
+                "the {version} runtime layout does not fit this process's goroutines: {why}"
+            ))
+        })?;
         Ok(Self {
             pid,
             bin,
@@ -262,6 +265,54 @@ impl Target {
             loc,
             mem,
         })
+    }
+
+    /// The binary's own DWARF when it has some, else the generated table for its version
+    /// (gobin's canonical choice, which also warns when the two disagree).
+    fn layout(bin: &GoBinary) -> Result<RuntimeLayout, LayoutError> {
+        RuntimeLayout::for_go_binary(bin, None)
+    }
+
+    /// `runtime.waitReasonStrings` from the binary when it has symbols, else the table.
+    fn wait_reasons(bin: &GoBinary) -> Result<Vec<Arc<str>>, StringTableError> {
+        let w = WaitReasons::for_go_binary(bin, None)?.ok_or_else(|| {
+            StringTableError::UnsupportedVersion {
+                version: GoVersion::new(0, 0, 0),
+                supported: "(the binary names no Go version)".into(),
+            }
+        })?;
+        Ok(w.strings.iter().map(|s| Arc::from(s.as_ref())).collect())
+    }
+
+    /// Reads up to 64 `g`s of the list whole and lets the layout judge them
+    /// (`RuntimeLayout::check_g_sample`): a wrong layout must fail here, not print garbage.
+    fn check_sample(
+        mem: ProcessMemory,
+        layout: &RuntimeLayout,
+        loc: AllgsLocation,
+    ) -> Result<(), String> {
+        let (ptr, len) = locate::read_list(&mem, loc).map_err(|e| e.to_string())?;
+        let n = len.min(64) as usize;
+        let mut raw = vec![0u8; n * 8];
+        mem.read_at(ptr, &mut raw).map_err(|e| e.to_string())?;
+        let size = layout.g.size as usize;
+        let reqs: Vec<(u64, usize)> = raw
+            .chunks_exact(8)
+            .map(|c| (u64::from_le_bytes(c.try_into().unwrap_or_default()), size))
+            .collect();
+        let mut bytes = vec![0u8; n * size];
+        let mut ok = vec![false; n];
+        mem.read_scatter(&reqs, &mut bytes, &mut ok);
+        let sample = reqs
+            .iter()
+            .zip(bytes.chunks_exact(size.max(1)))
+            .zip(&ok)
+            .filter(|(_, ok)| **ok)
+            .map(|((r, b), _)| (r.0, b));
+        layout
+            .check_g_sample(sample)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn bias(pid: i32, bin: &GoBinary) -> u64 {
@@ -284,7 +335,7 @@ impl Target {
     /// validated against the live process.
     fn locate(
         bin: &GoBinary,
-        mem: &ProcessMemory,
+        mem: ProcessMemory,
         offs: &GOffsets,
         bias: u64,
     ) -> Result<AllgsLocation, LocateError> {
@@ -313,7 +364,7 @@ impl Target {
         }
         let mut last = LocateError::NotFound;
         for c in candidates {
-            match locate::validate(mem, offs, c) {
+            match locate::validate(&mem, offs, c) {
                 Ok(()) => return Ok(c),
                 Err(e) => last = e,
             }

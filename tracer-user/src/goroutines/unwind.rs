@@ -331,11 +331,14 @@ pub fn select_frames<S: Symbols>(
         all = pick(true, limit);
     }
     if !rules.inner_outer_elision {
+        // 1.19 gentraceback walks at most 100 physical frames and prints the mark when it
+        // printed exactly 100 logical ones (`n = nprint; if n == _TracebackMaxFrames`).
+        let truncated = all.len() == 100;
         return Selected {
             frames: all,
             elided: None,
             tail: Vec::new(),
-            truncated: phys.len() > 100,
+            truncated,
         };
     }
     if all.len() <= INNER + OUTER {
@@ -401,5 +404,63 @@ mod tests {
         ));
         assert!(!show_func(r, "nodot", n, false, n));
         assert!(show_func(r, "sync.(*WaitGroup).Wait", n, false, n));
+    }
+
+    /// Each function `main.fN` at `0x1000 * (N + 1)`, one logical frame per function.
+    struct Deep;
+
+    impl Symbols for Deep {
+        fn func_at(&self, pc: u64) -> Option<FuncInfo> {
+            let entry = pc & !0xfff;
+            Some(FuncInfo {
+                entry,
+                name: format!("main.f{}", entry / 0x1000 - 1).into(),
+                kind: FuncKind::Normal,
+                top_frame: false,
+                sp_write: false,
+            })
+        }
+        fn sp_delta(&self, _: &FuncInfo, _: u64) -> Option<u32> {
+            Some(0)
+        }
+        fn source_frames(&self, func: &FuncInfo, pc: u64) -> Vec<SourceFrame> {
+            vec![SourceFrame {
+                function: func.name.clone(),
+                file: "x.go".into(),
+                line: (pc - func.entry) as u32,
+                inlined: false,
+                kind: FuncKind::Normal,
+            }]
+        }
+    }
+
+    fn phys(n: u64) -> Vec<PhysFrame> {
+        let syms = Deep;
+        (0..n)
+            .map(|i| {
+                let pc = 0x1000 * (i + 1) + 0x10;
+                PhysFrame {
+                    pc,
+                    sp: 0,
+                    func: syms.func_at(pc).unwrap(),
+                    sym_pc: pc - 1,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn elides_like_the_runtime() {
+        let syms = CachedSymbols::new(Deep);
+        let r = TracebackRules::for_minor(27);
+        let s = select_frames(&syms, r, &phys(100), false);
+        assert_eq!((s.frames.len(), s.elided, s.tail.len()), (100, None, 0));
+        let s = select_frames(&syms, r, &phys(130), false);
+        assert_eq!((s.frames.len(), s.elided, s.tail.len()), (50, Some(30), 50));
+        assert_eq!(&*s.frames[49].src.function, "main.f49");
+        assert_eq!(&*s.tail[0].src.function, "main.f80");
+        // Go 1.19: at most 100 frames, then "...additional frames elided...".
+        let s = select_frames(&syms, TracebackRules::for_minor(19), &phys(130), false);
+        assert_eq!((s.frames.len(), s.truncated), (100, true));
     }
 }

@@ -6,7 +6,8 @@
 //! Transitions (Go runtime names): `newproc1` → *created* (runnable); `gopark` → *waiting*
 //! (a park opens, with reason and stack); `ready` → *runnable* (the park is readied, by whom);
 //! `execute` → *running* (scheduling latency = execute − runnable-since; a park never readied
-//! — netpoll's `injectglist`, or `unlockf` refusing — ends here); `goexit0` → *dead*.
+//! — netpoll's `injectglist`, or `unlockf` refusing — ends here); `goschedImpl` → *runnable*
+//! (yield, preemption); `goexit0` → *dead*.
 //! Identity is the goid (one model per process): `g` structs are recycled, goids are not.
 
 use std::collections::{BTreeMap, HashMap};
@@ -140,6 +141,8 @@ pub struct Goroutine {
     pub sched_latency_total: u64,
     /// Times it readied another goroutine.
     pub woke_others: u64,
+    /// Times it yielded or was preempted while running.
+    pub yields: u64,
 }
 
 impl Goroutine {
@@ -155,6 +158,7 @@ impl Goroutine {
             runs: 0,
             sched_latency_total: 0,
             woke_others: 0,
+            yields: 0,
         }
     }
 }
@@ -344,6 +348,16 @@ impl Model {
                 if let Some(g) = slot(&mut self.goroutines, &mut self.anomalies, x.goid) {
                     g.exited = Some(t);
                     g.state = State::Dead(t);
+                }
+            }
+            Event::Yield(x) => {
+                if let Some(g) = slot(&mut self.goroutines, &mut self.anomalies, x.goid) {
+                    if matches!(g.state, State::Dead(_)) {
+                        self.anomalies.after_exit += 1;
+                    } else {
+                        g.yields += 1;
+                        g.state = State::Runnable(t);
+                    }
                 }
             }
             Event::Switch(_) | Event::Wakeup(_) | Event::ThreadExit(_) => {}

@@ -87,6 +87,21 @@ fn full_life_of_one_goroutine() {
 }
 
 #[test]
+fn yield_makes_runnable_and_measures_latency() {
+    let mut m = Model::new();
+    m.apply(&one(EventKind::Execute, 10, 4));
+    m.apply(&Event::Yield(GoId {
+        header: h(EventKind::Yield, 20),
+        goid: 4,
+    }));
+    m.apply(&one(EventKind::Execute, 27, 4));
+    let g = &m.goroutines[&4];
+    assert_eq!(g.yields, 1);
+    assert_eq!(m.sched_latencies, vec![7]);
+    assert!(matches!(g.state, State::Running { since: 27, .. }));
+}
+
+#[test]
 fn park_ended_without_ready_closes_at_execute() {
     let mut m = Model::new();
     m.apply(&park(100, 3, 2, &[1]));

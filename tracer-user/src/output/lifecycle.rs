@@ -22,6 +22,8 @@ pub struct Context<'a> {
     pub wait_reasons: &'a [String],
     /// Kernel time of the capture start: times are shown relative to it.
     pub start_ktime: u64,
+    /// Goroutines alive at attach, by goid (empty without a baseline).
+    pub baseline: &'a [crate::capture::Preexisting],
 }
 
 impl Context<'_> {
@@ -38,9 +40,21 @@ impl Context<'_> {
         t.saturating_sub(self.start_ktime)
     }
 
-    /// Start function of `g` (from its creation), if known.
+    /// Start function of `g` (from its creation), if known; for a goroutine that predates
+    /// the capture, where the baseline says it was created.
     pub fn start_function(&self, g: &Goroutine) -> Option<String> {
-        g.created.map(|c| self.symbols.function(c.startpc, false))
+        g.created
+            .map(|c| self.symbols.function(c.startpc, false))
+            .or_else(|| {
+                self.preexisting(g.goid)
+                    .filter(|p| !p.created_by.is_empty())
+                    .map(|p| format!("created by {}", p.created_by))
+            })
+    }
+
+    /// The baseline entry of `goid`.
+    pub fn preexisting(&self, goid: u64) -> Option<&crate::capture::Preexisting> {
+        self.baseline.iter().find(|p| p.goid == goid)
     }
 }
 
@@ -150,6 +164,9 @@ pub struct Summary {
     pub anomalies: crate::model::Anomalies,
     /// Losses.
     pub losses: Losses,
+    /// Empty when every probed instruction was verified restored after detaching (or the
+    /// target had exited); otherwise what differed.
+    pub detach_problem: String,
 }
 
 /// Target identity for [`summary`].
@@ -162,6 +179,8 @@ pub struct TargetInfo {
     pub go_version: String,
     /// Stop reason.
     pub stop_reason: String,
+    /// The detach verification's finding (empty = fine).
+    pub detach_problem: String,
 }
 
 /// Builds the summary.
@@ -217,6 +236,7 @@ pub fn summary(m: &Model, ctx: &Context<'_>, target: TargetInfo, losses: Losses)
         },
         anomalies: m.anomalies,
         losses,
+        detach_problem: target.detach_problem,
     }
 }
 
@@ -313,6 +333,9 @@ pub fn write_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     if *a != crate::model::Anomalies::default() {
         writeln!(w, "unexpected event orders (counted, not fatal): {a:?}")?;
     }
+    if !s.detach_problem.is_empty() {
+        writeln!(w, "warning: after detaching: {}", s.detach_problem)?;
+    }
     write_losses(w, &s.losses)
 }
 
@@ -352,6 +375,8 @@ pub struct GoroutineReport {
     pub start: Option<String>,
     /// Existed before the capture.
     pub preexisting: bool,
+    /// What the attach-time baseline said about it.
+    pub at_attach: Option<crate::capture::Preexisting>,
     /// Parks (first [`crate::model::MAX_PARKS_PER_GOROUTINE`]).
     pub parks: Vec<ParkReport>,
     /// Parks not listed.
@@ -362,6 +387,8 @@ pub struct GoroutineReport {
     pub sched_latency_total_ns: u64,
     /// Goroutines it readied.
     pub woke_others: u64,
+    /// Times it yielded or was preempted.
+    pub yields: u64,
     /// Exit time (ns from start).
     pub exited_at_ns: Option<u64>,
 }
@@ -399,11 +426,13 @@ pub fn goroutine(m: &Model, ctx: &Context<'_>, goid: u64) -> Option<GoroutineRep
         created_by: g.created.map(|c| ctx.symbols.location(c.gopc, true)),
         start: ctx.start_function(g),
         preexisting: g.preexisting,
+        at_attach: ctx.preexisting(goid).cloned(),
         parks,
         parks_not_listed: g.parks_dropped,
         runs: g.runs,
         sched_latency_total_ns: g.sched_latency_total,
         woke_others: g.woke_others,
+        yields: g.yields,
         exited_at_ns: g.exited.map(|t| ctx.rel(t)),
     })
 }
@@ -420,12 +449,28 @@ pub fn write_goroutine(w: &mut dyn Write, g: &GoroutineReport) -> io::Result<()>
             site,
             g.start.as_deref().unwrap_or("?")
         )?,
-        _ => writeln!(w, "  existed before the capture")?,
+        _ => match &g.at_attach {
+            Some(p) => writeln!(
+                w,
+                "  existed before the capture: [{}] at attach{}",
+                p.state,
+                if p.created_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", created by {} (goroutine {})",
+                        p.created_by, p.parent_goid
+                    )
+                }
+            )?,
+            None => writeln!(w, "  existed before the capture")?,
+        },
     }
     writeln!(
         w,
-        "  scheduled {} times, total scheduling latency {}, readied {} other goroutines",
+        "  scheduled {} times, yielded/preempted {} times, total scheduling latency {}, readied {} other goroutines",
         g.runs,
+        g.yields,
         dur(g.sched_latency_total_ns),
         g.woke_others
     )?;
@@ -530,7 +575,7 @@ pub fn event_line(e: &Event, ctx: &Context<'_>) -> EventLine {
             l.other_goid = Some(r.waker_goid);
             l.site = site(&r.stack[..(r.stack_len as usize).min(r.stack.len())]);
         }
-        Event::Execute(x) | Event::Exit(x) => l.goid = Some(x.goid),
+        Event::Execute(x) | Event::Exit(x) | Event::Yield(x) => l.goid = Some(x.goid),
         Event::Switch(s) => l.other_tid = Some(s.next_tid),
         Event::Wakeup(k) => l.other_tid = Some(k.wakee_tid),
         Event::ThreadExit(_) => {}

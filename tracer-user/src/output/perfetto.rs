@@ -109,6 +109,15 @@ impl Builder {
                 let args = json!({ "tid": x.header.tid });
                 self.start(x.goid, t, "running".into(), args, ctx);
             }
+            Event::Yield(x) => {
+                self.start(
+                    x.goid,
+                    t,
+                    "runnable".into(),
+                    json!({ "yielded": true }),
+                    ctx,
+                );
+            }
             Event::Exit(x) => self.close(x.goid, t, ctx),
             Event::Switch(_) | Event::Wakeup(_) | Event::ThreadExit(_) => {}
         }

@@ -158,9 +158,9 @@ pub fn write_group(w: &mut dyn Write, grp: &Group, minor: u32) -> io::Result<()>
         let (lo, hi) = (lo / 60_000_000_000, hi / 60_000_000_000);
         if hi >= 1 {
             if lo == hi {
-                write!(w, ", {hi} minutes")?
+                write!(w, ", {hi} minutes")?;
             } else {
-                write!(w, ", {lo}-{hi} minutes")?
+                write!(w, ", {lo}-{hi} minutes")?;
             }
         }
     }

@@ -134,6 +134,16 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, LifecycleError> {
             offset: s.offset,
         });
     }
+    // Optional: without it, yields and preemptions are not seen (the next execute then
+    // yields no scheduling-latency sample).
+    if let Ok(s) = probesite::probe_site(bin, "runtime.goschedImpl") {
+        sites.push(Site {
+            probe: ProbeId::Gosched,
+            function: s.function,
+            vaddr: s.vaddr,
+            offset: s.offset,
+        });
+    }
     let ret = newproc_return_sites(bin)?;
     if !ret
         .iter()

@@ -25,6 +25,8 @@ use crate::{gobin::GoBinary, target::Process};
 
 /// How often the ring buffer is drained.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+/// How long the kernel is given to remove breakpoints after detaching.
+pub const DETACH_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -100,6 +102,9 @@ pub enum SessionError {
     /// Attaching failed.
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    /// The process exited before the probes were attached.
+    #[error("process {0} exited before the probes were attached")]
+    Gone(u32),
 }
 
 impl Target {
@@ -164,12 +169,16 @@ pub fn run_with_panics(
     mut on_tick: impl FnMut(u64, &Counts),
 ) -> Result<Summary, SessionError> {
     let pid = target.process.pid;
-    let mut set = lifecycle::attach_with_panics(
+    let mut set = match lifecycle::attach_with_panics(
         pid,
         &target.process.exe,
         &target.plan,
         panics.map(|p| (&p.config, p.sites.as_slice())),
-    )?;
+    ) {
+        Ok(s) => s,
+        Err(_) if !target.process.is_alive() => return Err(SessionError::Gone(pid)),
+        Err(e) => return Err(e.into()),
+    };
     let mut ring = set.take_events().ok_or(SessionError::NoRingBuffer)?;
     let start = Instant::now();
     on_attached();
@@ -223,15 +232,30 @@ pub fn run_with_panics(
     let elapsed = start.elapsed();
     drop(ring);
     drop(set);
-    let detach_problem = if target.process.is_alive() {
-        target
+    // The kernel may release a uprobe a little after its link is closed (the last reference
+    // to the perf event can be dropped from deferred work), so a leftover breakpoint is only
+    // reported if it is still there after DETACH_GRACE.
+    let deadline = Instant::now() + DETACH_GRACE;
+    let detach_problem = loop {
+        if !target.process.is_alive() {
+            break None;
+        }
+        let problem = target
             .plan
             .sites
             .iter()
             .find_map(|s| verify_detached(&target.process, s.offset).err())
-            .map(|e| e.to_string())
-    } else {
-        None
+            .map(|e| e.to_string());
+        if problem.is_none() || Instant::now() >= deadline {
+            log::debug!(
+                "detach verification after {:?}: {}",
+                DETACH_GRACE.saturating_sub(deadline.saturating_duration_since(Instant::now())),
+                problem.as_deref().unwrap_or("ok")
+            );
+            break problem;
+        }
+        log::debug!("breakpoint still present after detaching: {problem:?}");
+        std::thread::sleep(DRAIN_INTERVAL);
     };
     Ok(Summary {
         reason,

@@ -4,15 +4,15 @@
 //! Why typed and generated: the fields move between neighbouring releases (`g.goid` is at 152
 //! in most versions but 160 in 1.23–1.24; `m.curg` moves from 192 to 184 in 1.25), so nothing
 //! here is hand-written. A layout comes from the binary's own DWARF when it has some
-//! ([`super::dwarf`]), otherwise from [`super::layout_table`], which `cargo xtask gen-offsets`
+//! ([`super::dwarf`]), otherwise from `gobin/layout_table.rs`, which `cargo xtask gen-offsets`
 //! generates from probe programs built with each installed toolchain, through the same DWARF
 //! code. Every layout goes through [`RuntimeLayout::check`] before use, so a wrong table fails
 //! loudly at attach time instead of producing garbage.
 //!
 //! Related encodings, for readers of these structures (from the Go sources named):
 //! - `eface` is `{_type *_type, data unsafe.Pointer}`, `iface` is `{tab *itab, data}`; the
-//!   itab's type pointer is at [`ItabLayout::type_`] (runtime/runtime2.go, internal/abi/iface.go
-//!   since 1.22).
+//!   itab's type pointer is at [`ItabLayout::type_`] (runtime/runtime2.go; `internal/abi.ITab`
+//!   in internal/abi/iface.go since 1.23, as the probes' DWARF shows).
 //! - Type names (`abi.Type.Str` is a `nameOff` into the module's `types` section) use the
 //!   `abi.Name` encoding: one flag byte, then the name length as a uvarint (since Go 1.17; a
 //!   big-endian `uint16` before), then the bytes (internal/abi/type.go `Name.ReadVarint`,
@@ -61,14 +61,27 @@ pub enum LayoutError {
         /// Go name of the structure, e.g. `runtime.g`.
         go_name: &'static str,
     },
-    /// DWARF describes the structure but not a field every supported version has.
-    #[error("the binary's DWARF describes {go_name} without its field {field}")]
+    /// DWARF (or a stale table) describes the structure but not a field every supported
+    /// version has.
+    #[error("{go_name} is described without its field {field} (DWARF, or a stale generated table)")]
     MissingField {
         /// Go name of the structure.
         go_name: &'static str,
         /// The field path, e.g. `stack.lo`.
         field: &'static str,
     },
+    /// Neither DWARF nor a known Go version: nothing says which layout applies.
+    #[error(
+        "the binary has no DWARF and its Go version is unknown (no build info); pass \
+         --assume-go-version with the version it was built with (supported: {supported})"
+    )]
+    UnknownVersion {
+        /// The supported minors.
+        supported: String,
+    },
+    /// The ELF file could not be parsed.
+    #[error("cannot parse the binary as ELF: {0}")]
+    Object(object::Error),
     /// The binary has DWARF but it could not be read.
     #[error("cannot read the runtime layouts from DWARF: {0}")]
     Dwarf(#[from] super::dwarf::DwarfError),
@@ -86,10 +99,12 @@ pub trait StructSource {
 }
 
 mod structs;
+mod table;
 #[cfg(test)]
 mod tests;
 
 pub use structs::*;
+pub use table::{OwnedStructData, PatchException, Recorder, StructData, TableEntry, TableStructs};
 
 /// Every runtime structure gtrace reads, for one Go version (linux/amd64: pointers are 8 bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,56 +161,79 @@ macro_rules! for_each_struct {
     };
 }
 
-/// One generated table entry: the layout of a Go minor version, taken from one exact release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableEntry {
-    /// The toolchain the entry was generated with (e.g. go1.23.9).
-    pub taken_from: GoVersion,
-    /// The layout (its `source` is `Table { version: taken_from }`).
-    pub layout: RuntimeLayout,
-}
-
-/// A patch release whose layout differs from its minor's table entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PatchException {
-    /// Applies to these patch releases of the minor, inclusive.
-    pub first: GoVersion,
-    /// Last affected patch release.
-    pub last: GoVersion,
-    /// Its layout.
-    pub layout: RuntimeLayout,
-}
-
 impl RuntimeLayout {
     /// The generated-table layout for `version`: by major.minor, unless a known patch exception
     /// covers the exact release.
     pub fn for_version(version: &GoVersion) -> Result<Self, LayoutError> {
         let key = (version.major, version.minor);
-        if let Some(exc) = super::layout_table::PATCH_EXCEPTIONS.iter().find(|e| {
-            (e.first.major, e.first.minor) == key
-                && e.first.patch <= version.patch
-                && version.patch <= e.last.patch
-        }) {
-            return Ok(exc.layout.clone());
-        }
-        super::layout_table::TABLE
-            .iter()
-            .find(|e| (e.taken_from.major, e.taken_from.minor) == key)
-            .map(|e| e.layout.clone())
-            .ok_or_else(|| LayoutError::UnsupportedVersion {
-                version: version.clone(),
-                supported: supported_versions(),
-            })
+        let (structs, taken_from) = if let Some(exc) =
+            super::layout_exceptions::PATCH_EXCEPTIONS.iter().find(|e| {
+                (e.first.major, e.first.minor) == key
+                    && e.first.patch <= version.patch
+                    && version.patch <= e.last.patch
+            }) {
+            (exc.structs, &exc.verified)
+        } else {
+            let entry = super::layout_table::TABLE
+                .iter()
+                .find(|e| (e.taken_from.major, e.taken_from.minor) == key)
+                .ok_or_else(|| LayoutError::UnsupportedVersion {
+                    version: version.clone(),
+                    supported: supported_versions(),
+                })?;
+            (entry.structs, &entry.taken_from)
+        };
+        let mut layout = Self::from_source(&TableStructs(structs), None)?;
+        layout.source = Source::Table {
+            version: taken_from.clone(),
+        };
+        Ok(layout)
     }
 
     /// The layout for a binary: from its DWARF when it has some (structures DWARF lacks come
     /// from the table for `version`), else from the table for `version`; checked with
     /// [`Self::check`] either way.
     pub fn for_binary(file: &object::File<'_>, version: &GoVersion) -> Result<Self, LayoutError> {
-        let layout = match super::dwarf::DwarfStructs::from_object(file) {
-            Ok(structs) => Self::from_source(&structs, Some(version))?,
+        let layout = match super::dwarf::DwarfStructs::runtime_from_object(file) {
+            Ok(structs) => {
+                let layout = Self::from_source(&structs, Some(version))?;
+                warn_if_table_differs(&layout, version);
+                layout
+            }
             Err(super::dwarf::DwarfError::NoDwarf) => Self::for_version(version)?,
             Err(e) => return Err(e.into()),
+        };
+        layout.check()?;
+        Ok(layout)
+    }
+
+    /// [`Self::for_binary`] for an opened [`GoBinary`](super::GoBinary): its build-info
+    /// version unless `assume` overrides it (`--assume-go-version`). A binary with complete
+    /// DWARF needs no version at all.
+    pub fn for_go_binary(
+        bin: &super::GoBinary,
+        assume: Option<&GoVersion>,
+    ) -> Result<Self, LayoutError> {
+        let file = object::File::parse(bin.image().bytes()).map_err(LayoutError::Object)?;
+        let version = assume.or(bin.version());
+        let layout = match (
+            super::dwarf::DwarfStructs::runtime_from_object(&file),
+            version,
+        ) {
+            (Ok(structs), v) => {
+                let layout = Self::from_source(&structs, v)?;
+                if let Some(v) = v {
+                    warn_if_table_differs(&layout, v);
+                }
+                layout
+            }
+            (Err(super::dwarf::DwarfError::NoDwarf), Some(v)) => Self::for_version(v)?,
+            (Err(super::dwarf::DwarfError::NoDwarf), None) => {
+                return Err(LayoutError::UnknownVersion {
+                    supported: supported_versions(),
+                });
+            }
+            (Err(e), _) => return Err(e.into()),
         };
         layout.check()?;
         Ok(layout)
@@ -433,8 +471,87 @@ impl RuntimeLayout {
         Ok(())
     }
 
-    /// This layout as a Rust expression with `source` replaced by `Table { version }`, for
-    /// `cargo xtask gen-offsets`.
+    /// Checks the bytes `raw` of one live `g` at address `gp` from `allgs`, read with this
+    /// layout: a status an allgs entry can have; and for goroutines that are not dead
+    /// `sched.g == gp` (set once in newproc1, runtime/proc.go), a stack of at most 1 GiB
+    /// (`maxstacksize` on 64-bit) with `lo < hi`, a goid in `1..2^40` (handed out
+    /// sequentially from 1, `goidgen`) and a wait reason below 128 (the runtime has < 64).
+    pub fn check_g_bytes(&self, gp: u64, raw: &[u8]) -> Result<GSample, LayoutError> {
+        let g = &self.g;
+        let bad = |msg: String| Err(LayoutError::Insane(format!("g at {gp:#x}: {msg}")));
+        if raw.len() < g.size as usize {
+            return bad(format!("{} bytes read, the g is {}", raw.len(), g.size));
+        }
+        let u64_at = |off: u32| {
+            raw.get(off as usize..off as usize + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let status = u64_at(g.atomicstatus) as u32;
+        let base = status & !0x1000;
+        // _Grunnable (1) … _Gdeadextra (11), runtime/runtime2.go; 5 and 7 are unused. _Gidle
+        // (0) never shows in allgs: newproc1 and oneNewExtraM switch a fresh g to _Gdead (or
+        // _Gdeadextra) before allgadd (runtime/proc.go, 1.19 … 1.27).
+        if base == 0 || base > 11 || base == 5 || base == 7 || status & !0x1fff != 0 {
+            return bad(format!(
+                "status {status:#x} is not the status of a g in allgs"
+            ));
+        }
+        let sample = GSample {
+            goid: u64_at(g.goid),
+            status,
+        };
+        if sample.is_dead() {
+            return Ok(sample);
+        }
+        let sched_g = u64_at(g.sched + self.gobuf.g);
+        if sched_g != gp {
+            return bad(format!("sched.g is {sched_g:#x}, not the g itself"));
+        }
+        let (lo, hi) = (u64_at(g.stack_lo), u64_at(g.stack_hi));
+        if lo >= hi || hi - lo > 1 << 30 {
+            return bad(format!("stack [{lo:#x}, {hi:#x}) is not a goroutine stack"));
+        }
+        if sample.goid == 0 || sample.goid >= 1 << 40 {
+            return bad(format!("goid {} is implausible", sample.goid));
+        }
+        let reason = raw.get(g.waitreason as usize).copied().unwrap_or(0);
+        if base == 4 && reason >= 128 {
+            return bad(format!("wait reason {reason} is implausible"));
+        }
+        Ok(sample)
+    }
+
+    /// Checks a sample of live goroutines (`(address, bytes)` from `allgs`) with
+    /// [`Self::check_g_bytes`], and that the live ones have distinct goids: a field read at a
+    /// wrong offset tends to be equal across goroutines.
+    pub fn check_g_sample<'a>(
+        &self,
+        sample: impl IntoIterator<Item = (u64, &'a [u8])>,
+    ) -> Result<Vec<GSample>, LayoutError> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (gp, raw) in sample {
+            let s = self.check_g_bytes(gp, raw)?;
+            if !s.is_dead() && !seen.insert(s.goid) {
+                return Err(LayoutError::Insane(format!(
+                    "two live goroutines read as goid {}",
+                    s.goid
+                )));
+            }
+            out.push(s);
+        }
+        if seen.is_empty() {
+            // A running program has at least the goroutine that is running or blocked.
+            return Err(LayoutError::Insane(
+                "no live goroutine in the sample".to_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// This layout as Rust-like text, one structure per line, with `source` shown as
+    /// `Table { version }` (for `cargo xtask gen-offsets --compare-go` diffs and debugging).
     pub fn to_rust(&self, version: &GoVersion) -> String {
         let mut s = String::from("RuntimeLayout {\n");
         let _ = writeln!(
@@ -450,6 +567,46 @@ impl RuntimeLayout {
         for_each_struct!(lit);
         s.push('}');
         s
+    }
+}
+
+/// What [`RuntimeLayout::check_g_bytes`] read from one `g`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GSample {
+    /// `goid`.
+    pub goid: u64,
+    /// `atomicstatus`, `_Gscan` bit included.
+    pub status: u32,
+}
+
+impl GSample {
+    /// `_Gdead` or `_Gdeadextra`: a free g (its other fields are stale).
+    pub fn is_dead(&self) -> bool {
+        matches!(self.status & !0x1000, 6 | 11)
+    }
+}
+
+/// A DWARF layout that differs from the table of its version means the table is wrong for
+/// this release (a layout change inside a minor): stripped binaries of the same release would
+/// be misread. Worth a warning with the fix.
+fn warn_if_table_differs(dwarf: &RuntimeLayout, version: &GoVersion) {
+    let Ok(table) = RuntimeLayout::for_version(version) else {
+        return;
+    };
+    if let Some((d, t)) = dwarf
+        .to_rust(version)
+        .lines()
+        .zip(table.to_rust(version).lines())
+        .skip(1)
+        .find(|(d, t)| d != t)
+    {
+        log::warn!(
+            "the runtime layout in this binary's DWARF differs from gtrace's table for {version} \
+             (a change inside a Go minor release); DWARF is used. Stripped binaries of this \
+             release need a patch exception: see docs/NEW_GO_VERSION.md. DWARF: {} table: {}",
+            d.trim(),
+            t.trim()
+        );
     }
 }
 

@@ -92,7 +92,7 @@ macro_rules! go_struct {
                 vec![$( (stringify!($field), field_opt!($kind, self.$field)), )*]
             }
 
-            /// This value as a Rust expression (used by `cargo xtask gen-offsets`).
+            /// This value as Rust-like text (for diffs and debugging).
             pub fn to_rust(&self) -> String {
                 let mut s = format!("{} {{ size: {}", stringify!($name), self.size);
                 $( let _ = write!(s, ", {}: {}", stringify!($field), field_lit!($kind, self.$field)); )*
@@ -128,9 +128,9 @@ go_struct! {
         syscallbp: opt = ["syscallbp"],
         /// `param`: wake-up parameter (e.g. the sudog that completed a channel operation).
         param: req = ["param"],
-        /// `atomicstatus`: the `_G*` status (`uint32`; `atomic.Uint32` since 1.20).
+        /// `atomicstatus`: the `_G*` status (`uint32` in 1.19, `atomic.Uint32` in 1.21+).
         atomicstatus: req = ["atomicstatus"],
-        /// `goid`: the goroutine id (`uint64`; `int64` before 1.20).
+        /// `goid`: the goroutine id (`int64` in 1.19, `uint64` in 1.21+).
         goid: req = ["goid"],
         /// `schedlink`: next g on a run queue.
         schedlink: req = ["schedlink"],
@@ -160,7 +160,8 @@ go_struct! {
         labels: req = ["labels"],
         /// `timer`: cached timer for `time.Sleep`.
         timer: req = ["timer"],
-        /// `coroarg`: coroutine argument during `coroswitch` (added in 1.23, iter.Pull).
+        /// `coroarg`: coroutine argument during `coroswitch` (added in 1.22; iter.Pull uses
+        /// coroutines from 1.23).
         coroarg: opt = ["coroarg"],
     }
 }
@@ -176,7 +177,7 @@ go_struct! {
         g: req = ["g"],
         /// `ctxt`: closure context.
         ctxt: req = ["ctxt"],
-        /// `ret`: syscall return value (removed in 1.24).
+        /// `ret`: syscall return value (removed in 1.25).
         ret: opt = ["ret"],
         /// `lr`: link register (0 on amd64).
         lr: req = ["lr"],
@@ -230,7 +231,7 @@ go_struct! {
 go_struct! {
     /// `runtime._panic`, one active panic (runtime/runtime2.go; reworked in 1.22).
     PanicLayout = ["runtime._panic"] {
-        /// `argp`: pointer to the deferred call's arguments (removed in 1.22... check table).
+        /// `argp`: pointer to the deferred call's arguments (removed in 1.26).
         argp: opt = ["argp"],
         /// `arg`: the panic value (an `eface`).
         arg: req = ["arg"],
@@ -240,10 +241,16 @@ go_struct! {
         start_pc: opt = ["startPC"],
         /// `startSP` (1.22+).
         start_sp: opt = ["startSP"],
-        /// `pc`: where to return in the runtime if this panic is bypassed / current frame PC.
-        pc: opt = ["pc"],
-        /// `sp`.
+        /// Before 1.22 `pc`: where to return in the runtime if this panic is bypassed. Since
+        /// 1.22 the return PC of the frame whose defers run: `lr` in 1.22–1.26, renamed `pc`
+        /// in 1.27 (runtime/runtime2.go, panic.go).
+        pc: opt = ["pc", "lr"],
+        /// `sp`: before 1.22 with `pc` above; since 1.22 the SP of the frame being processed.
         sp: opt = ["sp"],
+        /// `fp`: frame pointer of that frame (1.22+).
+        fp: opt = ["fp"],
+        /// `retpc`: where `recover` resumes (1.22+).
+        retpc: opt = ["retpc"],
         /// `recovered`.
         recovered: req = ["recovered"],
         /// `repanicked` (1.25+: printed as `[recovered, repanicked]`).
@@ -412,7 +419,7 @@ go_struct! {
         /// `itaboffset` (1.27+).
         itaboffset: opt = ["itaboffset"],
         /// `rodata`.
-        rodata: opt = ["rodata"],
+        rodata: req = ["rodata"],
         /// `gofunc`.
         gofunc: req = ["gofunc"],
         /// `textsectmap`.
@@ -421,7 +428,7 @@ go_struct! {
         typelinks: opt = ["typelinks"],
         /// `itablinks` (removed in 1.27).
         itablinks: opt = ["itablinks"],
-        /// `epclntab` (1.27+).
+        /// `epclntab` (1.26+).
         epclntab: opt = ["epclntab"],
         /// `modulename`.
         modulename: req = ["modulename"],
@@ -459,7 +466,7 @@ go_struct! {
 }
 
 go_struct! {
-    /// The interface table: `internal/abi.ITab` since 1.22, `runtime.itab` before.
+    /// The interface table: `internal/abi.ITab` since 1.23, `runtime.itab` before.
     ItabLayout = ["internal/abi.ITab", "runtime.itab"] {
         /// `Inter` / `inter`: the interface type.
         inter: req = ["Inter", "inter"],

@@ -37,13 +37,17 @@ fn unknown_minor_names_supported_versions() {
 
 #[test]
 fn every_table_entry_passes_its_checks() {
+    // Also the only place a stale table (missing a field structs.rs now wants) shows up
+    // without toolchains: `for_version` fails with MissingField.
     assert!(TABLE.len() >= 8);
     for e in TABLE {
-        e.layout
+        let layout = RuntimeLayout::for_version(&e.taken_from)
+            .unwrap_or_else(|err| panic!("{}: {err}", e.taken_from));
+        layout
             .check()
             .unwrap_or_else(|err| panic!("{}: {err}", e.taken_from));
         assert_eq!(
-            e.layout.source,
+            layout.source,
             Source::Table {
                 version: e.taken_from.clone()
             }
@@ -144,4 +148,115 @@ fn missing_structs_come_from_the_table() {
     assert!(from_table.contains(&"runtime.g") && !from_table.contains(&"runtime.eface"));
     assert_eq!(l.g, RuntimeLayout::for_version(&v).unwrap().g);
     l.check().unwrap();
+}
+
+#[test]
+fn g_byte_checks() {
+    let l = RuntimeLayout::for_version(&GoVersion::new(1, 27, 0)).unwrap();
+    let g = l.g;
+    let gp = 0x00c0_0000_71c0_u64;
+    let mut raw = vec![0u8; g.size as usize];
+    let put = |raw: &mut Vec<u8>, off: u32, v: u64| {
+        raw[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes());
+    };
+    put(&mut raw, g.stack_lo, 0x00c0_0010_0000);
+    put(&mut raw, g.stack_hi, 0x00c0_0010_0800);
+    put(&mut raw, g.sched + l.gobuf.g, gp);
+    put(&mut raw, g.goid, 7);
+    put(&mut raw, g.atomicstatus, 4);
+    raw[g.waitreason as usize] = 14;
+    let s = l.check_g_bytes(gp, &raw).unwrap();
+    assert_eq!((s.goid, s.status, s.is_dead()), (7, 4, false));
+    assert_eq!(
+        l.check_g_sample([(gp, &raw[..]), (gp, &raw[..])])
+            .unwrap_err()
+            .to_string(),
+        "runtime layout fails a sanity check: two live goroutines read as goid 7"
+    );
+    let mut other = raw.clone();
+    put(&mut other, g.sched + l.gobuf.g, gp + 8);
+    assert!(
+        l.check_g_bytes(gp, &other)
+            .unwrap_err()
+            .to_string()
+            .contains("sched.g")
+    );
+    let mut dead = vec![0u8; g.size as usize];
+    put(&mut dead, g.atomicstatus, 6);
+    assert!(l.check_g_bytes(gp, &dead).unwrap().is_dead());
+    assert!(
+        l.check_g_sample([(gp, &dead[..])]).is_err(),
+        "no live goroutine"
+    );
+    let idle = vec![0u8; g.size as usize];
+    assert!(l.check_g_bytes(gp, &idle).is_err());
+    assert!(l.check_g_bytes(gp, &raw[..10]).is_err());
+}
+
+#[test]
+fn patch_exceptions_are_consistent() {
+    use crate::gobin::layout_exceptions::PATCH_EXCEPTIONS;
+    for e in PATCH_EXCEPTIONS {
+        let minor = |v: &GoVersion| (v.major, v.minor);
+        assert_eq!(minor(&e.first), minor(&e.last));
+        assert_eq!(minor(&e.first), minor(&e.verified));
+        assert!(e.first <= e.verified && e.verified <= e.last, "{e:?}");
+        let layout = RuntimeLayout::from_source(&TableStructs(e.structs), None).unwrap();
+        layout.check().unwrap();
+        let entry = TABLE
+            .iter()
+            .find(|t| minor(&t.taken_from) == minor(&e.first))
+            .unwrap();
+        assert!(
+            e.last < entry.taken_from,
+            "exception overlaps its entry {}",
+            entry.taken_from
+        );
+        let entry_layout = RuntimeLayout::for_version(&entry.taken_from).unwrap();
+        assert_ne!(
+            strip(&layout),
+            strip(&entry_layout),
+            "exception equals its entry"
+        );
+        for patch in e.first.patch..=e.last.patch {
+            let v = GoVersion::new(e.first.major, e.first.minor, patch);
+            let got = RuntimeLayout::for_version(&v).unwrap();
+            assert_eq!(
+                got.source,
+                Source::Table {
+                    version: e.verified.clone()
+                }
+            );
+            assert_eq!(strip(&got), strip(&layout));
+        }
+        let after = GoVersion::new(e.last.major, e.last.minor, e.last.patch + 1);
+        assert_eq!(RuntimeLayout::for_version(&after).unwrap(), entry_layout);
+    }
+}
+
+#[test]
+fn go_1_24_before_the_allp_snapshot_backport() {
+    // go1.24.3 (probed) lacks m.allpSnapshot, which a later 1.24 patch added (runtime2.go).
+    let old = RuntimeLayout::for_version(&GoVersion::new(1, 24, 3)).unwrap();
+    let new = RuntimeLayout::for_version(&GoVersion::new(1, 24, 11)).unwrap();
+    assert_eq!(
+        old.source,
+        Source::Table {
+            version: GoVersion::new(1, 24, 3)
+        }
+    );
+    assert_eq!((old.m.size, old.m.lockedg), (1808, 344));
+    assert_eq!((new.m.size, new.m.lockedg), (1832, 368));
+    assert_eq!(
+        (old.g, old.m.curg, old.m.procid),
+        (new.g, new.m.curg, new.m.procid)
+    );
+}
+
+fn strip(l: &RuntimeLayout) -> RuntimeLayout {
+    let mut l = l.clone();
+    l.source = Source::Dwarf {
+        from_table: Vec::new(),
+    };
+    l
 }

@@ -1,0 +1,61 @@
+//! Rough timings of the Go binary reader (not a test; numbers vary by machine):
+//! `cargo run --release -p tracer-user --example gobin_bench -- BINARY [N_PCS [PCS_FILE]]`;
+//! `cargo xtask bench gobin` runs it against a reference and writes docs/PERFORMANCE.md.
+//! Prints the time to open the binary, to build the name index, to resolve the probe site of
+//! every probed runtime function, and to symbolize N PCs, then writes the same PCs to
+//! `/tmp/gobin_bench_pcs.txt` for comparison with `go tool addr2line BINARY < that file`.
+
+use std::{fmt::Write as _, time::Instant};
+
+use tracer_user::gobin::{GoBinary, probesite};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().expect("usage: gobin_bench BINARY [N_PCS]");
+    let n: usize = args.next().map_or(100_000, |s| s.parse().expect("N_PCS"));
+    let pcs_out = args
+        .next()
+        .unwrap_or_else(|| "/tmp/gobin_bench_pcs.txt".to_owned());
+    let t = Instant::now();
+    let bin = GoBinary::open(&path).expect("open");
+    let open = t.elapsed();
+    let t = Instant::now();
+    let _ = bin.func_by_name("runtime.gopark");
+    let index = t.elapsed();
+    let t = Instant::now();
+    let sites = probesite::PROBED_FUNCTIONS
+        .iter()
+        .filter_map(|f| probesite::probe_site(&bin, f).ok())
+        .count();
+    let probe = t.elapsed();
+    let funcs = bin.functions().expect("functions");
+    let pcs: Vec<u64> = (0..n)
+        .map(|i| {
+            let f = &funcs[(i * 7919) % funcs.len()];
+            f.entry + (i as u64 * 104_729) % (f.end - f.entry).max(1)
+        })
+        .collect();
+    let t = Instant::now();
+    let mut frames = 0;
+    for &pc in &pcs {
+        frames += bin.symbolize(pc).map_or(0, |f| f.len());
+    }
+    let sym = t.elapsed();
+    let text = pcs.iter().fold(String::new(), |mut s, pc| {
+        let _ = writeln!(s, "{pc:#x}");
+        s
+    });
+    std::fs::write(&pcs_out, text).expect("write pcs");
+    println!(
+        "{path}: {} functions; open {open:?}; name index {index:?}; {sites} probe sites {probe:?}; \
+         symbolize {n} pcs ({frames} frames) {sym:?} = {:.2} µs/pc",
+        funcs.len(),
+        sym.as_secs_f64() * 1e6 / n as f64
+    );
+    // Machine-readable totals for `cargo xtask bench gobin`.
+    println!(
+        "open_and_sites_ns={} symbolize_ns={}",
+        (open + index + probe).as_nanos(),
+        sym.as_nanos()
+    );
+}
