@@ -488,6 +488,37 @@ fn fatal_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
     }
 }
 
+/// A fatal runtime error (`runtime.fatal` / `throw`): the deadlock of the fixture.
+fn throw_cell(tc: &Toolchain, v: Variant, failures: &mut Vec<String>) {
+    let bin = fixture::build("panics", tc, v).expect("build panics fixture");
+    let ctx = format!("go{} {} deadlock", tc.version, v.name());
+    let r = run(&bin, &["deadlock"], true);
+    let dump = traceback::parse(&r.stderr)
+        .unwrap_or_else(|e| panic!("{ctx}: runtime stderr does not parse: {e}\n{}", r.stderr));
+    let want = dump
+        .fatal_error()
+        .unwrap_or_else(|| panic!("{ctx}: no fatal error line"));
+    let got: Vec<(&str, &str, bool)> = r
+        .reports
+        .iter()
+        .map(|x| (s(&x["value"]), s(&x["value_type"]), x["fatal"] == true))
+        .collect();
+    if got != vec![(want, "fatal error", true)] {
+        failures.push(format!(
+            "{ctx}: {got:?}, want [({want:?}, \"fatal error\", true)]"
+        ));
+    }
+}
+
+#[test]
+fn fatal_runtime_errors_on_every_version_and_variant() {
+    let mut failures = Vec::new();
+    for (tc, v) in fixture::matrix().unwrap() {
+        throw_cell(&tc, v, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn recovered_panics_on_every_version_and_variant() {
     let mut failures = Vec::new();

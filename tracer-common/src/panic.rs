@@ -45,16 +45,20 @@ pub enum PanicKind {
     Fatal = PANIC_KIND_BASE + 3,
     /// [`DeferCall`]: a deferred function is called by the panic machinery.
     Defer = PANIC_KIND_BASE + 4,
+    /// [`PanicStart`] with the message as its string (no type): `runtime.throw` /
+    /// `runtime.fatal`, a fatal runtime error (`fatal error: …`).
+    Throw = PANIC_KIND_BASE + 5,
 }
 
 impl PanicKind {
     /// Every kind, in discriminant order.
-    pub const ALL: [PanicKind; 5] = [
+    pub const ALL: [PanicKind; 6] = [
         PanicKind::Start,
         PanicKind::Recover,
         PanicKind::Recovery,
         PanicKind::Fatal,
         PanicKind::Defer,
+        PanicKind::Throw,
     ];
 
     /// Whether a header's `kind` is a panic event.
@@ -65,7 +69,7 @@ impl PanicKind {
     /// The size in bytes of the struct this kind announces.
     pub const fn size(self) -> usize {
         match self {
-            PanicKind::Start => size_of::<PanicStart>(),
+            PanicKind::Start | PanicKind::Throw => size_of::<PanicStart>(),
             PanicKind::Recover => size_of::<GoRecover>(),
             PanicKind::Recovery | PanicKind::Fatal => size_of::<PanicEnd>(),
             PanicKind::Defer => size_of::<DeferCall>(),
@@ -304,6 +308,8 @@ mod decode {
         Fatal(PanicEnd),
         /// A deferred call runs while panicking.
         Defer(DeferCall),
+        /// `throw` / `fatal`: a fatal runtime error; the message is the event's string.
+        Throw(PanicStart),
     }
 
     /// A record that is not a panic event.
@@ -382,7 +388,7 @@ mod decode {
         let h: Header = read(bytes)?;
         let kind = PanicKind::try_from(h.kind).map_err(PanicDecodeError::Kind)?;
         Ok(match kind {
-            PanicKind::Start => {
+            PanicKind::Start | PanicKind::Throw => {
                 let e: PanicStart = read(bytes)?;
                 check(e.chain_len, MAX_CHAIN)?;
                 check(e.stack_len, MAX_STACK)?;
@@ -390,7 +396,11 @@ mod decode {
                 if e.string_len != u32::MAX {
                     check(e.string_len, STRING_BYTES)?;
                 }
-                PanicEvent::Start(e)
+                if kind == PanicKind::Throw {
+                    PanicEvent::Throw(e)
+                } else {
+                    PanicEvent::Start(e)
+                }
             }
             PanicKind::Recover => PanicEvent::Recover(read(bytes)?),
             PanicKind::Defer => PanicEvent::Defer(read(bytes)?),
@@ -409,7 +419,7 @@ mod decode {
     /// The record bytes of `e` (what the kernel side writes).
     pub fn encode(e: &PanicEvent) -> &[u8] {
         match e {
-            PanicEvent::Start(v) => bytes_of(v),
+            PanicEvent::Start(v) | PanicEvent::Throw(v) => bytes_of(v),
             PanicEvent::Recover(v) => bytes_of(v),
             PanicEvent::Recovery(v) | PanicEvent::Fatal(v) => bytes_of(v),
             PanicEvent::Defer(v) => bytes_of(v),
@@ -420,7 +430,7 @@ mod decode {
         /// The common header.
         pub fn header(&self) -> &Header {
             match self {
-                PanicEvent::Start(v) => &v.header,
+                PanicEvent::Start(v) | PanicEvent::Throw(v) => &v.header,
                 PanicEvent::Recover(v) => &v.header,
                 PanicEvent::Recovery(v) | PanicEvent::Fatal(v) => &v.header,
                 PanicEvent::Defer(v) => &v.header,

@@ -36,11 +36,13 @@ pub enum ProbeId {
     /// uprobe on the indirect call that runs a deferred function while panicking (in
     /// `runtime.gopanic`, and `runtime.deferCallSave` before Go 1.22).
     DeferCall = 14,
+    /// uprobe on `runtime.throw` and `runtime.fatal`: a fatal runtime error.
+    Throw = 15,
 }
 
 impl ProbeId {
     /// Every probe, in discriminant order.
-    pub const ALL: [ProbeId; 15] = [
+    pub const ALL: [ProbeId; 16] = [
         ProbeId::Newproc1,
         ProbeId::Gopark,
         ProbeId::SchedSwitch,
@@ -56,6 +58,7 @@ impl ProbeId {
         ProbeId::Recovery,
         ProbeId::Fatalpanic,
         ProbeId::DeferCall,
+        ProbeId::Throw,
     ];
     /// Number of probe ids; the size of the counter arrays.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -78,6 +81,7 @@ impl ProbeId {
             ProbeId::Recovery => "runtime.recovery",
             ProbeId::Fatalpanic => "runtime.fatalpanic",
             ProbeId::DeferCall => "deferred call while panicking",
+            ProbeId::Throw => "runtime.throw / runtime.fatal",
         }
     }
 
@@ -99,6 +103,7 @@ impl ProbeId {
             ProbeId::Recovery => "recovery",
             ProbeId::Fatalpanic => "fatalpanic",
             ProbeId::DeferCall => "defer_call",
+            ProbeId::Throw => "throw",
         }
     }
 }

@@ -182,6 +182,77 @@ fn try_gopanic(ctx: &ProbeContext) -> Option<()> {
 }
 
 #[uprobe]
+pub fn throw(ctx: ProbeContext) -> u32 {
+    maps::hit(ProbeId::Throw);
+    if try_throw(&ctx).is_none() {
+        maps::error(ProbeId::Throw);
+    }
+    0
+}
+
+/// `runtime.throw(s string)` / `runtime.fatal(s string)`: the message is RAX (pointer), RBX
+/// (length). Sent as a [`PanicStart`] without a type: the string is the message, the first
+/// 16 value bytes its header (for userspace to read it from the file if the page was absent).
+#[inline(always)]
+fn try_throw(ctx: &ProbeContext) -> Option<()> {
+    let (tgid, tid) = maps::current();
+    if tgid != maps::target_tgid() {
+        return Some(());
+    }
+    let cfg = PANIC_CONFIG.load();
+    let g = goabi::current_g(ctx)?;
+    // On the system stack this is g0 (goid 0): the runtime itself threw.
+    let goid = goabi::read_u64(at(g, cfg.g_goid)).unwrap_or(0);
+    let sptr = goabi::arg(ctx, 0)?;
+    let slen = goabi::arg(ctx, 1)?;
+    let Some(mut entry) = maps::EVENTS.reserve::<PanicStart>(0) else {
+        maps::drop(ProbeId::Throw);
+        return Some(());
+    };
+    let p = entry.as_mut_ptr();
+    // SAFETY: a reserved, writable slot of size_of::<PanicStart>() bytes; every field is
+    // written in place before submission.
+    unsafe {
+        let mut h = emit::header(tracer_common::event::EventKind::Create, tid);
+        h.kind = PanicKind::Throw as u32;
+        (&raw mut (*p).header).write(h);
+        (&raw mut (*p).goid).write(goid);
+        (&raw mut (*p).parent_goid).write(0);
+        (&raw mut (*p).gopc).write(0);
+        let sp = goabi::sp(ctx).unwrap_or(0);
+        (&raw mut (*p).sp).write(sp);
+        (&raw mut (*p).ret_pc).write(goabi::read_u64(sp).unwrap_or(0));
+        (&raw mut (*p).type_ptr).write(0);
+        (&raw mut (*p).data_ptr).write(0);
+        (&raw mut (*p).chain_len).write(0);
+        (&raw mut (*p).chain).write_bytes(0, 1);
+        let value = (&raw mut (*p).value).cast::<u8>();
+        value.write_bytes(0, VALUE_BYTES);
+        value.cast::<u64>().write_unaligned(sptr);
+        value.add(8).cast::<u64>().write_unaligned(slen);
+        (&raw mut (*p).value_len).write(16);
+        let string = (&raw mut (*p).string).cast::<u8>();
+        let mut n = if slen > STRING_BYTES as u64 {
+            STRING_BYTES as u32
+        } else {
+            slen as u32
+        };
+        if n > STRING_BYTES as u32 {
+            n = STRING_BYTES as u32;
+        }
+        let ok =
+            sptr != 0 && generated::bpf_probe_read_user(string.cast(), n, sptr as *const _) == 0;
+        (&raw mut (*p).string_len).write(if ok { n } else { u32::MAX });
+        (&raw mut (*p).string_full_len).write(slen);
+        let frames = emit::user_stack(ctx, &raw mut (*p).stack, false);
+        (&raw mut (*p).stack_len).write(frames);
+    }
+    // The process is about to die: wake the reader.
+    entry.submit(0);
+    Some(())
+}
+
+#[uprobe]
 pub fn gorecover(ctx: ProbeContext) -> u32 {
     maps::hit(ProbeId::Gorecover);
     if try_gorecover(&ctx).is_none() {

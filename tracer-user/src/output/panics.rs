@@ -21,7 +21,11 @@ pub fn write_text(out: &mut dyn Write, r: &PanicReport) -> io::Result<()> {
     } else {
         format!(" [{}]", marks.join(", "))
     };
-    writeln!(out, "panic: {}{marks}", r.value.replace('\n', "\n\t"))?;
+    if r.value_type == "fatal error" {
+        writeln!(out, "fatal error: {}", r.value)?;
+    } else {
+        writeln!(out, "panic: {}{marks}", r.value.replace('\n', "\n\t"))?;
+    }
     let mut what = vec![match r.outcome {
         Outcome::Recovered => "recovered".to_string(),
         Outcome::Fatal => "fatal".to_string(),

@@ -118,6 +118,20 @@ pub fn plan(bin: &GoBinary) -> Result<PanicPlan, PanicsError> {
         });
     }
     sites.extend(defer_call_sites(bin)?);
+    // Fatal runtime errors (`fatal error: …`): `throw` always, `fatal` where it exists (the
+    // errors blamed on the program, e.g. deadlocks and concurrent map writes).
+    for name in ["runtime.throw", "runtime.fatal"] {
+        if bin.func_by_name(name).is_err() {
+            continue;
+        }
+        let s = probesite::probe_site(bin, name)?;
+        sites.push(Site {
+            probe: ProbeId::Throw,
+            function: s.function,
+            vaddr: s.vaddr,
+            offset: s.offset,
+        });
+    }
     Ok(PanicPlan {
         version,
         layout,

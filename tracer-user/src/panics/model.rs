@@ -54,6 +54,8 @@ pub struct FinishedPanic {
     pub repanicked: bool,
     /// `ktime` of the event that decided the fate.
     pub end_ns: u64,
+    /// A fatal runtime error (`throw` / `fatal`): the value is its message.
+    pub throw: bool,
     /// `(entry PC, *funcval)` of the deferred functions this panic called, in call order
     /// (entry 0 when the kernel could not read it).
     pub defers: Vec<(u64, u64)>,
@@ -114,6 +116,18 @@ impl PanicModel {
             }
             PanicEvent::Recovery(end) => self.recovery(end, out),
             PanicEvent::Fatal(end) => self.fatal(end, out),
+            PanicEvent::Throw(t) => out.push_back(FinishedPanic {
+                start: Box::new(*t),
+                outcome: Outcome::Fatal,
+                recovered: false,
+                nested: self.open.get(&t.goid).is_some_and(|l| !l.is_empty()),
+                recovered_by_pc: None,
+                chain_index: 0,
+                repanicked: false,
+                end_ns: t.header.ktime_ns,
+                defers: Vec::new(),
+                throw: true,
+            }),
             PanicEvent::Defer(d) => match self.open.get_mut(&d.goid).and_then(|l| l.last_mut()) {
                 // Bounded: a panic runs one call per deferred function of its frames.
                 Some(p) if p.defers.len() < MAX_DEFERS => p.defers.push((d.fn_pc, d.closure)),
@@ -155,6 +169,7 @@ impl PanicModel {
                 repanicked: false,
                 end_ns: end.header.ktime_ns,
                 defers: p.defers,
+                throw: false,
                 start: p.start,
             });
         }
@@ -184,6 +199,7 @@ impl PanicModel {
                 repanicked: i + 1 < n && keys.get(i + 1) == keys.get(i),
                 end_ns: end.header.ktime_ns,
                 defers: p.defers,
+                throw: false,
                 start: p.start,
             });
         }
@@ -202,6 +218,7 @@ impl PanicModel {
                     repanicked: false,
                     end_ns: now_ns,
                     defers: p.defers,
+                    throw: false,
                     start: p.start,
                 });
             }

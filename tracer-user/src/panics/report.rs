@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{
     ancestry::{Ancestry, Creator},
     model::{FinishedPanic, Outcome},
-    value::{Types, render},
+    value::{Types, render, render_throw},
 };
 use crate::gobin::{GoBinary, layout::RuntimeLayout};
 
@@ -138,7 +138,11 @@ impl<'a> Reporter<'a> {
         }
         let bias = self.bias.unwrap_or(0);
         let types = Types::new(self.bin, self.layout, bias);
-        let value = render(&types, s);
+        let value = if f.throw {
+            render_throw(&types, s)
+        } else {
+            render(&types, s)
+        };
         // The caller of gopanic may be missing from the frame-pointer walk (probe site before
         // `push rbp`): put the return address read at [rsp] back.
         let mut pcs: Vec<u64> = stack.iter().skip(1).copied().collect();
@@ -164,6 +168,15 @@ impl<'a> Reporter<'a> {
             }
         }
         // The runtime's own deferred recover() (preprintpanics) is no recovery.
+        if s.goid == 0 {
+            // The system stack (g0): only runtime frames belong to it; past them the
+            // frame-pointer walk reads stale words.
+            let n = frames
+                .iter()
+                .position(|x| !x.function.starts_with("runtime."))
+                .unwrap_or(frames.len());
+            frames.truncate(n);
+        }
         let recovered_by = f
             .recovered_by_pc
             .filter(|_| f.recovered)

@@ -201,6 +201,30 @@ pub fn render(types: &Types<'_>, e: &PanicStart) -> Rendered {
     render_captured(types, e.type_ptr, &c)
 }
 
+/// The message of a `throw` / `fatal` event (`fatal error: MESSAGE`).
+pub fn render_throw(types: &Types<'_>, e: &PanicStart) -> Rendered {
+    let value = e.value.get(..e.value_len as usize).unwrap_or(&[]);
+    let mut string = (e.string_len != u32::MAX)
+        .then(|| e.string.get(..e.string_len as usize))
+        .flatten();
+    if string.is_none()
+        && let Some(ptr) = le_u64(value, 0)
+    {
+        let n = usize::try_from(e.string_full_len)
+            .unwrap_or(STRING_BYTES)
+            .min(STRING_BYTES);
+        string = types.file_bytes(ptr, n);
+    }
+    let text = string.map(|s| String::from_utf8_lossy(s).into_owned());
+    Rendered {
+        exact: text
+            .as_ref()
+            .is_some_and(|t| t.len() as u64 == e.string_full_len),
+        text: text.unwrap_or_else(|| "?".into()),
+        type_name: "fatal error".into(),
+    }
+}
+
 fn render_captured(types: &Types<'_>, type_ptr: u64, c: &Captured<'_>) -> Rendered {
     if type_ptr == 0 {
         return Rendered {
