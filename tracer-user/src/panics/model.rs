@@ -35,6 +35,8 @@ pub enum Outcome {
 }
 
 /// One panic with its fate, before symbolization.
+// Independent facts of one panic, reported as-is; an enum would not fit them.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct FinishedPanic {
     /// The `gopanic` event.
