@@ -165,6 +165,13 @@ pub fn run(args: &Args) -> Result<Exit> {
     let start = Instant::now();
     let mut model = PanicModel::new();
     let mut reporter = Reporter::new(&binary, &plan.layout, plan.gopanic_site());
+    // The load bias from the maps (the process has exec'd, also when started by gtrace);
+    // otherwise it is learnt from the first gopanic event.
+    if let Some(s) = plan.sites.first()
+        && let Ok(Some(addr)) = process.address_of_file_offset(s.offset)
+    {
+        reporter.set_bias(addr.wrapping_sub(s.vaddr));
+    }
     let mut finished = VecDeque::new();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

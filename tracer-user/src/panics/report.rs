@@ -131,7 +131,9 @@ impl<'a> Reporter<'a> {
     pub fn report(&mut self, f: &FinishedPanic, ancestry: &mut Ancestry) -> PanicReport {
         let s = &f.start;
         let stack = &s.stack[..(s.stack_len as usize).min(s.stack.len())];
+        // Only a gopanic event's first stack entry is the gopanic probe site.
         if self.bias.is_none()
+            && !f.throw
             && let Some(&ip) = stack.first()
         {
             self.bias = Some(ip.wrapping_sub(self.gopanic_site));
