@@ -9,4 +9,5 @@
 pub mod config;
 pub mod counters;
 pub mod event;
+pub mod panic;
 pub mod probe;

@@ -25,11 +25,24 @@ pub enum ProbeId {
     ProcessExit = 8,
     /// uprobe on `runtime.goschedImpl`: a running goroutine yields or is preempted.
     Gosched = 9,
+    /// uprobe on `runtime.gopanic`: a panic starts.
+    Gopanic = 10,
+    /// uprobe on `runtime.gorecover`: `recover()` is called.
+    Gorecover = 11,
+    /// uprobe on `runtime.recovery`: a recovered panic unwinds.
+    Recovery = 12,
+    /// uprobe on `runtime.fatalpanic`: an unrecovered panic kills the process.
+    Fatalpanic = 13,
+    /// uprobe on the indirect call that runs a deferred function while panicking (in
+    /// `runtime.gopanic`, and `runtime.deferCallSave` before Go 1.22).
+    DeferCall = 14,
+    /// uprobe on `runtime.throw` and `runtime.fatal`: a fatal runtime error.
+    Throw = 15,
 }
 
 impl ProbeId {
     /// Every probe, in discriminant order.
-    pub const ALL: [ProbeId; 10] = [
+    pub const ALL: [ProbeId; 16] = [
         ProbeId::Newproc1,
         ProbeId::Gopark,
         ProbeId::SchedSwitch,
@@ -40,6 +53,12 @@ impl ProbeId {
         ProbeId::SchedWakeup,
         ProbeId::ProcessExit,
         ProbeId::Gosched,
+        ProbeId::Gopanic,
+        ProbeId::Gorecover,
+        ProbeId::Recovery,
+        ProbeId::Fatalpanic,
+        ProbeId::DeferCall,
+        ProbeId::Throw,
     ];
     /// Number of probe ids; the size of the counter arrays.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -57,6 +76,12 @@ impl ProbeId {
             ProbeId::SchedWakeup => "sched:sched_wakeup",
             ProbeId::ProcessExit => "sched:sched_process_exit",
             ProbeId::Gosched => "runtime.goschedImpl",
+            ProbeId::Gopanic => "runtime.gopanic",
+            ProbeId::Gorecover => "runtime.gorecover",
+            ProbeId::Recovery => "runtime.recovery",
+            ProbeId::Fatalpanic => "runtime.fatalpanic",
+            ProbeId::DeferCall => "deferred call while panicking",
+            ProbeId::Throw => "runtime.throw / runtime.fatal",
         }
     }
 
@@ -73,6 +98,12 @@ impl ProbeId {
             ProbeId::SchedWakeup => "sched_wakeup",
             ProbeId::ProcessExit => "sched_process_exit",
             ProbeId::Gosched => "gosched",
+            ProbeId::Gopanic => "gopanic",
+            ProbeId::Gorecover => "gorecover",
+            ProbeId::Recovery => "recovery",
+            ProbeId::Fatalpanic => "fatalpanic",
+            ProbeId::DeferCall => "defer_call",
+            ProbeId::Throw => "throw",
         }
     }
 }

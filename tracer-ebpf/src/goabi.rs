@@ -69,6 +69,23 @@ pub(crate) fn sp(ctx: &ProbeContext) -> Option<u64> {
     }
 }
 
+/// The closure context register (RDX on amd64): the `*funcval` of a closure being called, at
+/// a `CALL reg` of a function value.
+#[inline(always)]
+pub(crate) fn closure_context(ctx: &ProbeContext) -> Option<u64> {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        Some(regs.rdx)
+    }
+    #[cfg(not(bpf_target_arch = "x86_64"))]
+    {
+        let _ = regs;
+        None
+    }
+}
+
 /// Reads a `u64` of the target at `addr`.
 #[inline(always)]
 pub(crate) fn read_u64(addr: u64) -> Option<u64> {

@@ -12,6 +12,7 @@ pub mod goroutines;
 pub mod memory;
 pub mod model;
 pub mod output;
+pub mod panics;
 pub mod probes;
 pub mod system;
 pub mod target;

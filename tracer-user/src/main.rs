@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use tracer_user::cli::{
-    Cli, Command, doctor, dump, exit, inspect, leaks, profile, record, report, symbolize, trace,
+    Cli, Command, doctor, dump, exit, inspect, leaks, panics, profile, record, report, symbolize,
+    trace,
 };
 
 fn main() -> ExitCode {
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         Command::Leaks(args) => leaks::run(args, &mut std::io::stdout().lock()),
         Command::Profile(args) => profile::run(args).map(|()| exit::Exit::Ok),
         Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
+        Command::Panics(args) => panics::run(args),
     };
     match result {
         Ok(code) => code.into(),

@@ -3,6 +3,7 @@
 mod emit;
 mod gopark;
 mod newproc;
+mod panic;
 mod ready;
 mod run;
 mod sched;

@@ -29,7 +29,7 @@ pub const MAX_RECORD: usize = 256 << 20;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Record {
     /// The payload.
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5")]
     pub body: Option<Body>,
 }
 
@@ -48,6 +48,10 @@ pub enum Body {
     /// Counters at the end (last record).
     #[prost(message, tag = "4")]
     Footer(Footer),
+    /// One finished panic, already symbolized: a `gtrace panics --json` object
+    /// (docs/json/panics.schema.json), written when its fate was known.
+    #[prost(string, tag = "5")]
+    Panic(String),
 }
 
 /// Target and capture metadata.
@@ -250,6 +254,11 @@ impl<W: Write> Writer<W> {
         self.record(Body::Event(compact(raw).to_vec()))
     }
 
+    /// Appends one finished panic (its JSON report).
+    pub fn panic(&mut self, json: String) -> Result<(), CaptureError> {
+        self.record(Body::Panic(json))
+    }
+
     /// Appends the symbol table, then the footer, and flushes.
     pub fn finish(mut self, symbols: Symbols, footer: Footer) -> Result<W, CaptureError> {
         self.record(Body::Symbols(symbols))?;
@@ -295,6 +304,8 @@ pub struct Capture {
     pub symbols: SymbolTable,
     /// Counters; `None` if the capture was cut short.
     pub footer: Option<Footer>,
+    /// Finished panics (`gtrace panics --json` objects), in the order their fates were known.
+    pub panics: Vec<String>,
 }
 
 /// Reads a capture from `r` (bounded: records over [`MAX_RECORD`] are refused).
@@ -339,6 +350,7 @@ pub fn parse(data: &[u8]) -> Result<Capture, CaptureError> {
             Some(Body::Event(e)) => cap.events.push(expand(e)),
             Some(Body::Symbols(s)) => cap.symbols.extend(s),
             Some(Body::Footer(f)) => cap.footer = Some(f),
+            Some(Body::Panic(p)) => cap.panics.push(p),
             Some(Body::Header(_)) | None => return Err(bad("unexpected record".into())),
         }
     }

@@ -143,3 +143,13 @@ fn truncated_and_foreign_files_are_errors() {
     v.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
     assert!(matches!(parse(&v), Err(CaptureError::Malformed { .. })));
 }
+
+#[test]
+fn panic_records_round_trip() {
+    let mut w = Writer::new(Vec::new(), header()).unwrap();
+    w.panic(r#"{"goid":1,"value":"boom"}"#.into()).unwrap();
+    let bytes = w.finish(Symbols::default(), Footer::default()).unwrap();
+    let cap = parse(&bytes).unwrap();
+    assert_eq!(cap.panics, vec![r#"{"goid":1,"value":"boom"}"#.to_string()]);
+    assert!(cap.events.is_empty());
+}

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod exit;
 pub mod inspect;
 pub mod leaks;
+pub mod panics;
 pub mod profile;
 pub mod record;
 pub mod report;
@@ -28,6 +29,7 @@ EXAMPLES:
     gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
     sudo gtrace leaks -p 1234 -d 30s    goroutine leaks: groups that grow and never wake
     sudo gtrace profile -p 1234 -o g.pb.gz   goroutine profile for `go tool pprof`
+    sudo gtrace panics -p 1234          every panic: value, stack, recovered or fatal, creator
 
 EXIT CODES:
     0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)
@@ -66,4 +68,7 @@ pub enum Command {
     Report(report::Args),
     /// Stream goroutine lifecycle events of a live process, one line each.
     Trace(trace::Args),
+    /// Panics of a live process (or a command): value, stack, recovered or fatal, nested,
+    /// the recovering function and the goroutine's creator.
+    Panics(panics::Args),
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use tracer_common::event::encode;
+use tracer_common::event::{Event, encode};
 
 use super::{
     attach::{TargetArgs, ktime_now, stop_flag},
@@ -19,6 +19,7 @@ use super::{
 use crate::{
     capture::{self, Footer, Header, Preexisting, ProbeCount, SymbolTable},
     gobin::waitreason::WaitReasons,
+    panics::ancestry::{Ancestry, Creator},
     probes::{
         Counts,
         session::{self, Options, StopReason, Summary, Target},
@@ -91,6 +92,27 @@ pub fn baseline(pid: u32) -> Result<Vec<Preexisting>, String> {
     Ok(out)
 }
 
+/// Writes the finished panics as `gtrace panics --json` objects into the capture.
+fn write_panics<W: std::io::Write>(
+    writer: &std::cell::RefCell<capture::Writer<W>>,
+    reporter: &mut crate::panics::report::Reporter<'_>,
+    ancestry: &mut Ancestry,
+    finished: &mut std::collections::VecDeque<crate::panics::model::FinishedPanic>,
+    error: &mut Option<capture::CaptureError>,
+) {
+    while let Some(f) = finished.pop_front() {
+        let report = reporter.report(&f, ancestry);
+        let Ok(json) = serde_json::to_string(&report) else {
+            continue;
+        };
+        if error.is_none()
+            && let Err(e) = writer.borrow_mut().panic(json)
+        {
+            *error = Some(e);
+        }
+    }
+}
+
 /// Runs `gtrace record`.
 pub fn run(args: &Args) -> Result<Exit> {
     let stop = stop_flag()?;
@@ -132,7 +154,28 @@ pub fn run(args: &Args) -> Result<Exit> {
             Err(e) => header.baseline_note = format!("baseline unavailable: {e}"),
         }
     }
-    let mut writer = capture::Writer::new(BufWriter::new(file), header)?;
+    let writer = std::cell::RefCell::new(capture::Writer::new(BufWriter::new(file), header)?);
+    // Panics are recorded too: their probes cost nothing until the target panics.
+    let panic_plan = match crate::panics::plan(&target.binary) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("warning: panics will not be recorded: {e}");
+            None
+        }
+    };
+    let panic_rec = std::cell::RefCell::new(panic_plan.as_ref().map(|p| {
+        let mut r =
+            crate::panics::report::Reporter::new(&target.binary, &p.layout, p.gopanic_site());
+        r.set_bias(target.bias);
+        (
+            r,
+            crate::panics::model::PanicModel::new(),
+            Ancestry::new(),
+            std::collections::VecDeque::new(),
+        )
+    }));
+    let mut panic_errors = 0u64;
+    let mut panic_error = None;
     let mut symbols = SymbolTable::default();
     let mut write_error = None;
     let tty = std::io::stderr().is_terminal();
@@ -144,12 +187,13 @@ pub fn run(args: &Args) -> Result<Exit> {
         Duration::from_secs(5)
     };
     let start = Instant::now();
-    let summary = session::run(
+    let summary = session::run_with_panics(
         &target,
         &Options {
             duration: args.duration,
             stop,
         },
+        panic_plan.as_ref(),
         || {
             eprintln!(
                 "attached to pid {} ({} probes); recording to {} until {}",
@@ -165,11 +209,33 @@ pub fn run(args: &Args) -> Result<Exit> {
         },
         |e| {
             symbols.resolve_event(&target.binary, target.bias, e);
+            if let Event::Create(c) = e
+                && let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut()
+            {
+                ancestry.insert(
+                    c.goid,
+                    Creator::Pc {
+                        parent: c.parent_goid,
+                        gopc: c.gopc,
+                    },
+                );
+            }
             if write_error.is_none()
-                && let Err(err) = writer.event(encode(e))
+                && let Err(err) = writer.borrow_mut().event(encode(e))
             {
                 write_error = Some(err);
             }
+        },
+        |raw| {
+            let mut rec = panic_rec.borrow_mut();
+            let Some((reporter, model, ancestry, finished)) = rec.as_mut() else {
+                return;
+            };
+            match tracer_common::panic::decode(raw) {
+                Ok(p) => model.apply(&p, finished),
+                Err(_) => panic_errors += 1,
+            }
+            write_panics(&writer, reporter, ancestry, finished, &mut panic_error);
         },
         |events, counts| {
             if last_progress.elapsed() >= every {
@@ -192,9 +258,17 @@ pub fn run(args: &Args) -> Result<Exit> {
     if tty {
         eprintln!();
     }
-    if let Some(e) = write_error {
+    if let Some((reporter, model, ancestry, finished)) = panic_rec.borrow_mut().as_mut() {
+        model.finish(ktime_now(), finished);
+        write_panics(&writer, reporter, ancestry, finished, &mut panic_error);
+    }
+    if let Some(e) = write_error.or(panic_error) {
         return Err(e).context(format!("writing {}", path.display()));
     }
+    if panic_errors > 0 {
+        eprintln!("warning: {panic_errors} undecodable panic records");
+    }
+    let writer = writer.into_inner();
     writer.finish(symbols.to_proto(), footer(&summary))?;
     eprintln!(
         "wrote {}: {} events in {:.1}s, ended by {:?}",

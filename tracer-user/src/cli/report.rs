@@ -144,10 +144,18 @@ pub fn run(args: &Args) -> Result<Exit> {
     };
     let s = lifecycle::summary(&model, &ctx, info, losses);
     if format == Format::Json {
-        serde_json::to_writer_pretty(&mut out, &s)?;
+        let mut v = serde_json::to_value(&s)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "panics".into(),
+                crate::output::panics::capture_panics_json(&cap.panics).into(),
+            );
+        }
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         lifecycle::write_summary(&mut out, &s)?;
+        crate::output::panics::write_capture_panics(&mut out, &cap.panics)?;
     }
     out.flush()?;
     Ok(Exit::Ok)

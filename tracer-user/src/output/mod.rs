@@ -5,6 +5,7 @@ pub mod dump_json;
 pub mod folded;
 pub mod leaks;
 pub mod lifecycle;
+pub mod panics;
 pub mod perfetto;
 pub mod pprof;
 pub mod traceback;

@@ -192,7 +192,23 @@ pub fn newproc_return_sites(bin: &GoBinary) -> Result<Vec<Site>, LifecycleError>
 /// Loads the programs for `pid` and attaches every site of `plan` in `exe`, plus the
 /// scheduler tracepoints. Dropping the returned set detaches everything.
 pub fn attach(pid: u32, exe: &Path, plan: &Plan) -> Result<ProbeSet, LifecycleError> {
-    let mut set = ProbeSet::load_with(pid, &plan.config)?;
+    attach_with_panics(pid, exe, plan, None)
+}
+
+/// [`attach`], plus the panic-path probes at `panics` (their offsets and sites) when given.
+pub fn attach_with_panics(
+    pid: u32,
+    exe: &Path,
+    plan: &Plan,
+    panics: Option<(&tracer_common::panic::PanicConfig, &[Site])>,
+) -> Result<ProbeSet, LifecycleError> {
+    let mut set = match panics {
+        Some((config, _)) => ProbeSet::load_with_panic(pid, &plan.config, config)?,
+        None => ProbeSet::load_with(pid, &plan.config)?,
+    };
+    for s in panics.map_or(&[][..], |(_, sites)| sites) {
+        set.attach_uprobe(s.probe, exe, s.offset)?;
+    }
     for s in &plan.sites {
         set.attach_uprobe(s.probe, exe, s.offset)?;
     }

@@ -102,6 +102,23 @@ impl ProbeSet {
         Ok(Self { ebpf, pid })
     }
 
+    /// Loads the object with the tgid, the lifecycle offsets and the panic-path offsets
+    /// patched in as globals.
+    pub fn load_with_panic(
+        pid: u32,
+        config: &Config,
+        panic: &tracer_common::panic::PanicConfig,
+    ) -> Result<Self, ProbeError> {
+        let pid = NonZeroU32::new(pid).ok_or(ProbeError::PidZero)?;
+        let ebpf = EbpfLoader::new()
+            .override_global(TARGET_TGID_GLOBAL, &pid.get(), true)
+            .override_global(CONFIG_GLOBAL, config, true)
+            .override_global(tracer_common::panic::PANIC_CONFIG_GLOBAL, panic, true)
+            .load(OBJECT)
+            .map_err(ProbeError::Load)?;
+        Ok(Self { ebpf, pid })
+    }
+
     /// Attaches `probe`'s uprobe at `file_offset` of `binary`, firing for the target only.
     pub fn attach_uprobe(
         &mut self,

@@ -147,12 +147,32 @@ pub struct Options {
 pub fn run(
     target: &Target,
     opts: &Options,
+    on_attached: impl FnMut(),
+    on_event: impl FnMut(&Event),
+    on_tick: impl FnMut(u64, &Counts),
+) -> Result<Summary, SessionError> {
+    run_with_panics(target, opts, None, on_attached, on_event, |_| {}, on_tick)
+}
+
+/// [`run`], plus the panic-path probes of `panics` (when given): their raw records go to
+/// `on_panic` (decode them with `tracer_common::panic::decode`), in ring-buffer order with the
+/// lifecycle events.
+pub fn run_with_panics(
+    target: &Target,
+    opts: &Options,
+    panics: Option<&crate::panics::PanicPlan>,
     mut on_attached: impl FnMut(),
     mut on_event: impl FnMut(&Event),
+    mut on_panic: impl FnMut(&[u8]),
     mut on_tick: impl FnMut(u64, &Counts),
 ) -> Result<Summary, SessionError> {
     let pid = target.process.pid;
-    let mut set = match lifecycle::attach(pid, &target.process.exe, &target.plan) {
+    let mut set = match lifecycle::attach_with_panics(
+        pid,
+        &target.process.exe,
+        &target.plan,
+        panics.map(|p| (&p.config, p.sites.as_slice())),
+    ) {
         Ok(s) => s,
         Err(_) if !target.process.is_alive() => return Err(SessionError::Gone(pid)),
         Err(e) => return Err(e.into()),
@@ -165,6 +185,15 @@ pub fn run(
     let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
                      tally: &mut (u64, u64, bool)| {
         while let Some(item) = ring.next() {
+            let kind = item
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes);
+            if tracer_common::panic::PanicKind::is_panic(kind) {
+                tally.0 += 1;
+                on_panic(&item);
+                continue;
+            }
             match decode(&item) {
                 Ok(e) => {
                     if let Event::ThreadExit(x) = &e
