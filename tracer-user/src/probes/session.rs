@@ -230,7 +230,14 @@ pub fn run_with_panics(
     let elapsed = start.elapsed();
     drop(ring);
     drop(set);
-    let offsets: Vec<u64> = target.plan.sites.iter().map(|s| s.offset).collect();
+    let panic_sites = panics.map_or(&[][..], |p| p.sites.as_slice());
+    let offsets: Vec<u64> = target
+        .plan
+        .sites
+        .iter()
+        .chain(panic_sites)
+        .map(|s| s.offset)
+        .collect();
     let detach_problem = verify_all_detached(&target.process, &offsets)
         .err()
         .map(|e| e.to_string());
