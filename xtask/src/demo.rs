@@ -2,7 +2,7 @@
 //!
 //! Builds gtrace (release) and the demo Go program (`tests/fixtures/demo`: a healthy worker
 //! pool, a goroutine leak, a recovered panic every few seconds) with the newest Go toolchain,
-//! starts the demo, and runs gtrace against it.
+//! starts the demo, and runs gtrace against it: doctor, the grouped dump, leaks, panics.
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -71,5 +71,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     gtrace(&bin, &["dump", "-p", &pid, "--group"])?;
     // The same leak, found and explained: growth over a window, sites, verdict.
     gtrace(&bin, &["leaks", "-p", &pid, "-d", "5s"])?;
+    // The recovered panic the demo hits every few seconds, with its whole story.
+    gtrace(&bin, &["panics", "-p", &pid, "-d", "4s"])?;
     Ok(())
 }
