@@ -25,18 +25,8 @@ pub struct Location {
     pub line: u32,
 }
 
-/// One frame of the panicking goroutine's stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Frame {
-    /// Fully qualified function name.
-    pub function: String,
-    /// Source file.
-    pub file: String,
-    /// Line.
-    pub line: u32,
-    /// A call inlined into the next frame.
-    pub inlined: bool,
-}
+/// One frame of the panicking goroutine's stack: the symbolizer's own frame type.
+pub use crate::gobin::Frame;
 
 /// One creator in the goroutine's ancestry, nearest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,12 +145,7 @@ impl<'a> Reporter<'a> {
         for pc in pcs {
             let link = pc.wrapping_sub(bias).wrapping_sub(1);
             match self.bin.symbolize(link) {
-                Ok(fs) if !fs.is_empty() => frames.extend(fs.into_iter().map(|x| Frame {
-                    function: x.function,
-                    file: x.file,
-                    line: x.line,
-                    inlined: x.inlined,
-                })),
+                Ok(fs) if !fs.is_empty() => frames.extend(fs),
                 _ => frames.push(Frame {
                     function: format!("?{pc:#x}"),
                     file: "?".into(),
