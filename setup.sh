@@ -28,6 +28,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (sudo ./setup.sh): it installs Debian packages."
 [ -r /etc/debian_version ] || die "this script supports Debian 12 (bookworm); install the equivalents by hand elsewhere (see README)."
 
+export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 export GTRACE_CACHE="${GTRACE_CACHE:-$HOME/.cache/gtrace}"
 mkdir -p "$GTRACE_CACHE"
 
