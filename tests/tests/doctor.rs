@@ -23,9 +23,13 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Starts `churn` from a private copy of the cached build. Uprobes belong to the file (inode):
 /// while another test has one at the same offset of the same file, the kernel keeps the
 /// breakpoint in every process mapping it, which `verify_detached` would rightly report.
+fn scratch(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("gtrace-doctor-{}-{test}", std::process::id()))
+}
+
 fn churn(tc: &go::Toolchain, v: Variant, test: &str) -> Spawned {
     let cached = fixture::build("churn", tc, v).unwrap();
-    let dir = std::env::temp_dir().join(format!("gtrace-doctor-{}-{test}", std::process::id()));
+    let dir = scratch(test);
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join(format!("churn-{}-{}", tc.version, v.name()));
     std::fs::copy(&cached, &bin).unwrap();
@@ -90,6 +94,7 @@ fn probe_sites_fire_once_per_call_on_every_version_and_variant() {
             ));
         }
     }
+    let _ = std::fs::remove_dir_all(scratch("sites"));
     assert!(
         failures.is_empty(),
         "probe counts wrong:\n{}",
@@ -150,6 +155,7 @@ fn doctor_cli_passes_on_every_version_and_variant() {
             assert!(layout.contains("generated table"), "{ctx}: {layout}");
         }
     }
+    let _ = std::fs::remove_dir_all(scratch("cli"));
 }
 
 #[test]
