@@ -247,6 +247,25 @@ impl ElfImage {
         &self.segments
     }
 
+    /// The file bytes of every non-executable loadable segment, each cut to start at its first
+    /// `align`-aligned address: `(address of the first byte, bytes)`. For scans of the data
+    /// for tables whose section headers may be gone (build info, moduledata).
+    pub fn aligned_data(&self, align: u64) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        self.segments
+            .iter()
+            .filter(|s| !s.executable())
+            .filter_map(move |s| {
+                let data = self
+                    .read_vaddr(s.vaddr, usize::try_from(s.filesz).ok()?)
+                    .ok()?;
+                let skew = (align - s.vaddr % align) % align;
+                Some((
+                    s.vaddr.wrapping_add(skew),
+                    data.get(usize::try_from(skew).ok()?..)?,
+                ))
+            })
+    }
+
     /// The section headers (empty if the file has none).
     pub fn sections(&self) -> &[SectionInfo] {
         &self.sections

@@ -90,20 +90,11 @@ pub fn find(
 /// Scans the writable segments for a pointer-aligned word equal to `pcln_vaddr`.
 fn scan(image: &ElfImage, pcln_vaddr: u64, matches: &dyn Fn(u64) -> bool) -> Option<u64> {
     let needle = pcln_vaddr.to_le_bytes();
-    image
-        .segments()
-        .iter()
-        .filter(|s| !s.executable())
-        .find_map(|s| {
-            let data = image
-                .read_vaddr(s.vaddr, usize::try_from(s.filesz).ok()?)
-                .ok()?;
-            let skew = ((8 - s.vaddr % 8) % 8) as usize;
-            data.get(skew..)?
-                .chunks_exact(8)
-                .enumerate()
-                .filter(|(_, w)| *w == needle)
-                .map(|(i, _)| s.vaddr.wrapping_add(skew as u64 + 8 * i as u64))
-                .find(|&a| matches(a))
-        })
+    image.aligned_data(8).find_map(|(base, data)| {
+        data.chunks_exact(8)
+            .enumerate()
+            .filter(|(_, w)| *w == needle)
+            .map(|(i, _)| base.wrapping_add(8 * i as u64))
+            .find(|&a| matches(a))
+    })
 }

@@ -352,21 +352,12 @@ pub(super) fn find_build_info(image: &ElfImage) -> Result<BuildInfo> {
         .section_data(".go.buildinfo")
         .map(|(_, d)| d)
         .or_else(|| {
-            image
-                .segments()
-                .iter()
-                .filter(|s| !s.executable())
-                .find_map(|s| {
-                    let data = image
-                        .read_vaddr(s.vaddr, usize::try_from(s.filesz).ok()?)
-                        .ok()?;
-                    let skew = ((16 - s.vaddr % 16) % 16) as usize;
-                    let pos = data
-                        .get(skew..)?
-                        .chunks(16)
-                        .position(|c| c.starts_with(buildinfo::MAGIC))?;
-                    data.get(skew + pos * 16..)
-                })
+            image.aligned_data(16).find_map(|(_, data)| {
+                let pos = data
+                    .chunks(16)
+                    .position(|c| c.starts_with(buildinfo::MAGIC))?;
+                data.get(pos * 16..)
+            })
         });
     if let Some(block) = block {
         match buildinfo::decode_block(block)? {
