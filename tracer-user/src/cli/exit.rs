@@ -10,7 +10,7 @@ use crate::{
     capture::CaptureError,
     gobin::GobinError,
     goroutines::target::DumpError,
-    probes::{ProbeError, lifecycle::LifecycleError, session::SessionError},
+    probes::{AbiError, ProbeError, lifecycle::LifecycleError, session::SessionError},
     target::TargetError,
 };
 
@@ -76,26 +76,26 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
         if let Some(SessionError::Gone(_)) = e.downcast_ref::<SessionError>() {
             return (Exit::ProcessGone, None);
         }
-        if let Some(l) = e.downcast_ref::<LifecycleError>() {
-            match l {
-                LifecycleError::StackAbi(..) | LifecycleError::NoVersion => {
-                    return (
-                        Exit::Target,
-                        Some("rebuild the program with Go 1.17 or newer (amd64)".into()),
-                    );
-                }
-                LifecycleError::Layout(_) | LifecycleError::NoNewprocCall => {
-                    return (
-                        Exit::Target,
-                        Some(
-                            "`gtrace inspect BINARY` shows the Go version and probe sites found"
-                                .into(),
-                        ),
-                    );
-                }
-                // Binary and probe errors are classified by their sources below.
-                _ => {}
-            }
+        if let Some(a) = e.downcast_ref::<AbiError>() {
+            return match a {
+                AbiError::Layout(_) => (
+                    Exit::Target,
+                    Some(
+                        "`gtrace inspect BINARY` shows the Go version and probe sites found".into(),
+                    ),
+                ),
+                _ => (
+                    Exit::Target,
+                    Some("rebuild the program with Go 1.17 or newer (amd64)".into()),
+                ),
+            };
+        }
+        // Other lifecycle errors (binary, probes, ABI) are classified by their sources.
+        if let Some(LifecycleError::NoNewprocCall) = e.downcast_ref::<LifecycleError>() {
+            return (
+                Exit::Target,
+                Some("`gtrace inspect BINARY` shows the Go version and probe sites found".into()),
+            );
         }
         if let Some(c) = e.downcast_ref::<CaptureError>() {
             return match c {

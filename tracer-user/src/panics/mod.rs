@@ -34,18 +34,9 @@ pub enum PanicsError {
     /// Reading the binary failed (not Go, no pclntab, a runtime function missing…).
     #[error("reading the Go binary failed")]
     Binary(#[from] GobinError),
-    /// The binary's build info names no Go release.
-    #[error("the binary names no Go release (a devel toolchain?); gtrace needs go1.17 or newer")]
-    NoVersion,
-    /// Before Go 1.17 arguments are passed on the stack, which these probes do not read.
-    #[error(
-        "the target was built with go{0}.{1}, which passes arguments on the stack; gtrace's \
-         panic probes need Go's register ABI (go1.17 or newer, amd64)"
-    )]
-    StackAbi(u32, u32),
-    /// No runtime layout is known for this version.
-    #[error("no runtime layout for this Go version")]
-    Layout(#[from] crate::gobin::layout::LayoutError),
+    /// The runtime cannot be probed (Go version, ABI, layout).
+    #[error("the Go runtime of this binary cannot be probed")]
+    Abi(#[from] crate::probes::AbiError),
     /// Loading or attaching failed.
     #[error(transparent)]
     Probe(#[from] ProbeError),
@@ -77,11 +68,7 @@ impl PanicPlan {
 
 /// Computes the sites and offsets for `bin`.
 pub fn plan(bin: &GoBinary) -> Result<PanicPlan, PanicsError> {
-    let version = bin.version().cloned().ok_or(PanicsError::NoVersion)?;
-    if (version.major, version.minor) < (1, 17) {
-        return Err(PanicsError::StackAbi(version.major, version.minor));
-    }
-    let layout = RuntimeLayout::for_version(&version)?;
+    let (version, layout) = crate::probes::probeable(bin)?;
     // runtime.recovery finds the frame to resume in `_panic.sp` since the 1.22 rewrite of
     // panics (which added `_panic.startSP`), in `gp.sigcode0` before (runtime/panic.go).
     let (recovery_sp, recovery_sp_in_g) = match (layout.panic.start_sp, layout.panic.sp) {

@@ -16,11 +16,7 @@ use tracer_common::{
 };
 
 use super::{ProbeError, ProbeSet};
-use crate::gobin::{
-    GoBinary, GoVersion, GobinError,
-    layout::{LayoutError, RuntimeLayout},
-    probesite,
-};
+use crate::gobin::{GoBinary, GoVersion, GobinError, probesite};
 
 /// Prefixes of the runtime functions that may call `newproc1`.
 const NEWPROC_CALLERS: [&str; 4] = [
@@ -39,18 +35,9 @@ pub enum LifecycleError {
     /// Reading the binary failed (not Go, no pclntab, a function missing…).
     #[error("reading the Go binary failed")]
     Binary(#[from] GobinError),
-    /// The binary's build info names no Go release.
-    #[error("the binary names no Go release (a devel toolchain?); gtrace needs go1.17 or newer")]
-    NoVersion,
-    /// Before Go 1.17 arguments are passed on the stack, which these probes do not read.
-    #[error(
-        "the target was built with go{0}.{1}, which passes arguments on the stack; gtrace's \
-         lifecycle probes need Go's register ABI (go1.17 or newer, amd64)"
-    )]
-    StackAbi(u32, u32),
-    /// No runtime layout is known for this version.
-    #[error("no runtime layout for this Go version")]
-    Layout(#[from] LayoutError),
+    /// The runtime cannot be probed (Go version, ABI, layout).
+    #[error("the Go runtime of this binary cannot be probed")]
+    Abi(#[from] crate::probes::AbiError),
     /// No `CALL runtime.newproc1` was found: creations could not be observed.
     #[error("no call to runtime.newproc1 found in runtime.newproc.func1 (unexpected runtime code)")]
     NoNewprocCall,
@@ -91,11 +78,7 @@ pub struct Plan {
 
 /// Computes the sites and offsets for `bin`.
 pub fn plan(bin: &GoBinary) -> Result<Plan, LifecycleError> {
-    let version = bin.version().cloned().ok_or(LifecycleError::NoVersion)?;
-    if (version.major, version.minor) < (1, 17) {
-        return Err(LifecycleError::StackAbi(version.major, version.minor));
-    }
-    let layout = RuntimeLayout::for_version(&version)?;
+    let (version, layout) = super::probeable(bin)?;
     let config = Config {
         g_goid: layout.g.goid,
         g_parent_goid: layout.g.parent_goid.unwrap_or(0),

@@ -275,3 +275,35 @@ pub enum VerifyError {
         got: [u8; 16],
     },
 }
+
+/// Why a binary's runtime cannot be probed at all: the preconditions every probe plan
+/// (lifecycle, panics) shares.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbiError {
+    /// The binary's build info names no Go release.
+    #[error("the binary names no Go release (a devel toolchain?); gtrace needs go1.17 or newer")]
+    NoVersion,
+    /// Before Go 1.17 arguments are passed on the stack, which the probes do not read.
+    #[error(
+        "the target was built with go{0}.{1}, which passes arguments on the stack; gtrace's \
+         probes need Go's register ABI (go1.17 or newer, amd64)"
+    )]
+    StackAbi(u32, u32),
+    /// No runtime layout is known for this version.
+    #[error("no runtime layout for this Go version")]
+    Layout(#[from] crate::gobin::layout::LayoutError),
+}
+
+/// The Go version and runtime layout of a binary whose runtime the probes can read (register
+/// ABI, known layout).
+pub fn probeable(
+    bin: &crate::gobin::GoBinary,
+) -> Result<(crate::gobin::GoVersion, crate::gobin::layout::RuntimeLayout), AbiError> {
+    let version = bin.version().cloned().ok_or(AbiError::NoVersion)?;
+    if (version.major, version.minor) < (1, 17) {
+        return Err(AbiError::StackAbi(version.major, version.minor));
+    }
+    let layout = crate::gobin::layout::RuntimeLayout::for_version(&version)?;
+    Ok((version, layout))
+}
