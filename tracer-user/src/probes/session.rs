@@ -73,6 +73,8 @@ pub struct Target {
     pub plan: Plan,
     /// Runtime address minus link-time address (0 unless PIE).
     pub bias: u64,
+    /// What the latency probes cannot see in this Go version (empty without them).
+    pub degraded: Vec<super::latency::Degradation>,
 }
 
 /// Opening or attaching failed.
@@ -108,10 +110,20 @@ pub enum SessionError {
 impl Target {
     /// Opens process `pid`: its executable, version, probe plan and load bias.
     pub fn open(pid: u32) -> Result<Self, SessionError> {
+        Self::open_with(pid, false)
+    }
+
+    /// [`Target::open`], with the scheduler-latency probes added to the plan when `latency`.
+    pub fn open_with(pid: u32, latency: bool) -> Result<Self, SessionError> {
         let process =
             Process::from_pid(pid).map_err(|source| SessionError::Process { pid, source })?;
         let binary = GoBinary::open(&process.exe).map_err(LifecycleError::from)?;
-        let plan = lifecycle::plan(&binary)?;
+        let mut plan = lifecycle::plan(&binary)?;
+        let degraded = if latency {
+            super::latency::extend(&binary, &mut plan)?
+        } else {
+            Vec::new()
+        };
         let first = plan.sites.first().ok_or(LifecycleError::NoNewprocCall)?;
         let addr = process
             .address_of_file_offset(first.offset)
@@ -122,6 +134,7 @@ impl Target {
             process,
             binary,
             plan,
+            degraded,
         })
     }
 
