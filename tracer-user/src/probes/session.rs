@@ -51,6 +51,10 @@ pub struct Summary {
     pub decode_errors: u64,
     /// Wall time attached.
     pub elapsed: Duration,
+    /// `CLOCK_MONOTONIC` (the events' clock) when the probes went live.
+    pub attached_ktime_ns: u64,
+    /// `CLOCK_MONOTONIC` when the capture stopped (before detaching).
+    pub stopped_ktime_ns: u64,
     /// `None` when every probed instruction was verified intact after detaching (or the
     /// target was gone); otherwise what was wrong.
     pub detach_problem: Option<String>,
@@ -192,6 +196,7 @@ pub fn run_with_panics(
     };
     let mut ring = set.take_events().ok_or(SessionError::NoRingBuffer)?;
     let start = Instant::now();
+    let attached_ktime_ns = crate::cli::attach::ktime_now();
     on_attached();
     // (events, decode errors, process gone)
     let mut tally = (0u64, 0u64, false);
@@ -237,6 +242,7 @@ pub fn run_with_panics(
         }
         std::thread::sleep(DRAIN_INTERVAL);
     };
+    let stopped_ktime_ns = crate::cli::attach::ktime_now();
     drain(&mut ring, &mut tally);
     let (events, decode_errors, _) = tally;
     let counts = set.counts()?;
@@ -260,6 +266,8 @@ pub fn run_with_panics(
         events,
         decode_errors,
         elapsed,
+        attached_ktime_ns,
+        stopped_ktime_ns,
         detach_problem,
     })
 }
