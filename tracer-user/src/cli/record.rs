@@ -192,6 +192,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         &Options {
             duration: args.duration,
             stop,
+            max_overhead: None,
         },
         panic_plan.as_ref(),
         || {

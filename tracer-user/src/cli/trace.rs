@@ -79,6 +79,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         &Options {
             duration: args.duration,
             stop,
+            max_overhead: None,
         },
         || attached.resume(),
         |e| {

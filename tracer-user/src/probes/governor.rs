@@ -95,6 +95,8 @@ pub struct Decision {
     pub full_pct: f64,
     /// Estimated overhead at the chosen duty, percent.
     pub chosen_pct: f64,
+    /// Estimated overhead with every hot probe sampled out (the traps alone), percent.
+    pub floor_pct: f64,
     /// False when even sampled-out probes (the trap alone) exceed the budget.
     pub reachable: bool,
 }
@@ -133,6 +135,7 @@ impl Governor {
                 duty: self.duty,
                 full_pct: 0.0,
                 chosen_pct: 0.0,
+                floor_pct: 0.0,
                 reachable: true,
             };
         }
@@ -181,6 +184,7 @@ impl Governor {
             duty,
             full_pct: 100.0 * full / own,
             chosen_pct: 100.0 * cost(duty) / own,
+            floor_pct: 100.0 * floor / own,
             reachable,
         }
     }
