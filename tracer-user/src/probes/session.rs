@@ -32,6 +32,8 @@ use crate::{gobin::GoBinary, target::Process};
 
 /// How often the ring buffer is drained.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest single drain before the loop's other duties (stop conditions, governor).
+const MAX_DRAIN: Duration = Duration::from_millis(10);
 
 /// Why a capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -285,9 +287,20 @@ where
     on_attached();
     // (events, decode errors, process gone)
     let mut tally = (0u64, 0u64, false);
+    // Returns after at most MAX_DRAIN of records even if more keep coming, so that the stop
+    // conditions and the governor are still checked when the target outpaces the reader.
     let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
                      tally: &mut (u64, u64, bool)| {
-        while let Some(item) = ring.next() {
+        let began = Instant::now();
+        let mut n = 0u32;
+        loop {
+            n = n.wrapping_add(1);
+            if n % 1024 == 0 && began.elapsed() >= MAX_DRAIN {
+                return false;
+            }
+            let Some(item) = ring.next() else {
+                return true;
+            };
             let kind = item
                 .get(..4)
                 .and_then(|b| b.try_into().ok())
@@ -312,7 +325,7 @@ where
         }
     };
     let reason = loop {
-        drain(&mut ring, &mut tally);
+        let emptied = drain(&mut ring, &mut tally);
         if tally.2 || !target.process.is_alive() {
             break StopReason::TargetExited;
         }
@@ -328,7 +341,9 @@ where
             }
             on_tick(tally.0, &c);
         }
-        std::thread::sleep(DRAIN_INTERVAL);
+        if emptied {
+            std::thread::sleep(DRAIN_INTERVAL);
+        }
     };
     let sampling = match gov {
         Some(mut g) => {
@@ -341,7 +356,9 @@ where
             ..Sampling::default()
         },
     };
-    drain(&mut ring, &mut tally);
+    // Whatever the target produced until now, within reason (it may still be producing).
+    let last = Instant::now();
+    while !drain(&mut ring, &mut tally) && last.elapsed() < Duration::from_secs(1) {}
     let (events, decode_errors, _) = tally;
     let counts = set.counts()?;
     let elapsed = start.elapsed();
