@@ -51,8 +51,11 @@ pub struct Seconds {
     pub stw_s: f64,
     /// GC mark assist.
     pub assist_s: f64,
-    /// Sum of all the above: the part of the window the goroutine existed in.
+    /// Sum of all the above states: the time observed.
     pub observed_s: f64,
+    /// Inside sampling gaps of the overhead governor (not attributed to a state); with
+    /// `observed_s`, the part of the window the goroutine existed in.
+    pub unobserved_s: f64,
 }
 
 /// One goroutine's breakdown.
@@ -211,7 +214,8 @@ fn seconds(t: &Times, ctx: &Context<'_>) -> Seconds {
         parked_s: parked,
         stw_s: secs(t.stw),
         assist_s: secs(t.assist),
-        observed_s: secs(t.total()),
+        observed_s: secs(t.observed()),
+        unobserved_s: secs(t.unobserved),
     }
 }
 
