@@ -242,7 +242,8 @@ fn write_panics<W: std::io::Write>(
 pub fn run(args: &Args) -> Result<Exit> {
     let stop = stop_flag()?;
     let attached = args.target.start()?;
-    let target = Target::open(attached.pid)
+    // The scheduler-latency probes too: `gtrace report` shows where the time went.
+    let target = Target::open_with(attached.pid, true)
         .with_context(|| format!("preparing to trace process {}", attached.pid))?;
     let path = args
         .output
@@ -413,7 +414,14 @@ pub fn run(args: &Args) -> Result<Exit> {
         eprintln!("warning: {panic_errors} undecodable panic records");
     }
     let writer = writer.into_inner();
-    writer.finish(symbols.to_proto(), footer(&summary))?;
+    let mut foot = footer(&summary);
+    foot.latency_probes = true;
+    foot.degraded = target
+        .degraded
+        .iter()
+        .map(|d| format!("{}: {}", d.function, d.effect))
+        .collect();
+    writer.finish(symbols.to_proto(), foot)?;
     eprintln!(
         "wrote {}: {} events in {:.1}s, ended by {:?}",
         path.display(),

@@ -437,6 +437,13 @@ fn write_row(w: &mut dyn Write, lead: &str, t: &Seconds, tail: &str) -> io::Resu
     )
 }
 
+/// One goroutine's breakdown as text (for `gtrace report --goid`).
+pub fn write_goroutine(w: &mut dyn Write, g: &GoroutineTimes) -> io::Result<()> {
+    writeln!(w, "\nWHERE THE TIME WENT")?;
+    writeln!(w, "{:>6} {HEADER}", "goid")?;
+    write_row(w, &format!("{:>6}", g.goid), &g.times, &g.function)
+}
+
 /// Rows of the per-goroutine table in text output.
 pub const TEXT_GOROUTINES: usize = 30;
 
