@@ -23,14 +23,16 @@ use crate::go::{self, Toolchain};
 pub const RECIPE: &str = "gtrace-fixture-v2 CGO_ENABLED=0 -buildvcs=false";
 
 /// The fixtures the integration tests use (each a `main` package in `tests/fixtures/<name>/`).
-pub const TEST_FIXTURES: &[&str] = &["blocked", "churn", "panics", "inline", "leaky", "pingpong"];
+pub const TEST_FIXTURES: &[&str] = &[
+    "blocked", "churn", "panics", "inline", "leaky", "pingpong", "latency",
+];
 
 /// The demo program `cargo xtask demo` runs (also in `tests/fixtures/`).
 pub const DEMO: &str = "demo";
 
 /// Every program under `tests/fixtures/`: [`TEST_FIXTURES`] and [`DEMO`].
 pub const ALL_PROGRAMS: &[&str] = &[
-    "blocked", "churn", "panics", "inline", "leaky", "demo", "pingpong",
+    "blocked", "churn", "panics", "inline", "leaky", "demo", "pingpong", "latency",
 ];
 
 /// How a fixture binary is built: the build shapes the tracer must cope with.
