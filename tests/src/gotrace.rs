@@ -20,6 +20,15 @@
 //!   own; the stack of an unblock is the waker's (none when the runtime woke it from the
 //!   scheduler: netpoll, timers), so a wakee's scheduling delay is charged to its waker.
 //!
+//! Go 1.22 … 1.25's `cmd/trace` drops every transition event *without a stack* before looking
+//! at it — the ends of intervals too (a syscall ending after its P was retaken, a preempted
+//! goroutine starting again, a netpoll unblock): a tracked interval then never ends (the
+//! pipe reader's syscalls and the spinners' preemption waits vanish) or runs on to the next
+//! transition that has a stack (the socket reader's `net` wait swallows its runnable and
+//! running time: 3.7 s of a 4 s window instead of ~2.2 s). Go 1.26 removed that filter
+//! (`cmd/trace/pprof.go`, `makeComputePprofFunc`), and its trace reader reads every format
+//! since 1.22, so [`analyzer`] picks the newest installed toolchain for those traces.
+//!
 //! Records are summed by the *start function* of their stack: its bottom-most frame (the
 //! tracer's stacks do not include `runtime.goexit`), the function a test goroutine runs.
 
@@ -216,10 +225,34 @@ fn nanos_to_seconds(nanos: i64) -> f64 {
     nanos as f64 / 1e9
 }
 
-/// Runs `go tool trace -pprof=KIND TRACE` with `tc` (the trace's own Go version: the trace
-/// format changes between versions) and decodes its output.
+/// The toolchain whose `go tool trace` analyzes traces written by programs built with `tc`:
+/// `tc` itself (the old trace format of Go ≤ 1.21 is read by its own tool, with its own
+/// rules), except Go 1.22 … 1.25, whose `-pprof` loses intervals (module docs): for those, the
+/// newest installed toolchain, which reads their format with the fixed analysis.
+pub fn analyzer(tc: &Toolchain) -> anyhow::Result<Toolchain> {
+    if !tc.at_least(1, 22) || tc.at_least(1, 26) {
+        return Ok(tc.clone());
+    }
+    let newest = crate::go::newest()?;
+    ensure!(
+        newest.at_least(1, 26),
+        "analyzing Go {} traces needs `go tool trace` of Go 1.26 or later (earlier ones drop \
+         stackless transitions); the newest installed toolchain is {}",
+        tc.version,
+        newest.version
+    );
+    Ok(newest)
+}
+
+/// Runs `go tool trace -pprof=KIND TRACE` with the [`analyzer`] of `tc` (the toolchain that
+/// built the traced program) and decodes its output.
 pub fn pprof(tc: &Toolchain, kind: Kind, trace: &Path) -> anyhow::Result<DelayProfile> {
-    let mut cmd: Command = tc.command();
+    pprof_with(&analyzer(tc)?, kind, trace)
+}
+
+/// Runs `go tool trace -pprof=KIND TRACE` of `tool` exactly and decodes its output.
+pub fn pprof_with(tool: &Toolchain, kind: Kind, trace: &Path) -> anyhow::Result<DelayProfile> {
+    let mut cmd: Command = tool.command();
     cmd.arg("tool")
         .arg("trace")
         .arg(format!("-pprof={}", kind.name()))
