@@ -30,6 +30,11 @@ pub struct Config {
     /// `sub rsp` prologue): the direct caller's return address is then at `[rsp]` and not in
     /// the frame-pointer chain, so the program inserts it.
     pub ret_fixup: u32,
+    /// `g.schedlink` (the run-queue link `injectglist` walks).
+    pub g_schedlink: u32,
+    /// Non-zero when `runtime.stopTheWorldWithSema` takes its `stwReason` as first argument
+    /// (Go 1.21+); before, the STW events carry [`crate::event::STW_REASON_NONE`].
+    pub stw_reason_arg: u32,
 }
 
 /// [`Config::ret_fixup`] bit for `runtime.gopark`.
@@ -37,7 +42,7 @@ pub const FIXUP_GOPARK: u32 = 1;
 /// [`Config::ret_fixup`] bit for `runtime.ready`.
 pub const FIXUP_READY: u32 = 2;
 
-const _: () = assert!(size_of::<Config>() == 32);
+const _: () = assert!(size_of::<Config>() == 40);
 
 // SAFETY: `Config` is `#[repr(C)]`, made of `u32`s only, without padding (size asserted).
 #[cfg(feature = "user")]

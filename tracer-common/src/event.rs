@@ -34,11 +34,42 @@ pub enum EventKind {
     ThreadExit = 8,
     /// [`GoId`]: a running goroutine yields or is preempted (`goschedImpl`): runnable again.
     Yield = 9,
+    /// [`GoArg`]: the goroutine enters a system call (`arg` = [`SYSCALL_BLOCKING`] from
+    /// `entersyscallblock`, 0 from `reentersyscall`).
+    Syscall = 10,
+    /// [`GoArg`]: the goroutine is back from its system call and keeps running (`exitsyscall`).
+    SyscallExit = 11,
+    /// [`GoArg`]: back from a system call without a P: runnable (`exitsyscall0` /
+    /// `exitsyscallNoP`).
+    SyscallNoP = 12,
+    /// [`GoArg`]: a parked goroutine made runnable in a batch (`injectglist`: netpoll).
+    Injected = 13,
+    /// [`GoArg`]: the goroutine is suspended for a GC stack scan (`preemptPark`).
+    Suspended = 14,
+    /// [`GoArg`]: a stop-the-world begins; `goid` = the goroutine stopping it (0: none),
+    /// `arg` = its `stwReason` or [`STW_REASON_NONE`].
+    StwStart = 15,
+    /// [`GoArg`]: the world starts again (`startTheWorldWithSema`); `goid` as above.
+    StwDone = 16,
+    /// [`GoArg`]: `gcStart` entered by `goid`.
+    GcStart = 17,
+    /// [`GoArg`]: `gcMarkTermination` entered by `goid` (the mark phase is over).
+    GcMarkTerm = 18,
+    /// [`GoArg`]: `goid` starts a GC mark assist (`gcAssistAlloc`).
+    AssistStart = 19,
+    /// [`GoArg`]: `goid`'s mark assist returned.
+    AssistDone = 20,
 }
+
+/// [`GoArg::arg`] of [`EventKind::Syscall`] from `entersyscallblock`.
+pub const SYSCALL_BLOCKING: u32 = 1;
+/// [`GoArg::arg`] of [`EventKind::StwStart`] when the runtime passes no reason (before Go
+/// 1.21, `stopTheWorldWithSema` took no argument).
+pub const STW_REASON_NONE: u32 = u32::MAX;
 
 impl EventKind {
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::Create,
         EventKind::Park,
         EventKind::Ready,
@@ -48,6 +79,17 @@ impl EventKind {
         EventKind::Wakeup,
         EventKind::ThreadExit,
         EventKind::Yield,
+        EventKind::Syscall,
+        EventKind::SyscallExit,
+        EventKind::SyscallNoP,
+        EventKind::Injected,
+        EventKind::Suspended,
+        EventKind::StwStart,
+        EventKind::StwDone,
+        EventKind::GcStart,
+        EventKind::GcMarkTerm,
+        EventKind::AssistStart,
+        EventKind::AssistDone,
     ];
 
     /// The goroutine events (`gtrace trace`'s default selection).
@@ -72,6 +114,17 @@ impl EventKind {
             EventKind::Wakeup => "wakeup",
             EventKind::ThreadExit => "thread-exit",
             EventKind::Yield => "yield",
+            EventKind::Syscall => "syscall",
+            EventKind::SyscallExit => "syscall-exit",
+            EventKind::SyscallNoP => "syscall-exit-nop",
+            EventKind::Injected => "injected",
+            EventKind::Suspended => "suspended",
+            EventKind::StwStart => "stw-start",
+            EventKind::StwDone => "stw-done",
+            EventKind::GcStart => "gc-start",
+            EventKind::GcMarkTerm => "gc-mark-termination",
+            EventKind::AssistStart => "assist-start",
+            EventKind::AssistDone => "assist-done",
         }
     }
 
@@ -85,6 +138,17 @@ impl EventKind {
             EventKind::Switch => size_of::<SchedSwitch>(),
             EventKind::Wakeup => size_of::<SchedWakeup>(),
             EventKind::ThreadExit => size_of::<ProcExit>(),
+            EventKind::Syscall
+            | EventKind::SyscallExit
+            | EventKind::SyscallNoP
+            | EventKind::Injected
+            | EventKind::Suspended
+            | EventKind::StwStart
+            | EventKind::StwDone
+            | EventKind::GcStart
+            | EventKind::GcMarkTerm
+            | EventKind::AssistStart
+            | EventKind::AssistDone => size_of::<GoArg>(),
         }
     }
 }
@@ -177,6 +241,20 @@ pub struct GoId {
     pub goid: u64,
 }
 
+/// An event about one goroutine with one small argument (the scheduler-latency events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct GoArg {
+    /// Common header; the kind says what `goid` and `arg` mean.
+    pub header: Header,
+    /// The goroutine (0 when none, e.g. a stop-the-world from the scheduler).
+    pub goid: u64,
+    /// Kind-specific value (a reason, a flag), 0 when unused.
+    pub arg: u32,
+    /// Explicit padding.
+    pub pad: u32,
+}
+
 /// `sched:sched_switch` involving a thread of the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
@@ -221,6 +299,7 @@ const _: () = {
     assert!(size_of::<GoPark>() == 32 + 8 * MAX_STACK);
     assert!(size_of::<GoReady>() == 40 + 8 * MAX_STACK);
     assert!(size_of::<GoId>() == 24);
+    assert!(size_of::<GoArg>() == 32);
     assert!(size_of::<SchedSwitch>() == 32);
     assert!(size_of::<SchedWakeup>() == 24);
     assert!(size_of::<ProcExit>() == 24);
@@ -260,8 +339,8 @@ mod decode {
     //! Userspace decoding of ring-buffer records (and encoding, for tests and replays).
 
     use super::{
-        EventKind, GoCreate, GoId, GoPark, GoReady, Header, ProcExit, SchedSwitch, SchedWakeup,
-        UnknownEventKind,
+        EventKind, GoArg, GoCreate, GoId, GoPark, GoReady, Header, ProcExit, SchedSwitch,
+        SchedWakeup, UnknownEventKind,
     };
 
     /// One decoded event.
@@ -285,6 +364,9 @@ mod decode {
         ThreadExit(ProcExit),
         /// A running goroutine yielded or was preempted.
         Yield(GoId),
+        /// A scheduler-latency event ([`EventKind::Syscall`] … [`EventKind::AssistDone`]):
+        /// the kind says which.
+        Sched(EventKind, GoArg),
     }
 
     /// A record that is not an event.
@@ -338,6 +420,8 @@ mod decode {
     unsafe impl Plain for SchedWakeup {}
     // SAFETY: as above.
     unsafe impl Plain for ProcExit {}
+    // SAFETY: as above.
+    unsafe impl Plain for GoArg {}
 
     fn read<T: Plain>(bytes: &[u8]) -> Result<T, DecodeError> {
         let need = size_of::<T>();
@@ -387,6 +471,17 @@ mod decode {
             EventKind::Wakeup => Event::Wakeup(read(bytes)?),
             EventKind::ThreadExit => Event::ThreadExit(read(bytes)?),
             EventKind::Yield => Event::Yield(read(bytes)?),
+            k @ (EventKind::Syscall
+            | EventKind::SyscallExit
+            | EventKind::SyscallNoP
+            | EventKind::Injected
+            | EventKind::Suspended
+            | EventKind::StwStart
+            | EventKind::StwDone
+            | EventKind::GcStart
+            | EventKind::GcMarkTerm
+            | EventKind::AssistStart
+            | EventKind::AssistDone) => Event::Sched(k, read(bytes)?),
         })
     }
 
@@ -400,6 +495,7 @@ mod decode {
             Event::Switch(v) => bytes_of(v),
             Event::Wakeup(v) => bytes_of(v),
             Event::ThreadExit(v) => bytes_of(v),
+            Event::Sched(_, v) => bytes_of(v),
         }
     }
 
@@ -414,6 +510,7 @@ mod decode {
                 Event::Switch(v) => &v.header,
                 Event::Wakeup(v) => &v.header,
                 Event::ThreadExit(v) => &v.header,
+                Event::Sched(_, v) => &v.header,
             }
         }
 
@@ -429,6 +526,7 @@ mod decode {
                 Event::Wakeup(_) => EventKind::Wakeup,
                 Event::ThreadExit(_) => EventKind::ThreadExit,
                 Event::Yield(_) => EventKind::Yield,
+                Event::Sched(k, _) => *k,
             }
         }
     }
@@ -503,6 +601,18 @@ mod decode {
                     goid: 7,
                 }),
             ];
+            let sched = EventKind::ALL[9..].iter().map(|&k| {
+                Event::Sched(
+                    k,
+                    GoArg {
+                        header: h(k),
+                        goid: 7,
+                        arg: 3,
+                        pad: 0,
+                    },
+                )
+            });
+            let events = events.into_iter().chain(sched);
             for e in events {
                 let bytes = encode(&e);
                 assert_eq!(bytes.len(), e.kind().size());

@@ -38,11 +38,38 @@ pub enum ProbeId {
     DeferCall = 14,
     /// uprobe on `runtime.throw` and `runtime.fatal`: a fatal runtime error.
     Throw = 15,
+    /// uprobe on `runtime.injectglist`: goroutines made runnable in a batch (netpoll).
+    Injectglist = 16,
+    /// uprobe on `runtime.reentersyscall`: the current goroutine enters a system call.
+    Reentersyscall = 17,
+    /// uprobe on `runtime.entersyscallblock`: enters a system call known to block.
+    Entersyscallblock = 18,
+    /// uprobe on `runtime.exitsyscall`: the current goroutine leaves a system call.
+    Exitsyscall = 19,
+    /// uprobe on `runtime.exitsyscall0` (Go ≤ 1.25) / `runtime.exitsyscallNoP` (1.26+): a
+    /// goroutine back from a system call found no P and waits on the run queue.
+    ExitsyscallNoP = 20,
+    /// uprobe on `runtime.preemptPark`: a goroutine is suspended for a GC stack scan.
+    PreemptPark = 21,
+    /// uprobe on `runtime.goyield_m`: a goroutine yields its P to the goroutine it woke.
+    Goyield = 22,
+    /// uprobe on `runtime.stopTheWorldWithSema`: a stop-the-world begins.
+    StopTheWorld = 23,
+    /// uprobe on `runtime.startTheWorldWithSema`: a stop-the-world ends.
+    StartTheWorld = 24,
+    /// uprobe on `runtime.gcStart`: a GC cycle may start.
+    GcStart = 25,
+    /// uprobe on `runtime.gcMarkTermination`: a GC cycle's mark phase ends.
+    GcMarkTermination = 26,
+    /// uprobe on `runtime.gcAssistAlloc`: an allocating goroutine assists the GC.
+    GcAssistAlloc = 27,
+    /// uprobes on the `RET` instructions of `runtime.gcAssistAlloc`: the assist is over.
+    GcAssistDone = 28,
 }
 
 impl ProbeId {
     /// Every probe, in discriminant order.
-    pub const ALL: [ProbeId; 16] = [
+    pub const ALL: [ProbeId; 29] = [
         ProbeId::Newproc1,
         ProbeId::Gopark,
         ProbeId::SchedSwitch,
@@ -59,6 +86,19 @@ impl ProbeId {
         ProbeId::Fatalpanic,
         ProbeId::DeferCall,
         ProbeId::Throw,
+        ProbeId::Injectglist,
+        ProbeId::Reentersyscall,
+        ProbeId::Entersyscallblock,
+        ProbeId::Exitsyscall,
+        ProbeId::ExitsyscallNoP,
+        ProbeId::PreemptPark,
+        ProbeId::Goyield,
+        ProbeId::StopTheWorld,
+        ProbeId::StartTheWorld,
+        ProbeId::GcStart,
+        ProbeId::GcMarkTermination,
+        ProbeId::GcAssistAlloc,
+        ProbeId::GcAssistDone,
     ];
     /// Number of probe ids; the size of the counter arrays.
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -82,6 +122,19 @@ impl ProbeId {
             ProbeId::Fatalpanic => "runtime.fatalpanic",
             ProbeId::DeferCall => "deferred call while panicking",
             ProbeId::Throw => "runtime.throw / runtime.fatal",
+            ProbeId::Injectglist => "runtime.injectglist",
+            ProbeId::Reentersyscall => "runtime.reentersyscall",
+            ProbeId::Entersyscallblock => "runtime.entersyscallblock",
+            ProbeId::Exitsyscall => "runtime.exitsyscall",
+            ProbeId::ExitsyscallNoP => "runtime.exitsyscall0 / runtime.exitsyscallNoP",
+            ProbeId::PreemptPark => "runtime.preemptPark",
+            ProbeId::Goyield => "runtime.goyield_m",
+            ProbeId::StopTheWorld => "runtime.stopTheWorldWithSema",
+            ProbeId::StartTheWorld => "runtime.startTheWorldWithSema",
+            ProbeId::GcStart => "runtime.gcStart",
+            ProbeId::GcMarkTermination => "runtime.gcMarkTermination",
+            ProbeId::GcAssistAlloc => "runtime.gcAssistAlloc",
+            ProbeId::GcAssistDone => "runtime.gcAssistAlloc (return sites)",
         }
     }
 
@@ -104,6 +157,19 @@ impl ProbeId {
             ProbeId::Fatalpanic => "fatalpanic",
             ProbeId::DeferCall => "defer_call",
             ProbeId::Throw => "throw",
+            ProbeId::Injectglist => "injectglist",
+            ProbeId::Reentersyscall => "reentersyscall",
+            ProbeId::Entersyscallblock => "entersyscallblock",
+            ProbeId::Exitsyscall => "exitsyscall",
+            ProbeId::ExitsyscallNoP => "exitsyscall_nop",
+            ProbeId::PreemptPark => "preempt_park",
+            ProbeId::Goyield => "goyield",
+            ProbeId::StopTheWorld => "stop_the_world",
+            ProbeId::StartTheWorld => "start_the_world",
+            ProbeId::GcStart => "gc_start",
+            ProbeId::GcMarkTermination => "gc_mark_termination",
+            ProbeId::GcAssistAlloc => "gc_assist",
+            ProbeId::GcAssistDone => "gc_assist_done",
         }
     }
 }

@@ -51,6 +51,8 @@ static CONFIG: Global<Config> = Global::new(Config {
     m_curg: 0,
     stacks: 0,
     ret_fixup: 0,
+    g_schedlink: 0,
+    stw_reason_arg: 0,
 });
 
 /// The tgid the programs filter on.

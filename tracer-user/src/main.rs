@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use tracer_user::cli::{
-    Cli, Command, doctor, dump, exit, inspect, leaks, panics, profile, record, report, symbolize,
-    trace,
+    Cli, Command, doctor, dump, exit, inspect, latency, leaks, panics, profile, record, report,
+    symbolize, trace,
 };
 
 fn main() -> ExitCode {
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Profile(args) => profile::run(args).map(|()| exit::Exit::Ok),
         Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
         Command::Panics(args) => panics::run(args),
+        Command::Latency(args) => latency::run(args),
     };
     match result {
         Ok(code) => code.into(),

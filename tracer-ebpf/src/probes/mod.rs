@@ -2,6 +2,7 @@
 
 mod emit;
 mod gopark;
+mod latency;
 mod newproc;
 mod panic;
 mod ready;

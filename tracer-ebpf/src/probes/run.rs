@@ -22,6 +22,13 @@ pub fn gosched(ctx: ProbeContext) -> u32 {
     one_g(&ctx, ProbeId::Gosched, EventKind::Yield)
 }
 
+/// `runtime.goyield_m(gp)` (g0, through `mcall`): the goroutine gives its P to the one it
+/// just woke and goes to the back of the run queue — runnable, like a yield.
+#[uprobe]
+pub fn goyield(ctx: ProbeContext) -> u32 {
+    one_g(&ctx, ProbeId::Goyield, EventKind::Yield)
+}
+
 #[uprobe]
 pub fn goexit0(ctx: ProbeContext) -> u32 {
     one_g(&ctx, ProbeId::Goexit0, EventKind::Exit)

@@ -104,6 +104,9 @@ pub struct Preexisting {
     /// Creator goid (Go 1.21+), 0 if unknown.
     #[prost(uint64, tag = "4")]
     pub parent_goid: u64,
+    /// Its start function (the outermost frame of its stack), empty if unknown.
+    #[prost(string, tag = "5")]
+    pub start_function: String,
 }
 
 /// PCs resolved to source frames.
@@ -166,6 +169,20 @@ pub struct Footer {
     /// A problem found when verifying the target's code after detaching.
     #[prost(string, tag = "6")]
     pub detach_problem: String,
+    /// Kernel time when the probes were live: the start of the latency window (0: unknown).
+    #[prost(uint64, tag = "7")]
+    pub attached_ktime_ns: u64,
+    /// Kernel time when the capture stopped: the end of the latency window (0: unknown).
+    #[prost(uint64, tag = "8")]
+    pub ended_ktime_ns: u64,
+    /// True when the scheduler-latency probes were attached (`gtrace report` then shows the
+    /// time breakdown).
+    #[prost(bool, tag = "9")]
+    pub latency_probes: bool,
+    /// What the latency probes could not see in the target's Go version, one
+    /// `function: effect` line each.
+    #[prost(string, repeated, tag = "10")]
+    pub degraded: Vec<String>,
 }
 
 /// Counters of one probe.

@@ -18,6 +18,7 @@ fn header() -> Header {
             state: "chan receive".into(),
             created_by: String::new(),
             parent_goid: 0,
+            start_function: "main.main".into(),
         }],
     }
 }
@@ -69,6 +70,10 @@ fn sample() -> Vec<u8> {
         }],
         elapsed_ns: 100,
         detach_problem: String::new(),
+        attached_ktime_ns: 3,
+        ended_ktime_ns: 103,
+        latency_probes: true,
+        degraded: vec!["runtime.x: y".into()],
     };
     w.finish(symbols, footer).unwrap()
 }

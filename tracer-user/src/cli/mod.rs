@@ -6,6 +6,7 @@ pub mod dump;
 pub mod duration;
 pub mod exit;
 pub mod inspect;
+pub mod latency;
 pub mod leaks;
 pub mod panics;
 pub mod profile;
@@ -30,6 +31,8 @@ EXAMPLES:
     sudo gtrace leaks -p 1234 -d 30s    goroutine leaks: groups that grow and never wake
     sudo gtrace profile -p 1234 -o g.pb.gz   goroutine profile for `go tool pprof`
     sudo gtrace panics -p 1234          every panic: value, stack, recovered or fatal, creator
+    sudo gtrace latency -p 1234 -d 10s  where the time went: running, sched wait, OS, syscalls,
+                                        parked by reason, GC stop-the-world, mark assist
 
 EXIT CODES:
     0 success   1 failure   2 usage   3 host cannot trace (privileges, kernel)
@@ -68,6 +71,9 @@ pub enum Command {
     Report(report::Args),
     /// Stream goroutine lifecycle events of a live process, one line each.
     Trace(trace::Args),
+    /// Where the goroutines' time went over a window: running, waiting for the scheduler,
+    /// off-CPU in the OS, syscalls, parked by reason, GC stop-the-world and mark assist.
+    Latency(latency::Args),
     /// Panics of a live process (or a command): value, stack, recovered or fatal, nested,
     /// the recovering function and the goroutine's creator.
     Panics(panics::Args),

@@ -69,6 +69,9 @@ pub fn footer(s: &Summary) -> Footer {
         probes: probe_counts(&s.counts),
         elapsed_ns: s.elapsed.as_nanos() as u64,
         detach_problem: s.detach_problem.clone().unwrap_or_default(),
+        attached_ktime_ns: s.attached_ktime_ns,
+        ended_ktime_ns: s.stopped_ktime_ns,
+        ..Footer::default()
     }
 }
 
@@ -86,10 +89,29 @@ pub fn baseline(pid: u32) -> Result<Vec<Preexisting>, String> {
                 .map(|c| format!("{} ({}:{})", c.function, c.file, c.line))
                 .unwrap_or_default(),
             parent_goid: g.parent_goid.unwrap_or(0),
+            start_function: t
+                .start_function(g.g_addr)
+                .unwrap_or_else(|| start_function(&g.stack)),
         });
     })
     .map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// The outermost frame of a complete dumped stack: the goroutine's start function ("" when
+/// the stack was cut or elided).
+fn start_function(s: &crate::goroutines::unwind::Selected) -> String {
+    if s.truncated || s.elided.is_some() {
+        return String::new();
+    }
+    s.frames
+        .iter()
+        .chain(&s.tail)
+        .rev()
+        .map(|f| &*f.src.function)
+        .find(|f| *f != "runtime.goexit")
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Writes the finished panics as `gtrace panics --json` objects into the capture.

@@ -394,6 +394,18 @@ impl Target {
         self.loc
     }
 
+    /// The start function of the goroutine whose `g` is at `g_addr` (its `g.startpc`,
+    /// symbolized), or `None` if unreadable. Works for running goroutines, whose stack a dump
+    /// cannot show.
+    pub fn start_function(&self, g_addr: u64) -> Option<String> {
+        let pc = self
+            .mem
+            .read_u64(g_addr.checked_add(u64::from(self.offs.startpc))?)
+            .ok()?;
+        let frames = self.bin.symbolize(pc.checked_sub(self.bias)?).ok()?;
+        frames.last().map(|f| f.function.clone())
+    }
+
     /// Reads every goroutine and hands each to `sink` as soon as it is decoded.
     pub fn dump(
         &self,

@@ -9,10 +9,15 @@
 //! — netpoll's `injectglist`, or `unlockf` refusing — ends here); `goschedImpl` → *runnable*
 //! (yield, preemption); `goexit0` → *dead*.
 //! Identity is the goid (one model per process): `g` structs are recycled, goids are not.
+//!
+//! The same `apply` also runs the time model of `gtrace latency` ([`latency`]): each
+//! goroutine's [`latency::Clock`] charges every nanosecond of the window to one state.
 
 use std::collections::{BTreeMap, HashMap};
 
-use tracer_common::event::Event;
+pub mod latency;
+
+use tracer_common::event::{Event, EventKind};
 
 /// Parks kept per goroutine; further ones are still aggregated but not listed.
 pub const MAX_PARKS_PER_GOROUTINE: usize = 256;
@@ -143,6 +148,10 @@ pub struct Goroutine {
     pub woke_others: u64,
     /// Times it yielded or was preempted while running.
     pub yields: u64,
+    /// Where its time went (the latency time model).
+    pub clock: latency::Clock,
+    /// No event about it seen yet (its state before the first one is inferred).
+    pub unseen: bool,
 }
 
 impl Goroutine {
@@ -159,6 +168,8 @@ impl Goroutine {
             sched_latency_total: 0,
             woke_others: 0,
             yields: 0,
+            clock: latency::Clock::new(latency::TState::Unknown, 0),
+            unseen: true,
         }
     }
 }
@@ -210,6 +221,8 @@ pub struct Model {
     pub created: u64,
     /// Exits seen.
     pub exited: u64,
+    /// Process-wide state of the time model (window, threads, stop-the-world, GC).
+    pub time: latency::Global,
 }
 
 impl Model {
@@ -227,9 +240,60 @@ impl Model {
         }
     }
 
+    /// Starts the time window at `t` (attach time); default: the first event.
+    pub fn start_window(&mut self, t: u64) {
+        self.time.window_start = Some(t);
+    }
+
+    /// States of goroutines in the attach-time snapshot: the time model starts them there.
+    pub fn baseline_states(
+        &mut self,
+        states: impl IntoIterator<Item = (u64, latency::BaselineState)>,
+    ) {
+        for (goid, st) in states {
+            self.time.baseline.insert(goid, st);
+            let g = self
+                .goroutines
+                .entry(goid)
+                .or_insert_with(|| Goroutine::new(goid, true));
+            if g.unseen {
+                g.clock.state = baseline_tstate(st);
+            }
+        }
+    }
+
+    /// Ends the time window at `t`: charges every goroutine's time up to it.
+    pub fn finish(&mut self, t: u64) {
+        let start = *self.time.window_start.get_or_insert(t);
+        let t = t.max(start);
+        self.time.window_end = Some(t);
+        for g in self.goroutines.values_mut() {
+            if g.unseen && g.clock.state == latency::TState::Unknown {
+                g.clock.state = match self.time.baseline.get(&g.goid) {
+                    Some(b) => baseline_tstate(*b),
+                    // No event in the whole window: nearly always parked (running or
+                    // runnable goroutines are preempted or scheduled within ~10 ms).
+                    None => latency::TState::Parked(latency::REASON_UNKNOWN),
+                };
+            }
+            latency::flush(&mut g.clock, &self.time, t);
+        }
+    }
+
+    /// The time window `(start, end)`, once finished.
+    pub fn window(&self) -> Option<(u64, u64)> {
+        Some((self.time.window_start?, self.time.window_end?))
+    }
+
     /// Applies one event.
     pub fn apply(&mut self, e: &Event) {
         let t = e.header().ktime_ns;
+        self.time.window_start.get_or_insert(t);
+        self.apply_lifecycle(e, t);
+        self.apply_time(e, t);
+    }
+
+    fn apply_lifecycle(&mut self, e: &Event, t: u64) {
         *self.events.entry(e.kind().name()).or_default() += 1;
         self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
         match e {
@@ -247,6 +311,8 @@ impl Model {
                         startpc: c.startpc,
                     });
                     g.state = State::Runnable(t);
+                    g.clock = latency::Clock::new(latency::TState::Runnable, t);
+                    g.unseen = false;
                 }
             }
             Event::Park(p) => {
@@ -360,8 +426,137 @@ impl Model {
                     }
                 }
             }
-            Event::Switch(_) | Event::Wakeup(_) | Event::ThreadExit(_) => {}
+            Event::Switch(_) | Event::Wakeup(_) | Event::ThreadExit(_) | Event::Sched(..) => {}
         }
+    }
+
+    /// The time-model part of [`Model::apply`].
+    #[allow(clippy::many_single_char_names)] // e (event), t (time), k (kind), a (arg), s (switch)
+    fn apply_time(&mut self, e: &Event, t: u64) {
+        let tid = e.header().tid;
+        // Code ran on this thread: it is on-CPU (a switch-in may have been missed).
+        self.thread_on_cpu(tid, t);
+        let (goid, kind, reason) = match e {
+            Event::Switch(s) => {
+                self.thread_switch(s.prev_tid, s.next_tid, s.prev_state, t);
+                return;
+            }
+            Event::ThreadExit(_) => {
+                self.time.threads.remove(&tid);
+                return;
+            }
+            Event::Create(_) | Event::Wakeup(_) => return,
+            Event::Park(p) => (p.goid, EventKind::Park, p.reason),
+            Event::Ready(r) => (r.goid, EventKind::Ready, 0),
+            Event::Execute(x) | Event::Exit(x) | Event::Yield(x) => (x.goid, e.kind(), 0),
+            Event::Sched(k, a) => {
+                if matches!(k, EventKind::StwStart | EventKind::StwDone) {
+                    self.flush_all(t, |s| {
+                        matches!(s, latency::TState::Running | latency::TState::Runnable)
+                    });
+                }
+                latency::apply_global(&mut self.time, *k, a);
+                (a.goid, *k, 0)
+            }
+        };
+        if goid == 0 {
+            return;
+        }
+        let Some(g) = slot(&mut self.goroutines, &mut self.anomalies, goid) else {
+            return;
+        };
+        let c = &mut g.clock;
+        if g.unseen {
+            g.unseen = false;
+            latency::flush(c, &self.time, t.min(self.time.window_start.unwrap_or(t)));
+            c.state = latency::inferred_prior(kind, self.time.baseline.get(&goid).copied());
+            if c.state == latency::TState::Running {
+                c.tid = Some(tid);
+                link(&mut self.time, tid, goid);
+            }
+        }
+        if c.state == latency::TState::Dead {
+            return;
+        }
+        latency::flush(c, &self.time, t);
+        match kind {
+            EventKind::AssistStart => c.assisting = true,
+            EventKind::AssistDone => c.assisting = false,
+            k => {
+                if let Some(s) = latency::next_state(k, reason) {
+                    c.state = s;
+                }
+            }
+        }
+        match kind {
+            EventKind::Execute | EventKind::SyscallExit => {
+                if let Some(old) = c.tid.filter(|o| *o != tid)
+                    && let Some(th) = self.time.threads.get_mut(&old)
+                    && th.goid == Some(goid)
+                {
+                    th.goid = None;
+                }
+                c.tid = Some(tid);
+                link(&mut self.time, tid, goid);
+            }
+            EventKind::Park
+            | EventKind::Yield
+            | EventKind::Exit
+            | EventKind::Suspended
+            | EventKind::SyscallNoP => {
+                if let Some(th) = c.tid.and_then(|o| self.time.threads.get_mut(&o))
+                    && th.goid == Some(goid)
+                {
+                    th.goid = None;
+                }
+                c.tid = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Charges the goroutines whose state matches `pick` up to `t`.
+    fn flush_all(&mut self, t: u64, pick: impl Fn(latency::TState) -> bool) {
+        for g in self.goroutines.values_mut() {
+            if pick(g.clock.state) {
+                latency::flush(&mut g.clock, &self.time, t);
+            }
+        }
+    }
+
+    /// Flushes the goroutine on thread `tid` (its bucket is about to change).
+    fn flush_thread(&mut self, tid: u32, t: u64) {
+        if let Some(goid) = self.time.threads.get(&tid).and_then(|th| th.goid)
+            && let Some(g) = self.goroutines.get_mut(&goid)
+            && g.clock.tid == Some(tid)
+            && !g.unseen
+        {
+            latency::flush(&mut g.clock, &self.time, t);
+        }
+    }
+
+    fn thread_on_cpu(&mut self, tid: u32, t: u64) {
+        if self
+            .time
+            .threads
+            .get(&tid)
+            .is_some_and(|th| th.off_cpu.is_some())
+        {
+            self.flush_thread(tid, t);
+            if let Some(th) = self.time.threads.get_mut(&tid) {
+                th.off_cpu = None;
+            }
+        }
+    }
+
+    fn thread_switch(&mut self, prev: u32, next: u32, prev_state: u64, t: u64) {
+        self.flush_thread(prev, t);
+        // `TASK_RUNNING` (0), or `TASK_REPORT_MAX` (0x100) for a preemption: still runnable.
+        let preempted = prev_state.trailing_zeros() >= 8;
+        if let Some(th) = thread(&mut self.time, prev) {
+            th.off_cpu = Some(preempted);
+        }
+        self.thread_on_cpu(next, t);
     }
 
     /// Goroutines alive at the end (not seen exiting).
@@ -394,6 +589,36 @@ fn slot<'a>(
     goroutines.get_mut(&goid)
 }
 
+/// The time-model state a baseline state starts in.
+fn baseline_tstate(b: latency::BaselineState) -> latency::TState {
+    match b {
+        latency::BaselineState::Running => latency::TState::Running,
+        latency::BaselineState::Runnable => latency::TState::Runnable,
+        latency::BaselineState::Syscall => latency::TState::Syscall,
+        latency::BaselineState::Parked(r) => latency::TState::Parked(r),
+    }
+}
+
+/// The thread `tid`, tracked on first sight (bounded).
+fn thread(g: &mut latency::Global, tid: u32) -> Option<&mut latency::Thread> {
+    if !g.threads.contains_key(&tid) {
+        if g.threads.len() >= latency::MAX_THREADS {
+            g.threads_over_limit += 1;
+            return None;
+        }
+        g.threads.insert(tid, latency::Thread::default());
+    }
+    g.threads.get_mut(&tid)
+}
+
+/// Records that goroutine `goid` runs on thread `tid`.
+fn link(g: &mut latency::Global, tid: u32, goid: u64) {
+    if let Some(th) = thread(g, tid) {
+        th.goid = Some(goid);
+        th.off_cpu = None;
+    }
+}
+
 fn add_site(sites: &mut HashMap<(u32, u32), SiteTotal>, key: (u32, u32), d: u64) {
     let s = sites.entry(key).or_default();
     s.count += 1;
@@ -414,3 +639,6 @@ pub fn percentile(v: &[u64], p: f64) -> Option<u64> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod latency_tests;

@@ -579,6 +579,12 @@ pub fn event_line(e: &Event, ctx: &Context<'_>) -> EventLine {
         Event::Switch(s) => l.other_tid = Some(s.next_tid),
         Event::Wakeup(k) => l.other_tid = Some(k.wakee_tid),
         Event::ThreadExit(_) => {}
+        Event::Sched(kind, a) => {
+            l.goid = Some(a.goid);
+            if *kind == tracer_common::event::EventKind::StwStart {
+                l.reason = Some(crate::model::latency::stw_reason_name(a.arg).into());
+            }
+        }
     }
     l
 }

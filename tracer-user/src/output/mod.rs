@@ -3,6 +3,7 @@
 
 pub mod dump_json;
 pub mod folded;
+pub mod latency;
 pub mod leaks;
 pub mod lifecycle;
 pub mod panics;

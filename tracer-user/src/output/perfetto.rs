@@ -119,7 +119,7 @@ impl Builder {
                 );
             }
             Event::Exit(x) => self.close(x.goid, t, ctx),
-            Event::Switch(_) | Event::Wakeup(_) | Event::ThreadExit(_) => {}
+            Event::Switch(_) | Event::Wakeup(_) | Event::ThreadExit(_) | Event::Sched(..) => {}
         }
     }
 

@@ -88,6 +88,8 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, LifecycleError> {
         m_curg: layout.m.curg,
         stacks: 1,
         ret_fixup: 0,
+        g_schedlink: 0,
+        stw_reason_arg: 0,
     };
     let mut config = config;
     let mut sites = Vec::new();

@@ -9,6 +9,7 @@
 //! stripped Go binaries have no symbols, and probe sites are chosen inside functions (after
 //! the stack-bound check) by `gobin::probesite`.
 
+pub mod latency;
 pub mod lifecycle;
 pub mod session;
 

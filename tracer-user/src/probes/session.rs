@@ -51,6 +51,10 @@ pub struct Summary {
     pub decode_errors: u64,
     /// Wall time attached.
     pub elapsed: Duration,
+    /// `CLOCK_MONOTONIC` (the events' clock) when the probes went live.
+    pub attached_ktime_ns: u64,
+    /// `CLOCK_MONOTONIC` when the capture stopped (before detaching).
+    pub stopped_ktime_ns: u64,
     /// `None` when every probed instruction was verified intact after detaching (or the
     /// target was gone); otherwise what was wrong.
     pub detach_problem: Option<String>,
@@ -73,6 +77,8 @@ pub struct Target {
     pub plan: Plan,
     /// Runtime address minus link-time address (0 unless PIE).
     pub bias: u64,
+    /// What the latency probes cannot see in this Go version (empty without them).
+    pub degraded: Vec<super::latency::Degradation>,
 }
 
 /// Opening or attaching failed.
@@ -108,10 +114,20 @@ pub enum SessionError {
 impl Target {
     /// Opens process `pid`: its executable, version, probe plan and load bias.
     pub fn open(pid: u32) -> Result<Self, SessionError> {
+        Self::open_with(pid, false)
+    }
+
+    /// [`Target::open`], with the scheduler-latency probes added to the plan when `latency`.
+    pub fn open_with(pid: u32, latency: bool) -> Result<Self, SessionError> {
         let process =
             Process::from_pid(pid).map_err(|source| SessionError::Process { pid, source })?;
         let binary = GoBinary::open(&process.exe).map_err(LifecycleError::from)?;
-        let plan = lifecycle::plan(&binary)?;
+        let mut plan = lifecycle::plan(&binary)?;
+        let degraded = if latency {
+            super::latency::extend(&binary, &mut plan)?
+        } else {
+            Vec::new()
+        };
         let first = plan.sites.first().ok_or(LifecycleError::NoNewprocCall)?;
         let addr = process
             .address_of_file_offset(first.offset)
@@ -122,6 +138,7 @@ impl Target {
             process,
             binary,
             plan,
+            degraded,
         })
     }
 
@@ -179,6 +196,7 @@ pub fn run_with_panics(
     };
     let mut ring = set.take_events().ok_or(SessionError::NoRingBuffer)?;
     let start = Instant::now();
+    let attached_ktime_ns = crate::cli::attach::ktime_now();
     on_attached();
     // (events, decode errors, process gone)
     let mut tally = (0u64, 0u64, false);
@@ -224,6 +242,7 @@ pub fn run_with_panics(
         }
         std::thread::sleep(DRAIN_INTERVAL);
     };
+    let stopped_ktime_ns = crate::cli::attach::ktime_now();
     drain(&mut ring, &mut tally);
     let (events, decode_errors, _) = tally;
     let counts = set.counts()?;
@@ -247,6 +266,8 @@ pub fn run_with_panics(
         events,
         decode_errors,
         elapsed,
+        attached_ktime_ns,
+        stopped_ktime_ns,
         detach_problem,
     })
 }
