@@ -278,17 +278,52 @@ pub fn pprof_all(tc: &Toolchain, trace: &Path) -> anyhow::Result<BTreeMap<Kind, 
         .collect()
 }
 
-/// The cycle numbers of the `gc N @…` lines `GODEBUG=gctrace=1` printed in `stderr` (one line
-/// per completed cycle; other lines are ignored).
-pub fn gctrace_cycles(stderr: &str) -> Vec<u64> {
+/// One `GODEBUG=gctrace=1` line: `gc N @T s P%: A+B+C ms clock, …`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GcLine {
+    /// The cycle number N.
+    pub cycle: u64,
+    /// A: wall-clock milliseconds of the sweep-termination stop-the-world phase (from the
+    /// runtime's `work.tSweepTerm`, taken before it starts stopping, to `work.tMark`).
+    pub sweep_term_ms: f64,
+    /// C: wall-clock milliseconds of the mark-termination phase (`work.tMarkTerm` to
+    /// `work.tEnd`, taken after the world restarted).
+    pub mark_term_ms: f64,
+}
+
+/// The `gc N @…` lines `GODEBUG=gctrace=1` printed in `stderr` (other lines are ignored; a
+/// line whose clock field does not parse has zero phase times).
+pub fn gctrace(stderr: &str) -> Vec<GcLine> {
     stderr
         .lines()
         .filter_map(|l| {
             let rest = l.strip_prefix("gc ")?;
             let (n, rest) = rest.split_once(' ')?;
-            rest.starts_with('@').then(|| n.parse().ok())?
+            if !rest.starts_with('@') {
+                return None;
+            }
+            let cycle = n.parse().ok()?;
+            let clock = rest
+                .split_once(": ")
+                .and_then(|(_, r)| r.split_once(" ms clock"))
+                .map(|(c, _)| c.split('+').map(str::parse::<f64>).collect::<Vec<_>>());
+            let (sweep_term_ms, mark_term_ms) = match clock.as_deref() {
+                Some([Ok(a), Ok(_), Ok(c)]) => (*a, *c),
+                _ => (0.0, 0.0),
+            };
+            Some(GcLine {
+                cycle,
+                sweep_term_ms,
+                mark_term_ms,
+            })
         })
         .collect()
+}
+
+/// The cycle numbers of the `gc N @…` lines `GODEBUG=gctrace=1` printed in `stderr` (one line
+/// per completed cycle; other lines are ignored).
+pub fn gctrace_cycles(stderr: &str) -> Vec<u64> {
+    gctrace(stderr).into_iter().map(|l| l.cycle).collect()
 }
 
 /// How many cycles gctrace reported with a number in `(after, upto]`: the cycles that
@@ -425,5 +460,8 @@ mod tests {
         .unwrap();
         assert_eq!(gctrace_cycles_between(&text, 5, 15), 10);
         assert!(gctrace_cycles("gc 1 @0.1s\nnot gc\ngcx 2 @1\ngc 3 x\n") == vec![1]);
+        let l = gctrace(&text)[0];
+        assert_eq!(l.cycle, 1);
+        assert!((l.sweep_term_ms - 0.071).abs() < 1e-9 && (l.mark_term_ms - 0.052).abs() < 1e-9);
     }
 }

@@ -11,9 +11,9 @@
 //!
 //! | gtrace                               | Go's tracer                                      |
 //! |--------------------------------------|--------------------------------------------------|
-//! | `runnable_s` of `main.spinA…D`       | `sched` of the same (Go ≥ 1.22 only: older       |
+//! | `runnable_s + stw_s` of `spinA…D`    | `sched` of the same (Go ≥ 1.22 only: older       |
 //! |                                      | tracers do not count waits after a preemption)   |
-//! | `runnable_s` of `main.kicked`        | `sched` records of `main.kicker` through         |
+//! | `runnable_s + stw_s` of `kicked`     | `sched` records of `main.kicker` through         |
 //! |                                      | `runtime.chansend1` (a wakee's wait is charged   |
 //! |                                      | to its waker's stack, in every version)          |
 //! | `parked_s` chan/select/sync reasons  | `sync` of `main.mutexWaiter`, `main.mutexHolder`,|
@@ -21,6 +21,9 @@
 //! | `syscall_s` of `main.pipeReader`     | `syscall` of the same                            |
 //! | `parked_s["IO wait"]` of `netReader` | `net` of the same                                |
 //! | `stw` entries of GC reasons          | 2 × the gctrace cycles of the trace window, ±2   |
+//!
+//! (`stw_s` is added because Go's tracer has no stop-the-world state for a goroutine: it stays
+//! runnable across a stop-the-world, which gtrace reports as `stw_s`.)
 //!
 //! The ground truth is checked before it is used ([`check_truth`]): Go's profiles must show
 //! the shape the fixture was built for (the pipe reader in a syscall, the socket reader in
@@ -130,6 +133,8 @@ struct Truth {
     profiles: BTreeMap<Kind, DelayProfile>,
     /// GC cycles gctrace reported inside the trace window.
     cycles: usize,
+    /// Their stop-the-world phases by gctrace's wall clock (sweep + mark termination), s.
+    gc_stw_s: f64,
 }
 
 impl Truth {
@@ -286,9 +291,15 @@ fn truth(tc: &Toolchain, trace: &Path, stderr: &str, start: u64, done: u64, what
          counted {}:\n{stderr}",
         done - start
     );
+    let gc_stw_s = gotrace::gctrace(stderr)
+        .into_iter()
+        .filter(|l| (start + 1..=done).contains(&l.cycle))
+        .map(|l| (l.sweep_term_ms + l.mark_term_ms) / 1e3)
+        .sum();
     Truth {
         profiles: profiles(tc, trace),
         cycles,
+        gc_stw_s,
     }
 }
 
@@ -387,18 +398,22 @@ fn compare(tc: &Toolchain, l: &Latency, t: &Truth, what: &str) -> Vec<Check> {
             go,
         });
     };
+    // Go's tracer has no stop-the-world state for goroutines: one waiting for a P while the
+    // world is stopped stays runnable in it (and one running when the world stops is
+    // preempted into runnable); gtrace reports that time as stw_s.
+    let sched = |g: &Goroutine| g.runnable_s + g.stw_s;
     if tc.at_least(1, 22) {
         for f in SPINNERS {
             add(
-                format!("{f} runnable/sched"),
-                one(l, f, what).runnable_s,
+                format!("{f} runnable+stw/sched"),
+                sched(one(l, f, what)),
                 t.seconds(Kind::Sched, f),
             );
         }
     }
     add(
-        "main.kicked runnable/sched(kicker send)".into(),
-        one(l, "main.kicked", what).runnable_s,
+        "main.kicked runnable+stw/sched(kicker send)".into(),
+        sched(one(l, "main.kicked", what)),
         t.kicked_sched(),
     );
     for f in ["main.mutexWaiter", "main.mutexHolder", "main.kicked"] {
@@ -525,6 +540,13 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
         .collect();
     let checks = compare(tc, &lat, &t, &what);
     let gc_stw = lat.stw.iter().filter(|s| is_gc_stw(&s.reason)).count();
+    #[allow(clippy::cast_precision_loss)] // ns totals of seconds
+    let gc_stw_s = lat
+        .stw
+        .iter()
+        .filter(|s| is_gc_stw(&s.reason))
+        .map(|s| s.duration_ns as f64 / 1e9)
+        .sum::<f64>();
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &lat.stw {
         *reasons.entry(s.reason.as_str()).or_default() += 1;
@@ -540,6 +562,11 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
         },
         t.cycles,
         2 * t.cycles
+    );
+    let _ = writeln!(
+        log,
+        "  info GC STW total: gtrace {gc_stw_s:.4}s, gctrace clock (sweep+mark termination) {:.4}s",
+        t.gc_stw_s
     );
     for c in &checks {
         let _ = writeln!(
