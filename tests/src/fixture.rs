@@ -31,6 +31,7 @@ pub const TEST_FIXTURES: &[&str] = &[
     "leaky",
     "pingpong",
     "sleepspin",
+    "latency",
 ];
 
 /// The demo program `cargo xtask demo` runs (also in `tests/fixtures/`).
@@ -46,6 +47,7 @@ pub const ALL_PROGRAMS: &[&str] = &[
     "demo",
     "pingpong",
     "sleepspin",
+    "latency",
 ];
 
 /// How a fixture binary is built: the build shapes the tracer must cope with.

@@ -64,6 +64,12 @@
 //!   [`traceback::Dump::user_goroutines`] and [`traceback::Goroutine::level1_frames`] give
 //!   the `GOTRACEBACK=all` view of them. Its module docs say what Go shows and hides at each
 //!   traceback level, per version.
+//! - [`gotrace`]: Go's own execution tracer as ground truth for `gtrace latency`:
+//!   [`gotrace::pprof`]`(&tc, Kind::Sched|Sync|Syscall|Net, trace.out)` runs
+//!   `go tool trace -pprof=TYPE` and decodes it into [`gotrace::DelayProfile`] (records with
+//!   frames, count, nanoseconds; [`gotrace::DelayProfile::seconds`] per start function);
+//!   [`gotrace::gctrace_cycles_between`] counts `GODEBUG=gctrace=1` cycles. Its module docs
+//!   say what each profile counts per Go version (whose stack a wait is charged to).
 //! - [`blocked`]: what the `blocked` fixture prints ([`blocked::parse_report`] →
 //!   [`blocked::Made`] `{ name, count, func, creator }`) and the status Go reports for each
 //!   kind per version ([`blocked::expected_status`]).
@@ -89,6 +95,10 @@
 //!   (which prints the exact counts), next to a busy healthy worker pool; source lines marked
 //!   `// SITE:name`; `profile PATH` writes the runtime's own goroutine profile, then
 //!   `profiled`.
+//! - `latency`: goroutines whose time goes to known places (spinners on 2 Ps, a `read(2)` on a
+//!   pipe, a socket read, a contended mutex, a sleeper, `runtime.GC()`, a waker/wakee pair);
+//!   SIGUSR1 records a `runtime/trace` of `-d` into `-trace` between `trace-start CYCLES` and
+//!   `trace-done CYCLES` lines. Run with `GODEBUG=gctrace=1`.
 //! - `demo`: the `cargo xtask demo` target (worker pool, a growing goroutine leak, a
 //!   recovered panic every 3 s). Not used by tests.
 //!
@@ -99,6 +109,7 @@
 pub mod blocked;
 pub mod fixture;
 pub mod go;
+pub mod gotrace;
 pub mod gtrace;
 pub mod process;
 pub mod traceback;
