@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use std::fmt::Write as _;
+
 use anyhow::{Context as _, Result};
 use tracer_common::event::{Event, encode};
 
@@ -111,11 +113,12 @@ pub fn notice_line(n: &Notice, budget: f64) -> Option<String> {
         d.chosen_pct
     );
     if !d.reachable {
-        line.push_str(&format!(
+        let _ = write!(
+            line,
             "; the budget cannot be met: the probe traps alone cost ~{:.0}% (end the capture \
              if that is too much)",
             d.floor_pct
-        ));
+        );
     }
     Some(line)
 }
