@@ -20,7 +20,7 @@ use gtrace_tests::{
 };
 use serde_json::Value;
 
-const TIMEOUT: Duration = Duration::from_secs(120);
+const TIMEOUT: Duration = Duration::from_mins(2);
 /// Round trips: long enough (seconds under the probes) for several governor evaluations.
 const ROUNDS: u64 = 150_000;
 

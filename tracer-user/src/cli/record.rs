@@ -47,6 +47,9 @@ pub struct Args {
     /// Overhead budget.
     #[command(flatten)]
     pub overhead: OverheadArgs,
+    /// Benchmark only: attach every probe but emit nothing (each counts its hit and returns).
+    #[arg(long, hide = true)]
+    pub empty_probes: bool,
 }
 
 /// `--max-overhead`, shared by the commands that attach the lifecycle probes.
@@ -302,6 +305,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             duration: args.duration,
             stop,
             max_overhead: budget,
+            empty_probes: args.empty_probes,
         },
         panic_plan.as_ref(),
         Callbacks {

@@ -155,6 +155,9 @@ pub struct Options {
     /// Overhead budget, percent of the target's own CPU time; `None` = no governor (every
     /// event exact, whatever it costs).
     pub max_overhead: Option<f64>,
+    /// Benchmark only: every probe counts its hit and returns without emitting (the cost of
+    /// the probe sites themselves, `cargo xtask bench overhead`'s "empty probe").
+    pub empty_probes: bool,
 }
 
 /// What the overhead governor did, as it happens.
@@ -285,6 +288,11 @@ where
         Err(e) => return Err(e.into()),
     };
     let mut ring = set.take_events().ok_or(SessionError::NoRingBuffer)?;
+    if opts.empty_probes {
+        for p in tracer_common::probe::ProbeId::ALL {
+            set.set_sampled_out(p, true)?;
+        }
+    }
     let start = Instant::now();
     let mut gov = opts.max_overhead.map(|pct| Governed::new(pct, pid, start));
     on_attached();
