@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_dump;
+mod bench_overhead;
 mod demo;
 mod fixtures;
 mod gen_offsets;
@@ -30,7 +31,7 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
-    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`, `bench dump`).
+    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`, `bench dump`, `bench overhead`).
     Bench(bench::Args),
     /// Run the whole test suite as CI does: rustfmt, clippy, toolchains, fixtures, cargo test.
     Test(test::Args),
