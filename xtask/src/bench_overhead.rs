@@ -275,8 +275,16 @@ impl Bench {
             // Let gtrace drain what is buffered before its CPU is read.
             std::thread::sleep(Duration::from_millis(300));
             let tcpu = cpu_of(t.pid()).saturating_sub(tcpu0.unwrap_or_default());
-            t.signal(Signal::Term)?;
+            if mode == Mode::Bpftrace {
+                // bpftrace prints its maps and exits on SIGINT (not on SIGTERM).
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe { libc::kill(libc::pid_t::try_from(t.pid())?, libc::SIGINT) };
+            } else {
+                t.signal(Signal::Term)?;
+            }
             t.wait_exit(TIMEOUT)?;
+            // bpftrace prints its maps on exit: read what is left of its output.
+            while t.next_line(Duration::from_millis(200)).is_ok() {}
             s.tracer_cpu = tcpu;
             let hits = if mode == Mode::Bpftrace {
                 // `@[uprobe:/path:runtime.gopark]: 1234`
@@ -363,9 +371,14 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
     for round in 0..bench.opts.rounds {
         for (wi, w) in workloads.iter().enumerate() {
             for (mi, m) in modes.iter().enumerate() {
-                let s = bench
-                    .measure(*w, *m)
-                    .with_context(|| format!("{w:?} under {}", m.name()))?;
+                let s = match bench.measure(*w, *m) {
+                    Ok(s) => s,
+                    // One failed run (a tracer that misbehaved) loses one sample, not the bench.
+                    Err(e) => {
+                        eprintln!("round {round}: {w:?} under {}: {e:#}", m.name());
+                        continue;
+                    }
+                };
                 eprintln!(
                     "round {round}: {w:?} {}: {:.0} ns/op, {:.2} hits/op, {} events, {} drops, tracer CPU {:?}",
                     m.name(),
@@ -383,13 +396,19 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
         "Measured by `cargo xtask bench overhead` ({rounds} interleaved rounds, medians; Go {ver}; \
          {ops} round trips / goroutines per run; http at {rate} requests/s for 3 s; gtrace \
          release build, `record -p --max-overhead off`; kernel {kernel}; 2 cores shared by \
-         target, tracer and load generator).\n\n\
+         target, tracer and load generator; load average at the end: {load}).\n\n\
          | workload (cost per …) | untraced | gtrace | empty probes | bpftrace count() | probe hits/op (gtrace) | gtrace ns/event | empty ns/event | bpftrace ns/event | gtrace ÷ empty (goal ≤ 1.25) | gtrace ÷ bpftrace (goal ≤ 0.25) |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
         rounds = bench.opts.rounds,
         ver = tc.version,
         ops = bench.opts.ops,
         rate = bench.opts.rate,
+        load = std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),

@@ -46,8 +46,10 @@ pub const EVALUATE_EVERY: Duration = Duration::from_millis(500);
 /// The first evaluation comes sooner: a 32 MiB ring buffer holds ~100 ms of the busiest
 /// workloads.
 pub const FIRST_EVALUATION: Duration = Duration::from_millis(100);
-/// The target's own work is counted as at least this many cores.
-pub const MIN_BASE_CORES: f64 = 0.05;
+/// The target's own work is counted as at least this many cores: below it the target is not
+/// CPU-bound and the absolute cost within budget (≤ 12.5 ms/s at 5 %) is small, so short
+/// bursts of a mostly idle service stay exact.
+pub const MIN_BASE_CORES: f64 = 0.25;
 /// Back to exact only when the full cost is below this fraction of the budget (hysteresis).
 const EXIT_MARGIN: f64 = 0.8;
 
@@ -248,7 +250,7 @@ mod tests {
     fn an_idle_target_is_not_sampled_for_a_few_wakeups() {
         let mut g = Governor::new(5.0);
         // 200 parks/s of an almost idle target (1 ms CPU/s): measured against the floor of
-        // 50 ms/s, 0.52 ms is ~1 %.
+        // 250 ms/s, 0.52 ms is ~0.2 %.
         let d = g.observe(&obs(
             &[(ProbeId::Gopark, 200), (ProbeId::Ready, 200)],
             1,
