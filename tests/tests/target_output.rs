@@ -16,7 +16,7 @@ use gtrace_tests::{
     process::Spawned,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_mins(1);
 
 fn gtrace() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");

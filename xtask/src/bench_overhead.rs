@@ -19,6 +19,7 @@
 //! event rate, losses and gtrace's own CPU per million events.
 
 use std::{
+    fmt::Write as _,
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -206,7 +207,7 @@ impl Bench {
                     ["-p", &pid_s, "-e", &script],
                     &[("BPFTRACE_NO_CPP_DEMANGLE", "1")],
                 )?;
-                t.wait_for(Duration::from_secs(60), |l| l.trim() == "attached")
+                t.wait_for(Duration::from_mins(1), |l| l.trim() == "attached")
                     .with_context(|| format!("bpftrace never attached: {}", t.stderr()))?;
                 Ok(Some(t))
             }
@@ -434,8 +435,9 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
             _ => "–".to_owned(),
         };
-        table += &format!(
-            "| {:?} ({}) | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |\n",
+        let _ = writeln!(
+            table,
+            "| {:?} ({}) | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
             w,
             w.unit(),
             fmt(med(Mode::Untraced, |s| s.ns_per_op)),
@@ -453,8 +455,9 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
             let ev: u64 = v.iter().map(|s| s.events).sum();
             let cpu: Duration = v.iter().map(|s| s.tracer_cpu).sum();
             let drops: u64 = v.iter().map(|s| s.drops).sum();
-            cpu_lines += &format!(
-                "- {w:?}: gtrace's own CPU {:.0} ms per million events ({} events over {} runs, {} lost)\n",
+            let _ = writeln!(
+                cpu_lines,
+                "- {w:?}: gtrace's own CPU {:.0} ms per million events ({} events over {} runs, {} lost)",
                 cpu.as_secs_f64() * 1e3 / (ev.max(1) as f64 / 1e6),
                 ev,
                 v.len(),
@@ -465,7 +468,10 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
     if !have_bpftrace {
         table += "\nbpftrace was not installed: its columns are empty.\n";
     }
-    table += &format!("\ngtrace's own CPU (goal ≤ 100 ms per million events):\n{cpu_lines}");
+    let _ = write!(
+        table,
+        "\ngtrace's own CPU (goal ≤ 100 ms per million events):\n{cpu_lines}"
+    );
     table += &sustain(&bench)?;
     println!("{table}");
     let _ = std::fs::remove_dir_all(&tmp);
