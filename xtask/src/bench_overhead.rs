@@ -146,6 +146,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 struct Bench {
     gtrace: PathBuf,
+    /// Copy of the httpload binary used as the load generator.
+    client: PathBuf,
     bins: Vec<(Workload, PathBuf)>,
     tmp: PathBuf,
     opts: Opts,
@@ -237,7 +239,9 @@ impl Bench {
             Workload::Http => {
                 let secs = 3;
                 let cpu0 = cpu_of(p.pid());
-                let out = Command::new(self.bin(w))
+                // A copy of the binary (another inode): uprobes are per file, so bpftrace's
+                // `-p` would otherwise also count the load generator's own scheduler events.
+                let out = Command::new(&self.client)
                     .args([
                         "load",
                         port.context("port")?,
@@ -361,8 +365,14 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
     }
     let tmp = std::env::temp_dir().join(format!("gtrace-bench-overhead-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
+    let client = tmp.join("httpload-client");
+    std::fs::copy(
+        &bins.iter().find(|(w, _)| *w == Workload::Http).expect("built").1,
+        &client,
+    )?;
     let bench = Bench {
         gtrace,
+        client,
         bins,
         tmp: tmp.clone(),
         opts,
