@@ -24,7 +24,14 @@ pub const RECIPE: &str = "gtrace-fixture-v2 CGO_ENABLED=0 -buildvcs=false";
 
 /// The fixtures the integration tests use (each a `main` package in `tests/fixtures/<name>/`).
 pub const TEST_FIXTURES: &[&str] = &[
-    "blocked", "churn", "panics", "inline", "leaky", "pingpong", "latency",
+    "blocked",
+    "churn",
+    "panics",
+    "inline",
+    "leaky",
+    "pingpong",
+    "sleepspin",
+    "latency",
 ];
 
 /// The demo program `cargo xtask demo` runs (also in `tests/fixtures/`).
@@ -32,7 +39,15 @@ pub const DEMO: &str = "demo";
 
 /// Every program under `tests/fixtures/`: [`TEST_FIXTURES`] and [`DEMO`].
 pub const ALL_PROGRAMS: &[&str] = &[
-    "blocked", "churn", "panics", "inline", "leaky", "demo", "pingpong", "latency",
+    "blocked",
+    "churn",
+    "panics",
+    "inline",
+    "leaky",
+    "demo",
+    "pingpong",
+    "sleepspin",
+    "latency",
 ];
 
 /// How a fixture binary is built: the build shapes the tracer must cope with.

@@ -56,7 +56,8 @@ fn goid_of(ctx: &ProbeContext, who: Who) -> Option<u64> {
 fn one(ctx: &ProbeContext, probe: ProbeId, kind: EventKind, who: Who, arg: u32) -> u32 {
     maps::hit(probe);
     let (tgid, tid) = maps::current();
-    if tgid != maps::target_tgid() {
+    // Only the probes in the governor's hot list are ever switched off (syscalls, goyield).
+    if tgid != maps::target_tgid() || maps::sampled_out(probe) {
         return 0;
     }
     match goid_of(ctx, who) {
@@ -198,7 +199,7 @@ pub fn gc_assist_done(ctx: ProbeContext) -> u32 {
 pub fn injectglist(ctx: ProbeContext) -> u32 {
     maps::hit(ProbeId::Injectglist);
     let (tgid, tid) = maps::current();
-    if tgid != maps::target_tgid() {
+    if tgid != maps::target_tgid() || maps::sampled_out(ProbeId::Injectglist) {
         return 0;
     }
     if try_injectglist(&ctx, tid).is_none() {

@@ -20,6 +20,7 @@ fn header() -> Header {
             parent_goid: 0,
             start_function: "main.main".into(),
         }],
+        max_overhead_pct: 5.0,
     }
 }
 
@@ -70,6 +71,7 @@ fn sample() -> Vec<u8> {
         }],
         elapsed_ns: 100,
         detach_problem: String::new(),
+        sampled_out_ns: 0,
         attached_ktime_ns: 3,
         ended_ktime_ns: 103,
         latency_probes: true,
@@ -157,4 +159,34 @@ fn panic_records_round_trip() {
     let cap = parse(&bytes).unwrap();
     assert_eq!(cap.panics, vec![r#"{"goid":1,"value":"boom"}"#.to_string()]);
     assert!(cap.events.is_empty());
+}
+
+#[test]
+fn gaps_and_governor_notes_round_trip() {
+    let mut w = Writer::new(Vec::new(), header()).unwrap();
+    let note = GovernorNote {
+        ktime_ns: 5,
+        duty: 0.2,
+        full_pct: 300.0,
+        chosen_pct: 80.0,
+        floor_pct: 60.0,
+        reachable: false,
+    };
+    w.governor(note).unwrap();
+    // A gap is written open, then closed; a last one stays open (capture cut short).
+    for (start, end) in [(10, 0), (10, 20), (30, 0), (30, 40), (50, 0)] {
+        w.gap(Gap {
+            start_ktime_ns: start,
+            end_ktime_ns: end,
+        })
+        .unwrap();
+    }
+    let bytes = w.finish(Symbols::default(), Footer::default()).unwrap();
+    let cap = parse(&bytes).unwrap();
+    assert_eq!(cap.governor, vec![note]);
+    assert_eq!(
+        cap.gap_intervals(),
+        vec![(10, 20), (30, 40), (50, u64::MAX)]
+    );
+    assert_eq!(cap.header.max_overhead_pct, 5.0);
 }

@@ -30,7 +30,7 @@ use crate::{
         latency::{self as out, Filter, Sampling},
         lifecycle::{Context, Losses},
     },
-    probes::session::{self, Options, StopReason, Summary, Target},
+    probes::session::{self, Callbacks, Notice, Options, StopReason, Summary, Target},
 };
 
 /// Flags of `gtrace latency`.
@@ -60,6 +60,9 @@ pub struct Args {
     /// One JSON document (docs/json/latency.schema.json) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Overhead budget.
+    #[command(flatten)]
+    pub overhead: super::record::OverheadArgs,
 }
 
 /// Baseline states of the snapshot's goroutines, wait reasons resolved in `wait_reasons`.
@@ -75,6 +78,27 @@ pub fn baseline_states(pre: &[Preexisting], wait_reasons: &[String]) -> Vec<(u64
             (p.goid, st)
         })
         .collect()
+}
+
+/// How much of the window the hot probes saw, from the gaps declared to the model.
+pub fn sampling_of(m: &Model) -> Sampling {
+    let Some((start, end)) = m.window() else {
+        return Sampling::default();
+    };
+    let fraction = m.observed_fraction(start, end);
+    if m.time.gaps.is_empty() {
+        return Sampling::default();
+    }
+    Sampling {
+        sampled: true,
+        fraction,
+        note: format!(
+            "the overhead governor switched the hot probes off for {:.0}% of the window: that \
+             time is `unobserved` (not attributed to any state); the per-state times cover \
+             the observed part only, their proportions estimate the whole",
+            (1.0 - fraction) * 100.0
+        ),
+    }
 }
 
 /// Losses of a live session.
@@ -128,47 +152,73 @@ pub fn run(args: &Args) -> Result<Exit> {
     };
     let mut last_progress = Instant::now();
     let start = Instant::now();
-    let summary = session::run(
+    let budget = args.overhead.max_overhead.0;
+    let summary = session::run_with(
         &target,
         &Options {
             duration: args.duration,
             stop,
+            max_overhead: budget,
         },
-        || {
-            let mut m = model.borrow_mut();
-            m.start_window(ktime_now());
-            m.baseline_states(baseline_states(&baseline, &wait_reasons));
-            eprintln!(
-                "attached to pid {} ({} probes); measuring until {}",
-                attached.pid,
-                target.plan.sites.len() + 3,
-                args.duration.map_or_else(
-                    || "Ctrl-C or the target exits".to_owned(),
-                    |d| format!("{:.1}s have passed", d.as_secs_f64())
-                )
-            );
-            attached.resume();
-        },
-        |e| {
-            symbols.resolve_event(&target.binary, target.bias, e);
-            model.borrow_mut().apply(e);
-        },
-        |events, counts| {
-            if last_progress.elapsed() >= every {
-                last_progress = Instant::now();
-                let line = format!(
-                    "latency pid {}: {:.1}s, {} events, {} lost",
+        None,
+        Callbacks {
+            attached: || {
+                let mut m = model.borrow_mut();
+                m.start_window(ktime_now());
+                m.baseline_states(baseline_states(&baseline, &wait_reasons));
+                eprintln!(
+                    "attached to pid {} ({} probes); measuring until {}",
                     attached.pid,
-                    start.elapsed().as_secs_f64(),
-                    events,
-                    counts.total_drops()
+                    target.plan.sites.len() + 3,
+                    args.duration.map_or_else(
+                        || "Ctrl-C or the target exits".to_owned(),
+                        |d| format!("{:.1}s have passed", d.as_secs_f64())
+                    )
                 );
-                if tty {
-                    eprint!("\r{line}\x1b[K");
-                } else {
-                    eprintln!("{line}");
+                attached.resume();
+            },
+            event: |e: &tracer_common::event::Event| {
+                symbols.resolve_event(&target.binary, target.bias, e);
+                model.borrow_mut().apply(e);
+            },
+            panic: |_: &[u8]| {},
+            notice: |n: &Notice| match *n {
+                Notice::Gap {
+                    start_ktime_ns,
+                    end_ktime_ns,
+                } => {
+                    let mut m = model.borrow_mut();
+                    match end_ktime_ns {
+                        Some(end) => m.unobserved(start_ktime_ns, end),
+                        None => m.time_gap(start_ktime_ns, None),
+                    }
                 }
-            }
+                Notice::Governor { .. } => {
+                    if let Some(line) = super::record::notice_line(n, budget.unwrap_or(0.0)) {
+                        if tty {
+                            eprint!("\r\x1b[K");
+                        }
+                        eprintln!("{line}");
+                    }
+                }
+            },
+            tick: |events, counts: &crate::probes::Counts| {
+                if last_progress.elapsed() >= every {
+                    last_progress = Instant::now();
+                    let line = format!(
+                        "latency pid {}: {:.1}s, {} events, {} lost",
+                        attached.pid,
+                        start.elapsed().as_secs_f64(),
+                        events,
+                        counts.total_drops()
+                    );
+                    if tty {
+                        eprint!("\r{line}\x1b[K");
+                    } else {
+                        eprintln!("{line}");
+                    }
+                }
+            },
         },
     )?;
     if tty {
@@ -197,7 +247,7 @@ pub fn run(args: &Args) -> Result<Exit> {
     let meta = out::Meta {
         pid: attached.pid,
         go_version,
-        sampling: Sampling::default(),
+        sampling: sampling_of(&model),
         degraded,
         losses: live_losses(&summary),
     };

@@ -15,6 +15,7 @@ use crate::{
     capture::{self, Capture},
     model::Model,
     output::{
+        latency as latency_out,
         lifecycle::{self, Context, Losses, TargetInfo},
         perfetto,
     },
@@ -85,6 +86,19 @@ pub fn run(args: &Args) -> Result<Exit> {
     let mut out = BufWriter::new(stdout.lock());
     let mut model = Model::new();
     model.baseline(cap.header.baseline_goids.iter().copied());
+    let latency = cap.footer.as_ref().is_some_and(|f| f.latency_probes);
+    if let Some(f) = cap.footer.as_ref().filter(|f| f.attached_ktime_ns > 0) {
+        model.start_window(f.attached_ktime_ns);
+    }
+    model.baseline_states(super::latency::baseline_states(
+        &cap.header.baseline,
+        &cap.header.wait_reasons,
+    ));
+    // Every gap up front: the model then never measures across one, whatever the order of
+    // the records.
+    for (start, end) in cap.gap_intervals() {
+        model.unobserved(start, end);
+    }
     let mut undecodable = 0;
     let mut trace = (format == Format::Perfetto).then(|| perfetto::Builder::new(cap.header.pid));
     for raw in &cap.events {
@@ -99,6 +113,30 @@ pub fn run(args: &Args) -> Result<Exit> {
         }
     }
     let losses = losses(&cap, undecodable);
+    let last = model.span.map_or(0, |s| s.1);
+    let end = cap
+        .footer
+        .as_ref()
+        .map_or(0, |f| f.ended_ktime_ns)
+        .max(last);
+    model.finish(end);
+    let latency_report = |goid: Option<u64>| {
+        latency.then(|| {
+            let meta = latency_out::Meta {
+                pid: cap.header.pid,
+                go_version: cap.header.go_version.clone(),
+                sampling: super::latency::sampling_of(&model),
+                degraded: cap
+                    .footer
+                    .as_ref()
+                    .map(|f| f.degraded.clone())
+                    .unwrap_or_default(),
+                losses: losses.clone(),
+            };
+            let filter = latency_out::Filter { goid, func: None };
+            latency_out::report(&model, &ctx, &filter, meta)
+        })
+    };
     if let Some(t) = trace {
         t.finish(&mut out, &ctx)?;
         out.flush()?;
@@ -112,16 +150,23 @@ pub fn run(args: &Args) -> Result<Exit> {
                 args.file.display()
             );
         };
+        let mut sampling = lifecycle::sampling(&model);
+        sampling.from_capture(&cap);
+        let times = latency_report(Some(goid)).and_then(|r| r.goroutines.into_iter().next());
         if format == Format::Json {
             serde_json::to_writer_pretty(
                 &mut out,
                 &serde_json::json!({
-                    "goroutine": g, "losses": losses,
+                    "goroutine": g, "latency": times, "losses": losses, "sampling": sampling,
                 }),
             )?;
             writeln!(out)?;
         } else {
             lifecycle::write_goroutine(&mut out, &g)?;
+            if let Some(t) = &times {
+                latency_out::write_goroutine(&mut out, t)?;
+            }
+            lifecycle::write_sampling(&mut out, &sampling)?;
             lifecycle::write_losses(&mut out, &losses)?;
         }
         out.flush()?;
@@ -142,7 +187,8 @@ pub fn run(args: &Args) -> Result<Exit> {
             .map(|f| f.detach_problem.clone())
             .unwrap_or_default(),
     };
-    let s = lifecycle::summary(&model, &ctx, info, losses);
+    let mut s = lifecycle::summary(&model, &ctx, info, losses.clone());
+    s.sampling.from_capture(&cap);
     if format == Format::Json {
         let mut v = serde_json::to_value(&s)?;
         if let Some(o) = v.as_object_mut() {
@@ -150,12 +196,19 @@ pub fn run(args: &Args) -> Result<Exit> {
                 "panics".into(),
                 crate::output::panics::capture_panics_json(&cap.panics).into(),
             );
+            if let Some(r) = latency_report(None) {
+                o.insert("latency".into(), serde_json::to_value(r)?);
+            }
         }
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         lifecycle::write_summary(&mut out, &s)?;
         crate::output::panics::write_capture_panics(&mut out, &cap.panics)?;
+        if let Some(r) = latency_report(None) {
+            writeln!(out, "\nWHERE THE TIME WENT (gtrace latency)")?;
+            latency_out::write_text(&mut out, &r)?;
+        }
     }
     out.flush()?;
     Ok(Exit::Ok)

@@ -126,6 +126,8 @@ pub struct Times {
     pub stw: u64,
     /// GC mark assist.
     pub assist: u64,
+    /// Inside sampling gaps of the overhead governor: not attributed to any state.
+    pub unobserved: u64,
 }
 
 impl Times {
@@ -156,8 +158,8 @@ impl Times {
         self.parked.values().sum()
     }
 
-    /// Every bucket summed: the time the goroutine was observed.
-    pub fn total(&self) -> u64 {
+    /// Every state summed: the time the goroutine was observed.
+    pub fn observed(&self) -> u64 {
         self.running
             + self.runnable
             + self.os_offcpu()
@@ -165,6 +167,11 @@ impl Times {
             + self.parked_total()
             + self.stw
             + self.assist
+    }
+
+    /// Observed plus unobserved: the part of the window the goroutine existed in.
+    pub fn total(&self) -> u64 {
+        self.observed() + self.unobserved
     }
 
     /// Adds another breakdown (for groups).
@@ -179,6 +186,7 @@ impl Times {
         }
         self.stw += o.stw;
         self.assist += o.assist;
+        self.unobserved += o.unobserved;
     }
 }
 
@@ -266,9 +274,38 @@ pub struct Global {
     pub gc_start_pending: bool,
     /// Baseline states of goroutines that existed before the window.
     pub baseline: HashMap<u64, BaselineState>,
+    /// Sampling gaps of the hot probes, `(start, end)` sorted by start; `u64::MAX` = still
+    /// open. Time inside them is charged to [`Times::unobserved`].
+    pub gaps: Vec<(u64, u64)>,
 }
 
 impl Global {
+    /// Declares a sampling gap from `start` (`end` `None`: still open). Declaring the same
+    /// start again with an end closes it.
+    pub fn add_gap(&mut self, start: u64, end: Option<u64>) {
+        let end = end.unwrap_or(u64::MAX).max(start);
+        if let Some(g) = self.gaps.iter_mut().find(|g| g.0 == start) {
+            g.1 = end;
+            return;
+        }
+        if self.gaps.len() >= MAX_WINDOWS {
+            self.windows_over_limit += 1;
+            return;
+        }
+        let at = self.gaps.partition_point(|g| g.0 < start);
+        self.gaps.insert(at, (start, end));
+    }
+
+    /// The end of the last gap that ends inside `(from, to]`, if any: a goroutine's state
+    /// after it is not known from before it.
+    pub fn gap_end_within(&self, from: u64, to: u64) -> Option<u64> {
+        self.gaps
+            .iter()
+            .filter(|g| g.1 > from && g.1 <= to && g.0 < to)
+            .map(|g| g.1)
+            .max()
+    }
+
     /// The world is stopped now.
     pub fn stopped(&self) -> bool {
         self.stw.last().is_some_and(|w| w.end.is_none())
@@ -307,9 +344,31 @@ pub fn flush(c: &mut Clock, g: &Global, t: u64) {
     if t <= c.since {
         return;
     }
-    if let Some(b) = bucket(c, g) {
-        c.times.add(b, t - c.since);
-        c.since = t;
+    let Some(b) = bucket(c, g) else {
+        return;
+    };
+    let mut from = c.since;
+    for &(a, e) in &g.gaps {
+        if e <= from || a >= t {
+            continue;
+        }
+        c.times.add(b, a.saturating_sub(from));
+        let (ga, ge) = (a.max(from), e.min(t));
+        c.times.unobserved += ge - ga;
+        from = ge;
+    }
+    c.times.add(b, t - from);
+    c.since = t;
+}
+
+/// The hint a known state gives when it must be inferred again (after a sampling gap).
+pub fn as_hint(s: TState) -> Option<BaselineState> {
+    match s {
+        TState::Running => Some(BaselineState::Running),
+        TState::Runnable => Some(BaselineState::Runnable),
+        TState::Syscall => Some(BaselineState::Syscall),
+        TState::Parked(r) => Some(BaselineState::Parked(r)),
+        TState::Unknown | TState::Dead => None,
     }
 }
 

@@ -317,3 +317,31 @@ fn out_of_order_and_after_exit_events_never_break_the_sum() {
     );
     check_totals(&m);
 }
+
+#[test]
+fn sampling_gaps_are_unobserved_and_states_inferred_again() {
+    let mut m = Model::new();
+    m.start_window(0);
+    m.baseline([1, 2]);
+    m.baseline_states([
+        (1, BaselineState::Parked(SLEEP)),
+        (2, BaselineState::Running),
+    ]);
+    m.apply(&go(EventKind::Execute, 0, 11, 2));
+    // Gap 100..300 opens live, closes later.
+    m.time_gap(100, None);
+    m.unobserved(100, 300);
+    // After the gap, 1 is readied: parked (its old reason) until then; 2 parks: running.
+    m.apply(&ready(400, 1));
+    m.apply(&park(500, 11, 2, CHAN));
+    m.finish(1000);
+    let t1 = &m.goroutines[&1].clock.times;
+    assert_eq!(t1.unobserved, 200);
+    assert_eq!(t1.parked[&SLEEP], 100 + 100);
+    assert_eq!(t1.runnable, 600);
+    let t2 = &m.goroutines[&2].clock.times;
+    assert_eq!(t2.unobserved, 200);
+    assert_eq!(t2.running, 100 + 200);
+    assert_eq!(t2.parked[&CHAN], 500);
+    check_totals(&m);
+}

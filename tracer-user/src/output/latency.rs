@@ -51,8 +51,11 @@ pub struct Seconds {
     pub stw_s: f64,
     /// GC mark assist.
     pub assist_s: f64,
-    /// Sum of all the above: the part of the window the goroutine existed in.
+    /// Sum of all the above states: the time observed.
     pub observed_s: f64,
+    /// Inside sampling gaps of the overhead governor (not attributed to a state); with
+    /// `observed_s`, the part of the window the goroutine existed in.
+    pub unobserved_s: f64,
 }
 
 /// One goroutine's breakdown.
@@ -211,7 +214,8 @@ fn seconds(t: &Times, ctx: &Context<'_>) -> Seconds {
         parked_s: parked,
         stw_s: secs(t.stw),
         assist_s: secs(t.assist),
-        observed_s: secs(t.total()),
+        observed_s: secs(t.observed()),
+        unobserved_s: secs(t.unobserved),
     }
 }
 
@@ -431,6 +435,13 @@ fn write_row(w: &mut dyn Write, lead: &str, t: &Seconds, tail: &str) -> io::Resu
         },
         tail
     )
+}
+
+/// One goroutine's breakdown as text (for `gtrace report --goid`).
+pub fn write_goroutine(w: &mut dyn Write, g: &GoroutineTimes) -> io::Result<()> {
+    writeln!(w, "\nWHERE THE TIME WENT")?;
+    writeln!(w, "{:>6} {HEADER}", "goid")?;
+    write_row(w, &format!("{:>6}", g.goid), &g.times, &g.function)
 }
 
 /// Rows of the per-goroutine table in text output.

@@ -1,6 +1,9 @@
 //! Chrome trace-event JSON (opens in Perfetto UI and `chrome://tracing`): one track per
 //! goroutine (tid = goid) with `running`, `runnable` and `parked [reason]` slices, the waker
-//! and creation site as slice arguments.
+//! and creation site as slice arguments; with the latency probes also `syscall`, `assist`,
+//! `off-CPU (preempted|blocked)` (its thread switched out by the kernel while running) and
+//! `parked [preempted]` (suspended for a GC stack scan) slices, and a `stop-the-world` track
+//! (tid 0, no goroutine has id 0) with one slice per pause and GC cycle marks.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -8,7 +11,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use tracer_common::event::Event;
+use tracer_common::event::{Event, EventKind};
 
 use super::lifecycle::Context;
 
@@ -25,7 +28,14 @@ pub struct Builder {
     named: HashSet<u64>,
     out: Vec<Value>,
     last: u64,
+    /// The goroutine each thread runs (from `execute` / syscall exits).
+    threads: HashMap<u32, u64>,
+    /// The open stop-the-world pause: start and reason.
+    stw: Option<(u64, String)>,
 }
+
+/// The track of stop-the-world pauses.
+const STW_TRACK: u64 = 0;
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
@@ -40,6 +50,90 @@ impl Builder {
             named: HashSet::new(),
             out: Vec::new(),
             last: 0,
+            threads: HashMap::new(),
+            stw: None,
+        }
+    }
+
+    fn open_name(&self, goid: u64) -> Option<&str> {
+        self.open.get(&goid).map(|o| o.name.as_str())
+    }
+
+    /// A thread switched out or in by the kernel: the goroutine it runs leaves or resumes
+    /// running (or assisting).
+    fn switch(&mut self, prev: u32, next: u32, prev_state: u64, t: u64, ctx: &Context<'_>) {
+        if let Some(&g) = self.threads.get(&prev)
+            && let Some(name) = self.open_name(g)
+            && (name == "running" || name == "assist")
+        {
+            let resume = name.to_owned();
+            let kind = if prev_state.trailing_zeros() >= 8 {
+                "preempted"
+            } else {
+                "blocked"
+            };
+            let args = json!({ "resume": resume, "tid": prev });
+            self.start(g, t, format!("off-CPU ({kind})"), args, ctx);
+        }
+        if let Some(&g) = self.threads.get(&next)
+            && self.open_name(g).is_some_and(|n| n.starts_with("off-CPU"))
+        {
+            let resume = self.open[&g].args["resume"]
+                .as_str()
+                .unwrap_or("running")
+                .to_owned();
+            self.start(g, t, resume, json!({ "tid": next }), ctx);
+        }
+    }
+
+    fn sched(&mut self, k: EventKind, goid: u64, arg: u32, tid: u32, t: u64, ctx: &Context<'_>) {
+        let name = match k {
+            EventKind::Syscall => "syscall",
+            EventKind::SyscallExit => {
+                self.threads.insert(tid, goid);
+                "running"
+            }
+            EventKind::SyscallNoP | EventKind::Injected => "runnable",
+            EventKind::Suspended => "parked [preempted]",
+            EventKind::AssistStart => "assist",
+            EventKind::AssistDone if self.open_name(goid) == Some("assist") => "running",
+            EventKind::StwStart => {
+                if self.stw.is_none() {
+                    let reason = crate::model::latency::stw_reason_name(arg).to_owned();
+                    self.stw = Some((t, reason));
+                }
+                return;
+            }
+            EventKind::StwDone => {
+                if let Some((start, reason)) = self.stw.take() {
+                    self.track(STW_TRACK, "stop-the-world");
+                    self.out.push(json!({
+                        "name": format!("STW ({reason})"), "ph": "X", "pid": self.pid,
+                        "tid": STW_TRACK, "ts": us(start.saturating_sub(ctx.start_ktime)),
+                        "dur": us(t.saturating_sub(start)), "args": {"goid": goid},
+                    }));
+                }
+                return;
+            }
+            EventKind::GcStart | EventKind::GcMarkTerm => {
+                self.track(STW_TRACK, "stop-the-world");
+                self.out.push(json!({
+                    "name": k.name(), "ph": "i", "s": "t", "pid": self.pid, "tid": STW_TRACK,
+                    "ts": us(t.saturating_sub(ctx.start_ktime)),
+                }));
+                return;
+            }
+            _ => return,
+        };
+        self.start(goid, t, name.into(), json!({}), ctx);
+    }
+
+    fn track(&mut self, tid: u64, name: &str) {
+        if self.named.insert(tid) {
+            self.out.push(json!({
+                "name": "thread_name", "ph": "M", "pid": self.pid, "tid": tid,
+                "args": {"name": name},
+            }));
         }
     }
 
@@ -106,6 +200,7 @@ impl Builder {
                 self.start(r.goid, t, "runnable".into(), args, ctx);
             }
             Event::Execute(x) => {
+                self.threads.insert(x.header.tid, x.goid);
                 let args = json!({ "tid": x.header.tid });
                 self.start(x.goid, t, "running".into(), args, ctx);
             }
@@ -119,7 +214,9 @@ impl Builder {
                 );
             }
             Event::Exit(x) => self.close(x.goid, t, ctx),
-            Event::Switch(_) | Event::Wakeup(_) | Event::ThreadExit(_) | Event::Sched(..) => {}
+            Event::Switch(w) => self.switch(w.prev_tid, w.next_tid, w.prev_state, t, ctx),
+            Event::Sched(k, a) => self.sched(*k, a.goid, a.arg, a.header.tid, t, ctx),
+            Event::Wakeup(_) | Event::ThreadExit(_) => {}
         }
     }
 
