@@ -37,7 +37,9 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Event kinds to show (create, park, ready, execute, yield, exit, switch, wakeup,
-    /// thread-exit); default: the goroutine events (all but the last three).
+    /// thread-exit, and those of the latency probes: syscall, syscall-exit, syscall-exit-nop,
+    /// injected, suspended, stw-start, stw-done, gc-start, gc-mark-termination, assist-start,
+    /// assist-done); default: the goroutine events (create … exit).
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
     /// Only events whose goroutine's start function, creation site or stack matches.
@@ -68,7 +70,9 @@ pub fn run(args: &Args) -> Result<Exit> {
     };
     let stop = stop_flag()?;
     let attached = args.target.start()?;
-    let target = Target::open(attached.pid)
+    // The scheduler-latency probes only when one of their kinds is asked for.
+    let latency = kinds.iter().any(|k| *k as u32 >= EventKind::Syscall as u32);
+    let target = Target::open_with(attached.pid, latency)
         .with_context(|| format!("preparing to trace process {}", attached.pid))?;
     let wait_reasons: Vec<String> = WaitReasons::for_version(&target.plan.version)
         .map(|w| w.strings.iter().map(ToString::to_string).collect())

@@ -54,6 +54,13 @@ pub const PROBED_FUNCTIONS: &[&str] = &[
     "runtime.reentersyscall",
     "runtime.entersyscallblock",
     "runtime.exitsyscall",
+    "runtime.exitsyscall0",
+    "runtime.exitsyscallNoP",
+    "runtime.injectglist",
+    "runtime.goyield_m",
+    "runtime.gcStart",
+    "runtime.gcMarkTermination",
+    "runtime.gcAssistAlloc",
 ];
 
 /// Why a site was chosen.
