@@ -283,12 +283,28 @@ pub fn pprof_all(tc: &Toolchain, trace: &Path) -> anyhow::Result<BTreeMap<Kind, 
 pub struct GcLine {
     /// The cycle number N.
     pub cycle: u64,
+    /// T: when the cycle began (sweep termination started), seconds since the runtime
+    /// started.
+    pub at_s: f64,
+    /// B: wall-clock milliseconds of the concurrent mark between the two pauses.
+    pub mark_ms: f64,
     /// A: wall-clock milliseconds of the sweep-termination stop-the-world phase (from the
     /// runtime's `work.tSweepTerm`, taken before it starts stopping, to `work.tMark`).
     pub sweep_term_ms: f64,
     /// C: wall-clock milliseconds of the mark-termination phase (`work.tMarkTerm` to
     /// `work.tEnd`, taken after the world restarted).
     pub mark_term_ms: f64,
+}
+
+impl GcLine {
+    /// When its two stop-the-world pauses began, seconds since the runtime started: sweep
+    /// termination at T, mark termination after the first pause and the concurrent mark.
+    pub fn pause_starts(&self) -> [f64; 2] {
+        [
+            self.at_s,
+            self.at_s + (self.sweep_term_ms + self.mark_ms) / 1e3,
+        ]
+    }
 }
 
 /// The `gc N @…` lines `GODEBUG=gctrace=1` printed in `stderr` (other lines are ignored; a
@@ -303,16 +319,22 @@ pub fn gctrace(stderr: &str) -> Vec<GcLine> {
                 return None;
             }
             let cycle = n.parse().ok()?;
+            let at_s = rest[1..]
+                .split_once("s ")
+                .and_then(|(t, _)| t.parse().ok())
+                .unwrap_or(0.0);
             let clock = rest
                 .split_once(": ")
                 .and_then(|(_, r)| r.split_once(" ms clock"))
                 .map(|(c, _)| c.split('+').map(str::parse::<f64>).collect::<Vec<_>>());
-            let (sweep_term_ms, mark_term_ms) = match clock.as_deref() {
-                Some([Ok(a), Ok(_), Ok(c)]) => (*a, *c),
-                _ => (0.0, 0.0),
+            let (sweep_term_ms, mark_ms, mark_term_ms) = match clock.as_deref() {
+                Some([Ok(a), Ok(b), Ok(c)]) => (*a, *b, *c),
+                _ => (0.0, 0.0, 0.0),
             };
             Some(GcLine {
                 cycle,
+                at_s,
+                mark_ms,
                 sweep_term_ms,
                 mark_term_ms,
             })
@@ -462,6 +484,12 @@ mod tests {
         assert!(gctrace_cycles("gc 1 @0.1s\nnot gc\ngcx 2 @1\ngc 3 x\n") == vec![1]);
         let l = gctrace(&text)[0];
         assert_eq!(l.cycle, 1);
+        assert!((l.at_s - 0.002).abs() < 1e-9 && (l.mark_ms - 7.5).abs() < 1e-9);
+        let [a, b] = l.pause_starts();
+        assert!(
+            (a - 0.002).abs() < 1e-9 && (b - (0.002 + 0.007_571)).abs() < 1e-9,
+            "{a} {b}"
+        );
         assert!((l.sweep_term_ms - 0.071).abs() < 1e-9 && (l.mark_term_ms - 0.052).abs() < 1e-9);
     }
 }
