@@ -322,10 +322,11 @@ fn out_of_order_and_after_exit_events_never_break_the_sum() {
 fn sampling_gaps_are_unobserved_and_states_inferred_again() {
     let mut m = Model::new();
     m.start_window(0);
-    m.baseline([1, 2]);
+    m.baseline([1, 2, 3]);
     m.baseline_states([
         (1, BaselineState::Parked(SLEEP)),
         (2, BaselineState::Running),
+        (3, BaselineState::Parked(SLEEP)),
     ]);
     m.apply(&go(EventKind::Execute, 0, 11, 2));
     // Gap 100..300 opens live, closes later.
@@ -334,7 +335,12 @@ fn sampling_gaps_are_unobserved_and_states_inferred_again() {
     // After the gap, 1 is readied: parked (its old reason) until then; 2 parks: running.
     m.apply(&ready(400, 1));
     m.apply(&park(500, 11, 2, CHAN));
+    // 3 was parked, and parks again after the gap: it woke and ran unseen, when is unknown.
+    m.apply(&park(600, 12, 3, SLEEP));
     m.finish(1000);
+    let t3 = &m.goroutines[&3].clock.times;
+    assert_eq!(t3.unobserved, 200 + 300);
+    assert_eq!(t3.parked[&SLEEP], 100 + 400);
     let t1 = &m.goroutines[&1].clock.times;
     assert_eq!(t1.unobserved, 200);
     assert_eq!(t1.parked[&SLEEP], 100 + 100);

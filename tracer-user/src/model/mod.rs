@@ -586,8 +586,14 @@ impl Model {
         if g.unseen {
             g.unseen = false;
             latency::flush(c, &self.time, t.min(self.time.window_start.unwrap_or(t)));
-            c.state = latency::inferred_prior(kind, self.time.baseline.get(&goid).copied());
-            if c.state == latency::TState::Running {
+            // With a snapshot state and a gap before this first event, the gap rule below
+            // decides (the snapshot is the state before the gap).
+            let gap_first = c.state != latency::TState::Unknown
+                && self.time.gap_end_within(c.since, t).is_some();
+            if !gap_first {
+                c.state = latency::inferred_prior(kind, self.time.baseline.get(&goid).copied());
+            }
+            if !gap_first && c.state == latency::TState::Running {
                 c.tid = Some(tid);
                 link(&mut self.time, tid, goid);
             }
@@ -595,10 +601,18 @@ impl Model {
         if c.state == latency::TState::Dead {
             return;
         }
-        // Across a sampling gap the state is not known: infer it again from this event.
+        // Across a sampling gap the state is not known: this event tells what it was just
+        // before. If that is what it was before the gap, nothing visible changed and the time
+        // since the gap keeps that state; otherwise it changed unseen, at an unknown moment:
+        // the time since the gap is unobserved.
         if let Some(e) = self.time.gap_end_within(c.since, t) {
             latency::flush(c, &self.time, e);
-            c.state = latency::inferred_prior(kind, latency::as_hint(c.state));
+            let prior = latency::inferred_prior(kind, latency::as_hint(c.state));
+            if prior != c.state {
+                c.times.unobserved += t.saturating_sub(c.since);
+                c.since = c.since.max(t);
+                c.state = prior;
+            }
             c.tid = None;
         }
         latency::flush(c, &self.time, t);
