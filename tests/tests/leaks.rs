@@ -128,16 +128,41 @@ fn check_schema(doc: &Value, what: &str) {
         }
     };
     check(doc, &schema, "top level");
+    if !doc["trace"].is_null() {
+        check(&doc["trace"], &schema["properties"]["trace"], "trace");
+    }
+    let group_def = &schema["$defs"]["group"];
     for g in doc["groups"].as_array().unwrap() {
-        check(g, &schema["$defs"]["group"], "group");
+        check(g, group_def, "group");
+        if !g["trace"].is_null() {
+            check(
+                &g["trace"],
+                &group_def["properties"]["trace"],
+                "group trace",
+            );
+        }
     }
 }
 
-fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
-    let what = format!("leaky {tc} {v}");
-    let mut p = spawn_leaky(tc, v);
+/// Polls the stderr `gtrace` wrote so far until it contains `needle`.
+fn wait_stderr(p: &Spawned, needle: &str, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !p.stderr().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: no {needle:?} on gtrace's stderr: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `gtrace leaks --json` (with `--trace` when `traced`) over 3 s while `leaky` leaks
+/// for 1.5 s; returns the report and the fixture's own counts. A traced run starts the leaks
+/// only once the probes are attached, so every leaked goroutine is created while traced.
+fn run_leaky(p: &mut Spawned, traced: bool, what: &str) -> (Value, HashMap<String, u64>) {
     let pid = p.pid().to_string();
-    let child = start_gtrace(&[
+    let mut args = vec![
         "leaks",
         "-p",
         &pid,
@@ -146,7 +171,14 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
         "--interval",
         "250ms",
         "--json",
-    ]);
+    ];
+    if traced {
+        args.push("--trace");
+    }
+    let mut g = Spawned::from_command(gtrace::command(&args)).expect("spawn gtrace");
+    if traced {
+        wait_stderr(&g, "lifecycle events traced", what);
+    }
     p.write_line("start").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     p.write_line("stop").unwrap();
@@ -154,12 +186,35 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
         .wait_for(Duration::from_secs(10), |l| l.starts_with("stopped "))
         .unwrap_or_else(|e| panic!("{what}: {e:#}"));
     let made = parse_stopped(stopped.last().unwrap());
-    let out = finish(child, &what);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stderr}"));
+    let status = g
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    let stderr = g.stderr();
+    assert_eq!(status.code(), Some(0), "{what}: {stderr}");
+    let line = g
+        .next_line(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{what}: no report: {e:#}"));
+    let doc: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stderr}"));
+    (doc, made)
+}
+
+fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>, traced: bool) {
+    let what = format!("leaky {tc} {v}{}", if traced { " --trace" } else { "" });
+    let mut p = spawn_leaky(tc, v);
+    let (doc, made) = run_leaky(&mut p, traced, &what);
     check_schema(&doc, &what);
+    if traced {
+        let t = &doc["trace"];
+        assert!(t["events"].as_u64().unwrap() > 0, "{what}: {t}");
+        // As in the lifecycle tests: this workload never fills the ring buffer.
+        for k in ["dropped", "decode_errors", "probe_errors", "untracked"] {
+            assert_eq!(t[k], 0, "{what}: events lost: {t}");
+        }
+        assert!(t["detach_problem"].is_null(), "{what}: {t}");
+    } else {
+        assert!(doc["trace"].is_null(), "{what}");
+    }
     let groups = doc["groups"].as_array().expect("groups");
     let dump = final_dump(p.pid());
     let minor = tc.minor().1;
@@ -209,6 +264,29 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
             "{what}: {name}: age {max_age}"
         );
         assert!(!g["example_goids"].as_array().unwrap().is_empty());
+        if traced {
+            // Created while traced, parked once, never woken: every count is exact.
+            let t = &g["trace"];
+            assert_eq!(t["watched"], n, "{what}: {name}: {t}");
+            assert_eq!(t["woke"], 0, "{what}: {name}: {t}");
+            assert_eq!(t["exited"], 0, "{what}: {name}: {t}");
+            assert_eq!(t["created_in_window"], n, "{what}: {name}: {t}");
+            assert_eq!(t["exact_ages"], n, "{what}: {name}: {t}");
+            let reasons: Vec<&str> = g["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            assert!(
+                reasons.iter().any(|r| r.starts_with(&format!(
+                    "never woken: none of the {n} goroutine(s) seen here"
+                ))),
+                "{what}: {name}: {reasons:?}"
+            );
+        } else {
+            assert!(g["trace"].is_null(), "{what}: {name}");
+        }
     }
     let leaking: Vec<&Value> = groups.iter().filter(|g| g["leak"] == true).collect();
     assert_eq!(
@@ -219,6 +297,19 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
     assert_eq!(doc["leaking_groups"], SITES.len());
     let pool = group(groups, "main.worker", "main.main");
     assert!(pool.iter().all(|g| g["leak"] == false), "{what}: {pool:#?}");
+    if traced {
+        // The pool parks in a channel receive between jobs and is woken every 200µs: the
+        // events show it, even when every snapshot catches each worker parked.
+        let parked: Vec<_> = pool
+            .iter()
+            .filter(|g| g["wait_reason"] == "chan receive")
+            .collect();
+        assert_eq!(parked.len(), 1, "{what}: {pool:#?}");
+        let g = parked[0];
+        assert_eq!(g["woken"], true, "{what}: {g:#}");
+        assert!(g["trace"]["woke"].as_u64().unwrap() >= 1, "{what}: {g:#}");
+        assert!(g["rules"].as_array().unwrap().is_empty(), "{what}: {g:#}");
+    }
 }
 
 /// Every leak site of `leaky` found with its exact count, sites, category and growth, and
@@ -228,7 +319,33 @@ fn leaks_finds_every_site_in_the_matrix() {
     let lines = site_lines();
     assert_eq!(lines.len(), 10, "SITE markers in leaky/main.go: {lines:?}");
     for (tc, v) in fixture::matrix().unwrap_or_else(|e| panic!("{e:#}")) {
-        check_leaky(&tc, v, &lines);
+        check_leaky(&tc, v, &lines, false);
+    }
+}
+
+/// The matrix, or only Go `$GTRACE_TEST_GO` (e.g. `1.27`) when set, as in the lifecycle
+/// tests.
+fn cells() -> Vec<(Toolchain, Variant)> {
+    let only = std::env::var("GTRACE_TEST_GO").ok();
+    let cells: Vec<_> = fixture::matrix()
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .filter(|(tc, _)| only.as_deref().is_none_or(|o| o == tc.minor_str()))
+        .collect();
+    assert!(
+        !cells.is_empty(),
+        "no toolchain matches GTRACE_TEST_GO={only:?}"
+    );
+    cells
+}
+
+/// `--trace`: the same exact counts and sites, plus the events' evidence — every leaked
+/// goroutine watched, created while traced, never woken, with an exact age; the healthy pool
+/// shown woken and not flagged — every toolchain x every variant.
+#[test]
+fn leaks_trace_in_the_matrix() {
+    let lines = site_lines();
+    for (tc, v) in cells() {
+        check_leaky(&tc, v, &lines, true);
     }
 }
 
