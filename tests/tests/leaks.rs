@@ -187,7 +187,7 @@ fn run_leaky(p: &mut Spawned, traced: bool, what: &str) -> (Value, HashMap<Strin
         .unwrap_or_else(|e| panic!("{what}: {e:#}"));
     let made = parse_stopped(stopped.last().unwrap());
     let status = g
-        .wait_exit(Duration::from_secs(60))
+        .wait_exit(Duration::from_mins(1))
         .unwrap_or_else(|e| panic!("{what}: {e:#}"));
     let stderr = g.stderr();
     assert_eq!(status.code(), Some(0), "{what}: {stderr}");
@@ -205,13 +205,7 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>, traced:
     let (doc, made) = run_leaky(&mut p, traced, &what);
     check_schema(&doc, &what);
     if traced {
-        let t = &doc["trace"];
-        assert!(t["events"].as_u64().unwrap() > 0, "{what}: {t}");
-        // As in the lifecycle tests: this workload never fills the ring buffer.
-        for k in ["dropped", "decode_errors", "probe_errors", "untracked"] {
-            assert_eq!(t[k], 0, "{what}: events lost: {t}");
-        }
-        assert!(t["detach_problem"].is_null(), "{what}: {t}");
+        check_traced_window(&doc["trace"], &what);
     } else {
         assert!(doc["trace"].is_null(), "{what}");
     }
@@ -265,25 +259,7 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>, traced:
         );
         assert!(!g["example_goids"].as_array().unwrap().is_empty());
         if traced {
-            // Created while traced, parked once, never woken: every count is exact.
-            let t = &g["trace"];
-            assert_eq!(t["watched"], n, "{what}: {name}: {t}");
-            assert_eq!(t["woke"], 0, "{what}: {name}: {t}");
-            assert_eq!(t["exited"], 0, "{what}: {name}: {t}");
-            assert_eq!(t["created_in_window"], n, "{what}: {name}: {t}");
-            assert_eq!(t["exact_ages"], n, "{what}: {name}: {t}");
-            let reasons: Vec<&str> = g["reasons"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r.as_str().unwrap())
-                .collect();
-            assert!(
-                reasons.iter().any(|r| r.starts_with(&format!(
-                    "never woken: none of the {n} goroutine(s) seen here"
-                ))),
-                "{what}: {name}: {reasons:?}"
-            );
+            check_traced_leak(g, n, &format!("{what}: {name}"));
         } else {
             assert!(g["trace"].is_null(), "{what}: {name}");
         }
@@ -298,18 +274,57 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>, traced:
     let pool = group(groups, "main.worker", "main.main");
     assert!(pool.iter().all(|g| g["leak"] == false), "{what}: {pool:#?}");
     if traced {
-        // The pool parks in a channel receive between jobs and is woken every 200µs: the
-        // events show it, even when every snapshot catches each worker parked.
-        let parked: Vec<_> = pool
-            .iter()
-            .filter(|g| g["wait_reason"] == "chan receive")
-            .collect();
-        assert_eq!(parked.len(), 1, "{what}: {pool:#?}");
-        let g = parked[0];
-        assert_eq!(g["woken"], true, "{what}: {g:#}");
-        assert!(g["trace"]["woke"].as_u64().unwrap() >= 1, "{what}: {g:#}");
-        assert!(g["rules"].as_array().unwrap().is_empty(), "{what}: {g:#}");
+        check_traced_pool(&pool, &what);
     }
+}
+
+/// The window's trace totals: events seen, none lost (as in the lifecycle tests, this
+/// workload never fills the ring buffer), probes verified detached.
+fn check_traced_window(t: &Value, what: &str) {
+    assert!(t["events"].as_u64().unwrap() > 0, "{what}: {t}");
+    for k in ["dropped", "decode_errors", "probe_errors", "untracked"] {
+        assert_eq!(t[k], 0, "{what}: events lost: {t}");
+    }
+    assert!(t["detach_problem"].is_null(), "{what}: {t}");
+}
+
+/// A leaked group of `n`: created while traced, parked once, never woken — every count
+/// exact, and the verdict says so.
+fn check_traced_leak(grp: &Value, n: u64, what: &str) {
+    let t = &grp["trace"];
+    assert_eq!(t["watched"], n, "{what}: {t}");
+    assert_eq!(t["woke"], 0, "{what}: {t}");
+    assert_eq!(t["exited"], 0, "{what}: {t}");
+    assert_eq!(t["created_in_window"], n, "{what}: {t}");
+    assert_eq!(t["exact_ages"], n, "{what}: {t}");
+    let never = format!("never woken: none of the {n} goroutine(s) seen here");
+    let reasons = grp["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with(&never)),
+        "{what}: {reasons:?}"
+    );
+}
+
+/// The pool parks in a channel receive between jobs and is woken every 200µs: the events
+/// show it, even when every snapshot catches each worker parked; no rule fires.
+fn check_traced_pool(pool: &[&Value], what: &str) {
+    let parked: Vec<_> = pool
+        .iter()
+        .filter(|grp| grp["wait_reason"] == "chan receive")
+        .collect();
+    assert_eq!(parked.len(), 1, "{what}: {pool:#?}");
+    let grp = parked[0];
+    assert_eq!(grp["woken"], true, "{what}: {grp:#}");
+    assert!(
+        grp["trace"]["woke"].as_u64().unwrap() >= 1,
+        "{what}: {grp:#}"
+    );
+    assert!(
+        grp["rules"].as_array().unwrap().is_empty(),
+        "{what}: {grp:#}"
+    );
 }
 
 /// Every leak site of `leaky` found with its exact count, sites, category and growth, and
