@@ -7,7 +7,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use crate::goroutines::{FuncKind, Goroutine};
+use crate::goroutines::{
+    FuncKind, Goroutine,
+    symbols::{CachedSymbols, SourceFrame, Symbols},
+};
 
 /// One logical frame of a profiled stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,6 +23,73 @@ pub struct Frame {
     pub line: u32,
     /// The physical frame's PC (inlined frames share their caller's).
     pub pc: u64,
+}
+
+/// Logical frames (innermost first) as Go's profiles show them: `runtime.CallersFrames` drops
+/// wrapper functions unless they called a panic (`elideWrapperCalling`), and runtime/pprof
+/// stops at `runtime.goexit` (runtime/symtab.go, runtime/pprof/proto.go `allFrames`).
+fn elide<'a>(frames: impl IntoIterator<Item = (&'a SourceFrame, u64)>) -> Vec<Frame> {
+    let mut out = Vec::new();
+    let mut callee = FuncKind::Normal;
+    for (src, pc) in frames {
+        let kind = src.kind;
+        if kind == FuncKind::Goexit {
+            break;
+        }
+        let c = std::mem::replace(&mut callee, kind);
+        if kind == FuncKind::Wrapper
+            && !matches!(
+                c,
+                FuncKind::Gopanic | FuncKind::Sigpanic | FuncKind::Panicwrap
+            )
+        {
+            continue;
+        }
+        out.push(Frame {
+            function: src.function.clone(),
+            file: src.file.clone(),
+            line: src.line,
+            pc,
+        });
+    }
+    out
+}
+
+/// The frames of a stack captured by a probe (`pcs` innermost first: the probed instruction,
+/// then return addresses, runtime addresses), symbolized with inlined calls expanded and
+/// elided as Go's profiles do; leading frames whose function `skip` accepts are dropped (the
+/// probed runtime function and its plumbing). An unknown PC becomes a frame named after it.
+pub fn frames_of_pcs<S: Symbols>(
+    syms: &CachedSymbols<S>,
+    pcs: &[u64],
+    skip: fn(&str) -> bool,
+) -> Vec<Frame> {
+    let mut logical: Vec<(SourceFrame, u64)> = Vec::new();
+    for (i, &pc) in pcs.iter().enumerate() {
+        let Some(func) = syms.func_at(if i > 0 { pc.wrapping_sub(1) } else { pc }) else {
+            logical.push((
+                SourceFrame {
+                    function: format!("{pc:#x}").into(),
+                    file: "?".into(),
+                    line: 0,
+                    inlined: false,
+                    kind: FuncKind::Normal,
+                },
+                pc,
+            ));
+            continue;
+        };
+        // A return address points after the CALL: symbolize the CALL (as the runtime does).
+        let sym_pc = if i > 0 && pc > func.entry { pc - 1 } else { pc };
+        for f in syms.source_frames(&func, sym_pc).iter() {
+            logical.push((f.clone(), pc));
+        }
+    }
+    let start = logical
+        .iter()
+        .position(|(f, _)| !skip(&f.function))
+        .unwrap_or(logical.len());
+    elide(logical[start..].iter().map(|(f, pc)| (f, *pc)))
 }
 
 /// A distinct stack (innermost frame first) and how many goroutines have it.
@@ -54,29 +124,14 @@ impl StackCounter {
         // As Go's profile: `runtime.CallersFrames` drops wrapper functions unless they called
         // a panic (`elideWrapperCalling`), and runtime/pprof stops at `runtime.goexit`
         // (runtime/symtab.go, runtime/pprof/proto.go `allFrames`).
-        let mut frames = Vec::new();
-        let mut callee = FuncKind::Normal;
-        for f in g.stack.frames.iter().chain(&g.stack.tail) {
-            let kind = f.src.kind;
-            if kind == FuncKind::Goexit {
-                break;
-            }
-            let c = std::mem::replace(&mut callee, kind);
-            if kind == FuncKind::Wrapper
-                && !matches!(
-                    c,
-                    FuncKind::Gopanic | FuncKind::Sigpanic | FuncKind::Panicwrap
-                )
-            {
-                continue;
-            }
-            frames.push(Frame {
-                function: f.src.function.clone(),
-                file: f.src.file.clone(),
-                line: f.src.line,
-                pc: f.pc,
-            });
-        }
+        let frames = elide(
+            g.stack
+                .frames
+                .iter()
+                .chain(&g.stack.tail)
+                .map(|f| (&f.src, f.pc)),
+        );
+        let mut frames = frames;
         if frames.is_empty() {
             frames.push(Frame {
                 function: format!("[{}]", g.status).into(),
