@@ -521,19 +521,23 @@ fn profile_totals_match_the_dump_in_the_matrix() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// `--kind block` says it needs `gtrace record` instead of writing anything.
+/// `--kind block` on a process that does not exist: exit 5 before anything is written.
 #[test]
-fn profile_block_is_not_yet_available() {
+fn profile_block_of_a_missing_process() {
+    // Above the kernel's largest pid_max (2^22): no such process.
     let out = Command::new(gtrace::bin())
-        .args(["profile", "-p", "1", "-o", "/dev/null", "--kind", "block"])
+        .args([
+            "profile",
+            "-p",
+            "4194305",
+            "-o",
+            "/nonexistent/x",
+            "--kind",
+            "block",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("not yet available") && err.contains("gtrace record"),
-        "{err}"
-    );
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
 }
 
 /// An interval longer than the window is a usage error (exit 2), checked before attaching.
