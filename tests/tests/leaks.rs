@@ -158,8 +158,9 @@ fn wait_stderr(p: &Spawned, needle: &str, what: &str) {
 }
 
 /// Runs `gtrace leaks --json` (with `--trace` when `traced`) over 3 s while `leaky` leaks
-/// for 1.5 s; returns the report and the fixture's own counts. A traced run starts the leaks
-/// only once the probes are attached, so every leaked goroutine is created while traced.
+/// for 1.5 s from the first snapshot on; returns the report and the fixture's own counts. A
+/// traced run starts the leaks once the probes are attached, so every leaked goroutine is
+/// created while traced.
 fn run_leaky(p: &mut Spawned, traced: bool, what: &str) -> (Value, HashMap<String, u64>) {
     let pid = p.pid().to_string();
     let mut args = vec![
@@ -176,9 +177,17 @@ fn run_leaky(p: &mut Spawned, traced: bool, what: &str) -> (Value, HashMap<Strin
         args.push("--trace");
     }
     let mut g = Spawned::from_command(gtrace::command(&args)).expect("spawn gtrace");
-    if traced {
-        wait_stderr(&g, "lifecycle events traced", what);
-    }
+    // Start leaking only once sampling has begun (and, traced, the probes are attached): a
+    // slow start under load would otherwise see the leaks already grown.
+    wait_stderr(
+        &g,
+        if traced {
+            "lifecycle events traced"
+        } else {
+            "gtrace: sampling pid"
+        },
+        what,
+    );
     p.write_line("start").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     p.write_line("stop").unwrap();
