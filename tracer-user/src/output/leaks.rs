@@ -401,4 +401,84 @@ mod tests {
         assert_eq!(g["rules"][0], "growing");
         assert_eq!(g["example_goids"].as_array().unwrap().len(), 5);
     }
+
+    #[test]
+    fn traced_windows_show_their_losses_and_wakes() {
+        use crate::analysis::leaks::{TraceEvidence, TraceInput, trace::Lifecycle};
+        let mut t = Tracker::new();
+        for i in 0..3u64 {
+            t.snapshot_read(
+                i as f64,
+                Some((i * 1_000, i * 1_000 + 10)),
+                (0..=i * 2).map(|g| sample(100 + g)),
+            );
+        }
+        let life = Lifecycle::new();
+        let groups: Vec<_> = t
+            .finish_traced(&TraceInput {
+                life: &life,
+                lost: 7,
+                traced_secs: 2.0,
+                reasons: &[],
+            })
+            .into_iter()
+            .map(|g| {
+                let v = evaluate(&g, &Config::default());
+                (g, v)
+            })
+            .collect();
+        assert_eq!(
+            groups[0].0.trace,
+            Some(TraceEvidence {
+                watched: 5,
+                woke: 0,
+                exited: 0,
+                created_in_window: 0,
+                exact_ages: 0,
+                events_lost: 7,
+                traced_secs: 2.0,
+            })
+        );
+        let summary = TraceSummary {
+            seconds: 2.0,
+            events: 1234,
+            dropped: 5,
+            decode_errors: 0,
+            probe_errors: 2,
+            untracked: 0,
+            detach_problem: None,
+        };
+        let r = Report {
+            pid: 7,
+            go_version: "go1.27.3",
+            snapshots: 3,
+            window_secs: 2.0,
+            interval_secs: 1.0,
+            goroutines: 5,
+            hidden_groups: 0,
+            trace: Some(&summary),
+            groups: &groups,
+        };
+        let mut text = Vec::new();
+        write_text(&mut text, &r).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("traced 2.0 s: 1234 events, 7 lost (5 ring buffer full, 0 undecodable, 2 failed reads, 0 untracked)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("woke never (0 of 5 traced ran again)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("no wake seen among the 5 goroutine(s) seen here in 2 s of tracing, but 7 events were lost"),
+            "{text}"
+        );
+        let mut json = Vec::new();
+        write_json(&mut json, &r).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["trace"]["dropped"], 5);
+        assert_eq!(v["groups"][0]["trace"]["watched"], 5);
+        assert_eq!(v["groups"][0]["woken"], false);
+    }
 }
