@@ -170,6 +170,7 @@ impl StackCounter {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::goroutines::symbols::FuncInfo;
 
     pub(crate) fn frame(function: &str, line: u32, pc: u64) -> Frame {
         Frame {
@@ -178,6 +179,76 @@ pub(crate) mod tests {
             line,
             pc,
         }
+    }
+
+    /// One function per 0x100 bytes (gopark, chanrecv, main.a, a wrapper, goexit); main.a
+    /// has main.inner inlined below 0x350; the line is the PC's low byte.
+    struct Fake;
+
+    const FUNCS: &[(u64, &str, FuncKind)] = &[
+        (0x100, "runtime.gopark", FuncKind::Normal),
+        (0x200, "runtime.chanrecv", FuncKind::Normal),
+        (0x300, "main.a", FuncKind::Normal),
+        (0x400, "main.a.gowrap1", FuncKind::Wrapper),
+        (0x500, "runtime.goexit", FuncKind::Goexit),
+    ];
+
+    impl Symbols for Fake {
+        fn func_at(&self, pc: u64) -> Option<FuncInfo> {
+            let &(entry, name, kind) = FUNCS.iter().find(|f| pc >= f.0 && pc < f.0 + 0x100)?;
+            Some(FuncInfo {
+                entry,
+                name: name.into(),
+                kind,
+                top_frame: false,
+                sp_write: false,
+            })
+        }
+
+        fn sp_delta(&self, _: &FuncInfo, _: u64) -> Option<u32> {
+            None
+        }
+
+        fn source_frames(&self, func: &FuncInfo, pc: u64) -> Vec<SourceFrame> {
+            let frame = |function: &str, inlined| SourceFrame {
+                function: function.into(),
+                file: "/src/main.go".into(),
+                line: (pc & 0xff) as u32,
+                inlined,
+                kind: func.kind,
+            };
+            let mut v = Vec::new();
+            if &*func.name == "main.a" && pc < 0x350 {
+                v.push(frame("main.inner", true));
+            }
+            v.push(frame(&func.name, false));
+            v
+        }
+    }
+
+    #[test]
+    fn probe_stacks_are_symbolized_like_go_profiles() {
+        let syms = CachedSymbols::new(Fake);
+        // The probe site in gopark, then return addresses (the CALL is one byte before).
+        let pcs = [0x106, 0x211, 0x321, 0x401, 0x501];
+        let f = frames_of_pcs(&syms, &pcs, |n| n == "runtime.gopark");
+        let names: Vec<(&str, u32, u64)> = f.iter().map(|f| (&*f.function, f.line, f.pc)).collect();
+        // gopark skipped, inlined main.inner expanded at its caller's PC, the wrapper and
+        // everything from goexit on dropped, lines of the CALL (pc - 1).
+        assert_eq!(
+            names,
+            [
+                ("runtime.chanrecv", 0x10, 0x211),
+                ("main.inner", 0x20, 0x321),
+                ("main.a", 0x20, 0x321),
+            ]
+        );
+        // A return address at a function's first byte belongs to the previous function.
+        let f = frames_of_pcs(&syms, &[0x106, 0x300], |_| false);
+        assert_eq!(&*f[1].function, "runtime.chanrecv");
+        // Unknown PCs are kept, named after themselves.
+        let f = frames_of_pcs(&syms, &[0x106, 0x9999], |n| n == "runtime.gopark");
+        assert_eq!(&*f[0].function, "0x9999");
     }
 
     #[test]
