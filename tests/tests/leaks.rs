@@ -549,6 +549,18 @@ fn profile_block_of_a_missing_process() {
     assert_eq!(out.status.code(), Some(5), "{out:?}");
 }
 
+/// `-d` or `--view` with a goroutine profile (one snapshot) is a usage error (exit 2).
+#[test]
+fn profile_window_flags_need_kind_block() {
+    for extra in [["-d", "2s"], ["--view", "wakers"]] {
+        let out = gtrace::command(["profile", "-p", "1", "-o", "/dev/null"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
+    }
+}
+
 /// An interval longer than the window is a usage error (exit 2), checked before attaching.
 #[test]
 fn leaks_interval_longer_than_window_is_usage() {

@@ -296,3 +296,47 @@ fn block_profile_folded_and_svg() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The target exits mid-window: what was seen is written (and readable by `go tool pprof`),
+/// the exit code says the process is gone (5).
+#[test]
+fn block_profile_when_the_target_exits() {
+    let tc = go::newest().unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = std::env::temp_dir().join(format!("gtrace-block-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("exit.pb.gz");
+    let mut p = spawn_pingpong(&tc, Variant::Default);
+    let pid = p.pid().to_string();
+    let mut g = Spawned::from_command(gtrace::command([
+        "profile",
+        "-p",
+        &pid,
+        "--kind",
+        "block",
+        "-d",
+        "60s",
+        "-o",
+        file.to_str().unwrap(),
+    ]))
+    .expect("spawn gtrace");
+    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+    while !g.stderr().contains("attached to pid") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no attach: {}",
+            g.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.write_line("park").unwrap();
+    p.wait_for_line("parked", LINE_TIMEOUT).unwrap();
+    p.write_line("quit").unwrap();
+    let status = g.wait_exit(Duration::from_secs(30)).unwrap();
+    let stderr = g.stderr();
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("exited during the window"), "{stderr}");
+    let (parks, ns) = stderr_totals(&stderr, "exit");
+    assert!(parks >= 6, "{stderr}");
+    check_totals(&tc, &file, "parks", (parks, ns), "exit");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -54,9 +54,10 @@ pub enum Kind {
 }
 
 /// Which stacks a block profile is keyed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum View {
     /// The parking goroutines' stacks.
+    #[default]
     Parked,
     /// The stacks of the goroutines (or runtime code) that woke them.
     Wakers,
@@ -78,12 +79,13 @@ pub struct ProfileArgs {
     /// Profile kind.
     #[arg(long, value_enum, default_value_t = Kind::Goroutine)]
     pub kind: Kind,
-    /// How long to trace (--kind block).
-    #[arg(short, long, default_value = "10s", value_parser = duration::parse)]
-    pub duration: Duration,
-    /// Stacks of a block profile: where goroutines parked, or who woke them (--kind block).
-    #[arg(long, value_enum, default_value_t = View::Parked)]
-    pub view: View,
+    /// How long to trace (--kind block; default 10s).
+    #[arg(short, long, value_parser = duration::parse)]
+    pub duration: Option<Duration>,
+    /// Stacks of a block profile: where goroutines parked (default), or who woke them
+    /// (--kind block).
+    #[arg(long, value_enum)]
+    pub view: Option<View>,
 }
 
 /// Takes the snapshot (or traces the window) and writes the profile; prints a one-line
@@ -91,6 +93,13 @@ pub struct ProfileArgs {
 pub fn run(args: &ProfileArgs) -> Result<Exit> {
     if args.kind == Kind::Block {
         return block::run(args);
+    }
+    if args.duration.is_some() || args.view.is_some() {
+        eprintln!(
+            "gtrace: error: -d/--duration and --view apply to --kind block only (a goroutine \
+             profile is one snapshot)"
+        );
+        return Ok(Exit::Usage);
     }
     let target = Target::open(args.pid)?;
     let mut counter = StackCounter::new();

@@ -7,7 +7,7 @@ use std::{
     fs::File,
     io::{BufWriter, Write as _},
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context as _, Result};
@@ -25,8 +25,13 @@ use crate::{
     probes::session::{self, Options, StopReason},
 };
 
-/// Traces `args.pid` for `args.duration` and writes its block profile to `args.output`.
+/// The window when `-d` is not given.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// Traces `args.pid` for `duration` and writes its block profile to `args.output`.
 pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
+    let duration = args.duration.unwrap_or(DEFAULT_DURATION);
+    let view = args.view.unwrap_or_default();
     let pid = u32::try_from(args.pid).context("the PID must be positive")?;
     let target =
         session::Target::open(pid).with_context(|| format!("preparing to trace process {pid}"))?;
@@ -45,7 +50,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
     let summary = session::run(
         &target,
         &Options {
-            duration: Some(args.duration),
+            duration: Some(duration),
             stop,
         },
         || {
@@ -55,7 +60,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
             start.set((ktime_now(), wall));
             eprintln!(
                 "gtrace: attached to pid {pid}; tracing for {:.1} s…",
-                args.duration.as_secs_f64()
+                duration.as_secs_f64()
             );
         },
         |e| rec.apply(e),
@@ -69,7 +74,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
         target.bias,
         target.plan.version.minor,
     ));
-    let (samples, skip, view): (_, fn(&str) -> bool, _) = match args.view {
+    let (samples, skip, pprof_view): (_, fn(&str) -> bool, _) = match view {
         View::Parked => (
             &profile.parked,
             block::is_park_plumbing,
@@ -94,7 +99,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
             let exe = target.process.exe_display.display().to_string();
             let p = pprof::block_profile(
                 &stacks,
-                view,
+                pprof_view,
                 &exe,
                 start_wall,
                 i64::try_from(window_ns).unwrap_or(i64::MAX),
@@ -108,7 +113,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
             &format!(
                 "time parked in pid {pid} over {:.1} s{}",
                 summary.elapsed.as_secs_f64(),
-                if args.view == View::Wakers {
+                if view == View::Wakers {
                     ", by waker"
                 } else {
                     ""
@@ -124,7 +129,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
         "gtrace: block profile of pid {pid} over {:.1} s ({} view): {parks} parks, {ns} ns \
          parked, {} stacks written to {}",
         summary.elapsed.as_secs_f64(),
-        if args.view == View::Wakers {
+        if view == View::Wakers {
             "wakers"
         } else {
             "parked"
@@ -132,7 +137,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
         stacks.len(),
         args.output.display()
     );
-    if args.view == View::Parked && profile.open > 0 {
+    if view == View::Parked && profile.open > 0 {
         eprintln!(
             "gtrace: {} of those parks were still open at the end and count up to it",
             profile.open
