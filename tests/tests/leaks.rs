@@ -549,6 +549,40 @@ fn profile_block_of_a_missing_process() {
     assert_eq!(out.status.code(), Some(5), "{out:?}");
 }
 
+/// Without `--trace` nothing is attached: while `gtrace leaks` samples, the target's code at
+/// every lifecycle probe site is byte-for-byte its file's. With `--trace` the same check sees
+/// the breakpoints (so it can tell).
+#[test]
+fn leaks_default_mode_attaches_no_probes() {
+    let tc = go::newest().unwrap_or_else(|e| panic!("{e:#}"));
+    let p = spawn_leaky(&tc, Variant::Default);
+    let target = tracer_user::probes::session::Target::open(p.pid()).expect("plan");
+    let pid = p.pid().to_string();
+    let patched = |traced: bool| -> usize {
+        let mut args = vec!["leaks", "-p", &pid, "-d", "2s", "--interval", "500ms"];
+        if traced {
+            args.push("--trace");
+        }
+        let mut g = Spawned::from_command(gtrace::command(&args)).expect("spawn gtrace");
+        wait_stderr(&g, "gtrace: sampling pid", "no probes");
+        std::thread::sleep(Duration::from_millis(300));
+        let n = target
+            .plan
+            .sites
+            .iter()
+            .filter(|s| tracer_user::probes::verify_detached(&target.process, s.offset).is_err())
+            .count();
+        let status = g.wait_exit(Duration::from_mins(1)).unwrap();
+        assert_eq!(status.code(), Some(0), "{}", g.stderr());
+        n
+    };
+    assert_eq!(patched(false), 0, "default mode must attach nothing");
+    assert!(
+        patched(true) > 0,
+        "--trace attached no uprobe the check could see"
+    );
+}
+
 /// `-d` or `--view` with a goroutine profile (one snapshot) is a usage error (exit 2).
 #[test]
 fn profile_window_flags_need_kind_block() {
