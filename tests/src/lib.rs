@@ -50,7 +50,7 @@
 //!   ([`process::GO_RUNTIME_ENV`]) on to the child. [`process::Spawned::wait_ready`] (lines before `ready`),
 //!   [`process::Spawned::wait_for_line`], [`process::Spawned::next_line`],
 //!   [`process::Spawned::write_line`], [`process::Spawned::signal`] ([`process::Signal`]:
-//!   `Quit`, `Usr1`, `Usr2`, `Term`, `Kill`), [`process::Spawned::stderr`],
+//!   `Quit`, `Usr1`, `Usr2`, `Term`, `Kill`, `Stop`, `Cont`), [`process::Spawned::stderr`],
 //!   [`process::Spawned::wait_exit`], [`process::Spawned::load_base`] /
 //!   [`process::Spawned::load_bias`] (runtime = link-time address + bias; non-zero only for
 //!   PIE). [`process::goroutine_dump`] runs a binary with
@@ -64,6 +64,15 @@
 //!   [`traceback::Dump::user_goroutines`] and [`traceback::Goroutine::level1_frames`] give
 //!   the `GOTRACEBACK=all` view of them. Its module docs say what Go shows and hides at each
 //!   traceback level, per version.
+//! - [`dumpcmp`]: gtrace's dump against the runtime's own, field by field:
+//!   [`dumpcmp::as_go_dump`] (our goroutines rendered as Go text and parsed back),
+//!   [`dumpcmp::level1`] (a `SIGQUIT` dump filtered to the `GOTRACEBACK=all` view, with
+//!   [`dumpcmp::wrappers`] from the binary's pclntab), [`dumpcmp::compare`] (every difference
+//!   as a readable line).
+//! - [`debian`]: real Go programs from Debian's archive ([`debian::NODE_EXPORTER`],
+//!   [`debian::ETCD`]), fetched by [`debian::fetch`] with `apt-get download` + `dpkg-deb -x`
+//!   into `$GTRACE_CACHE/debian/<package>_<version>/` (never installed); errors, not skips,
+//!   when the archive cannot be reached. [`debian::free_port`], [`debian::http_get`].
 //! - [`blocked`]: what the `blocked` fixture prints ([`blocked::parse_report`] →
 //!   [`blocked::Made`] `{ name, count, func, creator }`) and the status Go reports for each
 //!   kind per version ([`blocked::expected_status`]).
@@ -97,6 +106,8 @@
 //! ~0.1 s); `cargo xtask record-dumps` re-records `tests/testdata/dumps/`.
 
 pub mod blocked;
+pub mod debian;
+pub mod dumpcmp;
 pub mod fixture;
 pub mod go;
 pub mod gtrace;

@@ -47,6 +47,10 @@ pub enum Signal {
     Term,
     /// SIGKILL.
     Kill,
+    /// SIGSTOP: every thread stops (its memory then holds still for a reader).
+    Stop,
+    /// SIGCONT.
+    Cont,
 }
 
 impl Signal {
@@ -57,6 +61,8 @@ impl Signal {
             Signal::Usr2 => libc::SIGUSR2,
             Signal::Term => libc::SIGTERM,
             Signal::Kill => libc::SIGKILL,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Cont => libc::SIGCONT,
         }
     }
 }

@@ -1,0 +1,749 @@
+//! gtrace on real Go programs nobody here wrote: Debian 12's `prometheus-node-exporter` and
+//! `etcd-server`, fetched from the archive and unpacked into the cache (never installed; see
+//! `gtrace_tests::debian`). Both are built by Debian's Go 1.19, stripped, with cgo (dynamically
+//! linked; C code precedes `runtime.text` in `.text`) and `-trimpath`, and much larger than any
+//! fixture. Needs root and the network the first time; fails (never skips) with the reason
+//! when the packages cannot be fetched.
+//!
+//! Ground truth is Go's own: `go version -m` for build info, `go tool addr2line` for
+//! symbols, the runtime's `SIGQUIT` dump (`GOTRACEBACK=all`) for `gtrace dump`, the ELF file
+//! for stripped/PIE facts, and the target's own code bytes for "every breakpoint is gone".
+
+use std::{
+    collections::BTreeSet,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use gtrace_tests::{
+    debian::{self, Fetched, Package},
+    dumpcmp::{as_go_dump, compare, level1, wrappers},
+    go, gtrace,
+    process::{GOTRACEBACK_ALL, Signal, Spawned, quit_and_collect},
+    traceback,
+};
+use object::{Object as _, ObjectSection as _};
+use serde_json::Value;
+use tracer_user::{
+    gobin::GoBinary,
+    goroutines::{DumpOptions, Goroutine, target::Target},
+};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn fetch(pkg: &Package) -> Fetched {
+    debian::fetch(pkg).unwrap_or_else(|e| {
+        panic!(
+            "cannot fetch Debian package {} (these tests need Debian 12's archive; run \
+             `apt-get update` as root if the package lists are missing): {e:#}",
+            pkg.name
+        )
+    })
+}
+
+/// Go 1.19, Debian's: the toolchain that built both packages.
+fn go119() -> go::Toolchain {
+    go::by_version("1.19").unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// A running node exporter on a free loopback port, answering `/metrics`.
+struct NodeExporter {
+    p: Spawned,
+    port: u16,
+}
+
+impl NodeExporter {
+    fn start(bin: &Path) -> Self {
+        let port = debian::free_port().expect("free port");
+        let p = Spawned::spawn(
+            bin,
+            [
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                // A private, empty directory: no files from the host's textfile collector.
+                "--no-collector.textfile".to_owned(),
+            ],
+            &[GOTRACEBACK_ALL],
+        )
+        .expect("spawn node exporter");
+        let ne = Self { p, port };
+        ne.wait_serving();
+        ne
+    }
+
+    fn wait_serving(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match debian::http_get(self.port, "/metrics") {
+                Ok((200, body)) if body.contains("node_cpu_seconds_total") => return,
+                r if Instant::now() > deadline => panic!(
+                    "node exporter never served /metrics: {r:?}\n{}",
+                    self.p.stderr()
+                ),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// A single-member etcd on free loopback ports with a private data directory.
+struct Etcd {
+    p: Spawned,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Etcd {
+    fn start(bin: &Path) -> Self {
+        let dir = TempDir::new("etcd");
+        let (client, peer) = (debian::free_port().unwrap(), debian::free_port().unwrap());
+        let c = format!("http://127.0.0.1:{client}");
+        let pe = format!("http://127.0.0.1:{peer}");
+        let p = Spawned::spawn(
+            bin,
+            [
+                "--data-dir",
+                dir.0.to_str().unwrap(),
+                "--listen-client-urls",
+                &c,
+                "--advertise-client-urls",
+                &c,
+                "--listen-peer-urls",
+                &pe,
+                "--initial-advertise-peer-urls",
+                &pe,
+                "--initial-cluster",
+                &format!("default={pe}"),
+            ],
+            &[GOTRACEBACK_ALL],
+        )
+        .expect("spawn etcd");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match debian::http_get(client, "/health") {
+                Ok((200, body)) if body.contains("true") => break,
+                r if Instant::now() > deadline => {
+                    panic!("etcd never became healthy: {r:?}\n{}", p.stderr())
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        Self {
+            p,
+            port: client,
+            _dir: dir,
+        }
+    }
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> Self {
+        let d = std::env::temp_dir().join(format!(
+            "gtrace-realworld-{what}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// inspect
+
+/// `go version -m BIN`: (version, path, build settings).
+fn go_version_m(bin: &Path) -> (String, String, Vec<(String, String)>) {
+    let out = go119()
+        .command()
+        .args(["version", "-m"])
+        .arg(bin)
+        .output()
+        .expect("go version -m");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let version = lines
+        .next()
+        .and_then(|l| l.rsplit_once(": "))
+        .map(|(_, v)| v.to_owned())
+        .expect("version line");
+    let (mut path, mut settings) = (String::new(), Vec::new());
+    for l in lines {
+        let f: Vec<&str> = l.trim_start().splitn(2, '\t').collect();
+        match f.as_slice() {
+            ["path", p] => (*p).clone_into(&mut path),
+            ["build", kv] => {
+                let (k, v) = kv.split_once('=').unwrap();
+                settings.push((k.to_owned(), v.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    (version, path, settings)
+}
+
+fn check_inspect(pkg: &Package) {
+    let f = fetch(pkg);
+    let out = gtrace::command(["inspect", "--json"])
+        .arg(&f.binary)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: gtrace inspect failed: {}",
+        pkg.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (version, path, settings) = go_version_m(&f.binary);
+    let what = format!("{} {}", pkg.name, f.version);
+    assert_eq!(v["go_version"], version, "{what}");
+    assert_eq!(v["build_info"]["path"], path, "{what}");
+    let ours: Vec<(String, String)> = v["build_info"]["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            (
+                kv[0].as_str().unwrap().into(),
+                kv[1].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(ours, settings, "{what}: build settings");
+
+    // What the ELF file says, independently of gtrace.
+    let data = std::fs::read(&f.binary).unwrap();
+    let elf = object::File::parse(&*data).unwrap();
+    let has = |name: &str| elf.section_by_name(name).is_some();
+    assert_eq!(
+        v["symbols"]["symtab"],
+        has(".symtab"),
+        "{what}: {}",
+        v["symbols"]
+    );
+    assert_eq!(
+        v["symbols"]["dwarf"],
+        has(".debug_info") || has(".zdebug_info"),
+        "{what}: {}",
+        v["symbols"]
+    );
+    assert_eq!(
+        v["pie"],
+        elf.kind() == object::ObjectKind::Dynamic,
+        "{what}: PIE"
+    );
+    assert_eq!(v["symbols"]["pclntab"], "section", "{what}");
+    assert!(
+        v["layout"]["Ok"]["source"]
+            .as_str()
+            .is_some_and(|s| s.contains(version.as_str())),
+        "{what}: layout {}",
+        v["layout"]
+    );
+    assert!(
+        v["wait_reasons"]["Ok"]["strings"]
+            .as_array()
+            .is_some_and(|s| s.len() > 20),
+        "{what}: wait reasons {}",
+        v["wait_reasons"]
+    );
+    let sites = v["probe_sites"].as_array().unwrap();
+    assert!(sites.len() >= 10, "{what}: {} probe sites", sites.len());
+    for s in sites {
+        assert!(s["site"].is_object(), "{what}: no probe site: {s}");
+    }
+    println!(
+        "{what}: {version}, stripped {}, PIE {}, cgo {}, {} functions",
+        !has(".symtab"),
+        v["pie"],
+        settings
+            .iter()
+            .any(|kv| kv == &("CGO_ENABLED".into(), "1".into())),
+        v["pclntab"]["functions"]
+    );
+}
+
+#[test]
+fn inspect_matches_go_version_m_and_the_elf_file() {
+    check_inspect(&debian::NODE_EXPORTER);
+    check_inspect(&debian::ETCD);
+}
+
+// ---------------------------------------------------------------------------------------
+// symbolize
+
+/// Runs `go tool addr2line` on `pcs`: (function, `file:line`) per PC.
+fn addr2line(bin: &Path, pcs: &[u64]) -> Vec<(String, String)> {
+    let mut child = go119()
+        .command()
+        .args(["tool", "addr2line"])
+        .arg(bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("go tool addr2line starts");
+    let input = pcs.iter().fold(String::new(), |mut s, pc| {
+        use std::fmt::Write as _;
+        let _ = writeln!(s, "{pc:#x}");
+        s
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "addr2line: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2 * pcs.len(), "addr2line output");
+    lines
+        .chunks(2)
+        .map(|c| (c[0].to_owned(), c[1].to_owned()))
+        .collect()
+}
+
+/// Every function entry plus a deterministic sample of ≥1000 PCs inside functions.
+fn sample_pcs(bin: &GoBinary) -> Vec<u64> {
+    let funcs = bin.functions().unwrap();
+    let mut pcs: Vec<u64> = funcs.iter().map(|f| f.entry).collect();
+    let mut k: u64 = 0;
+    while pcs.len() < funcs.len() + 2000 {
+        let f = &funcs[(k as usize * 7) % funcs.len()];
+        k += 1;
+        let size = f.end - f.entry;
+        if size > 1 {
+            pcs.push(f.entry + 1 + (k * 7919) % (size - 1));
+        }
+    }
+    pcs
+}
+
+fn check_symbolize(pkg: &Package) {
+    let f = fetch(pkg);
+    let what = format!("{} {}", pkg.name, f.version);
+    let bin = GoBinary::open(&f.binary).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let pcs = sample_pcs(&bin);
+    // `go tool addr2line` (1.19 to at least 1.27) takes the Go text start from the ELF
+    // `.text` section; with cgo, C code (`_start`, crt, cgo stubs) comes first and Go's
+    // `runtime.text` (where pclntab offsets count from) is higher up. Its answers for a PC
+    // are thus those for PC + delta: ask it about PC - delta. gtrace uses runtime.text.
+    let data = std::fs::read(&f.binary).unwrap();
+    let elf = object::File::parse(&*data).unwrap();
+    let text = elf.section_by_name(".text").expect(".text").address();
+    let runtime_text = bin
+        .functions()
+        .unwrap()
+        .iter()
+        .map(|f| f.entry)
+        .min()
+        .unwrap();
+    let delta = runtime_text - text;
+    let want = addr2line(
+        &f.binary,
+        &pcs.iter().map(|pc| pc - delta).collect::<Vec<_>>(),
+    );
+    let mut mismatches = Vec::new();
+    for (pc, (wfunc, wpos)) in pcs.iter().zip(&want) {
+        let frames = bin
+            .symbolize(*pc)
+            .unwrap_or_else(|e| panic!("{what} {pc:#x}: {e}"));
+        let (inner, outer) = (&frames[0], frames.last().unwrap());
+        let pos = format!("{}:{}", inner.file, inner.line);
+        let wpos = if wpos == ":-1" { "?:0" } else { wpos.as_str() };
+        if &outer.function != wfunc || pos != wpos {
+            mismatches.push(format!(
+                "{pc:#x}: gtrace {} {pos} / addr2line {wfunc} {wpos}",
+                outer.function
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{what}: {} of {} PCs differ (addr2line asked at PC-{delta:#x}):\n{}",
+        mismatches.len(),
+        pcs.len(),
+        mismatches[..mismatches.len().min(20)].join("\n")
+    );
+    println!(
+        "{what}: {} PCs symbolize like go tool addr2line (text delta {delta:#x})",
+        pcs.len()
+    );
+}
+
+#[test]
+fn symbolize_matches_go_tool_addr2line() {
+    check_symbolize(&debian::NODE_EXPORTER);
+    check_symbolize(&debian::ETCD);
+}
+
+// ---------------------------------------------------------------------------------------
+// dump
+
+fn dump_of(t: &Target, system: bool) -> Vec<Goroutine> {
+    let mut v = Vec::new();
+    let stats = t
+        .dump(DumpOptions { system }, &mut |g| v.push(g))
+        .expect("dump");
+    assert_eq!(
+        stats.errors + stats.unreadable + stats.torn,
+        0,
+        "a stopped process must dump cleanly: {stats:?}"
+    );
+    v
+}
+
+/// gtrace's dump of the stopped target (`--system` and default view), then the runtime's own:
+/// the target is stopped (SIGSTOP) while gtrace reads it, SIGQUIT is queued, and SIGCONT
+/// lets the runtime print its dump before anything else of note can run.
+fn compare_with_sigquit(what: &str, bin: &Path, p: &mut Spawned) -> Vec<String> {
+    let t = Target::open(p.pid() as i32).unwrap_or_else(|e| panic!("{what}: open: {e}"));
+    let minor = t.version().minor;
+    p.signal(Signal::Stop).unwrap();
+    wait_stopped(p.pid());
+    let system = dump_of(&t, true);
+    let user = dump_of(&t, false);
+    p.signal(Signal::Quit).unwrap();
+    p.signal(Signal::Cont).unwrap();
+    let text = quit_and_collect(p).unwrap_or_else(|e| panic!("{what}: SIGQUIT dump: {e:#}"));
+    let go = traceback::parse(&text).unwrap_or_else(|e| panic!("{what}: parse Go dump: {e}"));
+    let mut diffs: Vec<String> = compare(&as_go_dump(&system, minor), &go)
+        .into_iter()
+        .map(|d| format!("{what} --system: {d}"))
+        .collect();
+    diffs.extend(
+        compare(
+            &as_go_dump(&user, minor),
+            &level1(&go, &wrappers(bin, minor)),
+        )
+        .into_iter()
+        .map(|d| format!("{what} default: {d}")),
+    );
+    let ids: BTreeSet<u64> = system.iter().map(|g| g.goid).collect();
+    println!(
+        "{what}: {} goroutines ({} in the default view), {} frames compared with SIGQUIT",
+        ids.len(),
+        user.len(),
+        system.iter().map(|g| g.stack.frames.len()).sum::<usize>()
+    );
+    diffs
+}
+
+/// Waits until every thread of `pid` is stopped (`T` in `/proc/PID/task/*/stat`).
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let all = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .all(|t| {
+                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| {
+                    s.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with('T'))
+                })
+            });
+        if all {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} never stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn dump_matches_the_runtimes_own_sigquit_dump() {
+    let mut diffs = Vec::new();
+    {
+        let f = fetch(&debian::NODE_EXPORTER);
+        let mut ne = NodeExporter::start(&f.binary);
+        // Some traffic first, so the HTTP server has grown its pools and timers.
+        for _ in 0..5 {
+            debian::http_get(ne.port, "/metrics").unwrap();
+        }
+        let what = format!("{} {}", debian::NODE_EXPORTER.name, f.version);
+        diffs.extend(compare_with_sigquit(&what, &f.binary, &mut ne.p));
+    }
+    {
+        let f = fetch(&debian::ETCD);
+        let mut e = Etcd::start(&f.binary);
+        for i in 0..20 {
+            put(e.port, &format!("k{i}"), "v");
+        }
+        let what = format!("{} {}", debian::ETCD.name, f.version);
+        diffs.extend(compare_with_sigquit(&what, &f.binary, &mut e.p));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+/// An etcd v3 put through its HTTP/JSON gateway.
+fn put(port: u16, key: &str, value: &str) {
+    use std::io::Read as _;
+    let b64 = |s: &str| {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in s.as_bytes().chunks(3) {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                out.push(if i <= c.len() {
+                    T[(n >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    };
+    let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /v3/kv/put HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "etcd put: {answer}");
+}
+
+// ---------------------------------------------------------------------------------------
+// record under load
+
+#[test]
+fn record_under_load_sees_the_server_and_detaches_cleanly() {
+    let f = fetch(&debian::NODE_EXPORTER);
+    let what = format!("{} {}", debian::NODE_EXPORTER.name, f.version);
+    let ne = NodeExporter::start(&f.binary);
+    let dir = TempDir::new("record");
+    let file = dir.0.join("ne.gtc");
+    let mut rec = Spawned::spawn(
+        &gtrace::bin(),
+        [
+            "record",
+            "-p",
+            &ne.p.pid().to_string(),
+            "-d",
+            "4s",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+        &[("GTRACE_LOG", "warn")],
+    )
+    .expect("spawn gtrace record");
+    let deadline = Instant::now() + TIMEOUT;
+    while !rec.stderr().contains("attached to pid") {
+        assert!(
+            Instant::now() < deadline && rec.try_status().is_none(),
+            "{what}: never attached: {}",
+            rec.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two clients scrape /metrics in a loop while gtrace records.
+    let stop = Arc::new(AtomicBool::new(false));
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, scrapes, port) = (stop.clone(), scrapes.clone(), ne.port);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let (code, _) = debian::http_get(port, "/metrics").expect("scrape");
+                    assert_eq!(code, 200);
+                    scrapes.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let st = rec.wait_exit(TIMEOUT).expect("gtrace record ends after -d");
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    assert!(st.success(), "{what}: gtrace record: {}", rec.stderr());
+
+    // Every probed instruction is the file's again, checked here independently of gtrace's
+    // own check (which the report's detach_problem carries).
+    let bin = GoBinary::open(&f.binary).unwrap();
+    let mut offsets: Vec<u64> = tracer_user::probes::lifecycle::plan(&bin)
+        .expect("lifecycle plan")
+        .sites
+        .iter()
+        .map(|s| s.offset)
+        .collect();
+    offsets.extend(
+        tracer_user::panics::plan(&bin)
+            .expect("panic plan")
+            .sites
+            .iter()
+            .map(|s| s.offset),
+    );
+    let process = tracer_user::target::Process::from_pid(ne.p.pid()).unwrap();
+    tracer_user::probes::verify_all_detached(&process, &offsets)
+        .unwrap_or_else(|e| panic!("{what}: breakpoint left after detaching: {e}"));
+    // And the server still works.
+    ne.wait_serving();
+
+    let out = gtrace::command(["report", "--json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["stop_reason"], "duration", "{what}: {s:#}");
+    assert_eq!(s["detach_problem"], "", "{what}: {s:#}");
+    let l = &s["losses"];
+    assert_eq!(l["complete"], true, "{what}: footer missing");
+    for k in ["dropped", "decode_errors", "probe_errors"] {
+        assert_eq!(l[k], 0, "{what}: {k} in {l:#}");
+    }
+    let n = scrapes.load(Ordering::Relaxed);
+    let ev = &s["events"];
+    for k in ["create", "park", "exit", "execute", "ready"] {
+        assert!(
+            ev[k].as_u64().is_some_and(|c| c > 0),
+            "{what}: no {k} events in {n} scrapes: {ev}"
+        );
+    }
+    // Each scrape is one connection served by one new goroutine (net/http's Serve loop).
+    assert!(
+        s["created"].as_u64().unwrap() >= n,
+        "{what}: {} creations for {n} scrapes",
+        s["created"]
+    );
+    let sites: Vec<&str> = s["blocking"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["site"].as_str())
+        .collect();
+    assert!(
+        sites
+            .iter()
+            .any(|x| x.starts_with("net.(*netFD).accept") || x.starts_with("net.(*netFD).Read")),
+        "{what}: the listener's accept or a connection read should block: {sites:?}"
+    );
+    println!(
+        "{what}: {n} scrapes; {} created, {} exited; events {ev}",
+        s["created"], s["exited"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// profile
+
+/// `go tool pprof -traces FILE` as a sorted list of (count, frames), without the goroutines
+/// that serve HTTP connections (the profile request itself and its helpers).
+fn pprof_traces(file: &Path) -> Vec<(u64, Vec<String>)> {
+    let out = go119()
+        .command()
+        .args(["tool", "pprof", "-traces"])
+        .arg(file)
+        .output()
+        .expect("go tool pprof");
+    assert!(
+        out.status.success(),
+        "go tool pprof -traces {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut traces = Vec::new();
+    for block in text.split("-----------+-------------------------------------------------------") {
+        let mut count = None;
+        let mut frames = Vec::new();
+        for line in block.lines().filter(|l| l.starts_with(' ')) {
+            let line = line.trim();
+            if count.is_none() {
+                let (c, f) = line.split_once(char::is_whitespace).expect(line);
+                count = Some(c.parse::<u64>().expect(line));
+                frames.push(f.trim().to_owned());
+            } else {
+                frames.push(line.to_owned());
+            }
+        }
+        let serving = frames.iter().any(|f| {
+            f.starts_with("net/http.(*conn).serve") || f.contains("(*connReader).backgroundRead")
+        });
+        if let (Some(c), false) = (count, serving) {
+            traces.push((c, frames));
+        }
+    }
+    traces.sort();
+    traces
+}
+
+#[test]
+fn goroutine_profile_matches_the_runtimes_own() {
+    let f = fetch(&debian::NODE_EXPORTER);
+    let what = format!("{} {}", debian::NODE_EXPORTER.name, f.version);
+    let ne = NodeExporter::start(&f.binary);
+    let dir = TempDir::new("profile");
+    let ours = dir.0.join("gtrace.pb.gz");
+    let out = gtrace::command(["profile", "--kind", "goroutine", "-p"])
+        .arg(ne.p.pid().to_string())
+        .arg("-o")
+        .arg(&ours)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // node_exporter serves net/http/pprof: the runtime's own goroutine profile, right after.
+    let theirs = dir.0.join("runtime.pb.gz");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", ne.port)).unwrap();
+    write!(
+        s,
+        "GET /debug/pprof/goroutine HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut answer).unwrap();
+    let body = memchr::memmem::find(&answer, b"\r\n\r\n").expect("HTTP answer") + 4;
+    assert!(answer.starts_with(b"HTTP/1.0 200"), "{what}: pprof handler");
+    std::fs::write(&theirs, &answer[body..]).unwrap();
+    let (o, t) = (pprof_traces(&ours), pprof_traces(&theirs));
+    assert!(!o.is_empty(), "{what}: empty profile");
+    assert_eq!(o, t, "{what}: gtrace's goroutine profile vs the runtime's");
+    println!(
+        "{what}: {} goroutine stacks match the runtime's profile",
+        o.len()
+    );
+}
