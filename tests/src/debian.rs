@@ -14,7 +14,10 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use anyhow::{Context as _, bail};
@@ -40,6 +43,27 @@ pub const ETCD: Package = Package {
     name: "etcd-server",
     binary: "usr/bin/etcd",
 };
+
+/// containerd (Debian 12: 1.6.20): the container runtime daemon.
+pub const CONTAINERD: Package = Package {
+    name: "containerd",
+    binary: "usr/bin/containerd",
+};
+
+/// restic (Debian 12: 0.14.0): a backup program (a CLI, not a server).
+pub const RESTIC: Package = Package {
+    name: "restic",
+    binary: "usr/bin/restic",
+};
+
+/// rclone (Debian 12: 1.60.1): cloud storage sync, one of the largest Go programs packaged.
+pub const RCLONE: Package = Package {
+    name: "rclone",
+    binary: "usr/bin/rclone",
+};
+
+/// Packages whose binaries are checked statically only (inspect, symbols).
+pub const STATIC_ONLY: &[Package] = &[CONTAINERD, RESTIC, RCLONE];
 
 /// A package unpacked in the cache.
 #[derive(Debug, Clone)]
@@ -91,7 +115,14 @@ pub fn fetch(pkg: &Package) -> anyhow::Result<Fetched> {
         .with_context(|| format!("cannot create {}", parent.display()))?;
     // Download and unpack in a private directory, then rename: concurrent test processes
     // never see a half-unpacked tree.
-    let tmp = parent.join(format!(".tmp-{}-{}", pkg.name, std::process::id()));
+    // Unique per process and call: test threads of one process fetch concurrently.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let tmp = parent.join(format!(
+        ".tmp-{}-{}-{}",
+        pkg.name,
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let result = download_and_unpack(pkg, &version, &tmp, &dir);

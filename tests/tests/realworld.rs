@@ -287,6 +287,9 @@ fn check_inspect(pkg: &Package) {
 fn inspect_matches_go_version_m_and_the_elf_file() {
     check_inspect(&debian::NODE_EXPORTER);
     check_inspect(&debian::ETCD);
+    for p in debian::STATIC_ONLY {
+        check_inspect(p);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -398,6 +401,9 @@ fn check_symbolize(pkg: &Package) {
 fn symbolize_matches_go_tool_addr2line() {
     check_symbolize(&debian::NODE_EXPORTER);
     check_symbolize(&debian::ETCD);
+    for p in debian::STATIC_ONLY {
+        check_symbolize(p);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
