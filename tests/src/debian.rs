@@ -76,6 +76,9 @@ pub struct Fetched {
     pub binary: PathBuf,
 }
 
+/// Numbers temporary directories of [`fetch`].
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
 /// `apt-get update` runs at most once per process (it is slow and needs the network).
 static UPDATED: Mutex<bool> = Mutex::new(false);
 
@@ -116,7 +119,6 @@ pub fn fetch(pkg: &Package) -> anyhow::Result<Fetched> {
     // Download and unpack in a private directory, then rename: concurrent test processes
     // never see a half-unpacked tree.
     // Unique per process and call: test threads of one process fetch concurrently.
-    static CALLS: AtomicU64 = AtomicU64::new(0);
     let tmp = parent.join(format!(
         ".tmp-{}-{}-{}",
         pkg.name,
