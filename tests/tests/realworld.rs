@@ -547,6 +547,52 @@ fn put(port: u16, key: &str, value: &str) {
 // ---------------------------------------------------------------------------------------
 // record under load
 
+/// Clients scraping node exporter's `/metrics` in a loop until stopped.
+struct Scrapers {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Scrapers {
+    fn start(port: u16, clients: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, done) = (stop.clone(), done.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let (code, _) = debian::http_get(port, "/metrics").expect("scrape");
+                        assert_eq!(code, 200, "scrape");
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            done,
+            threads,
+        }
+    }
+
+    /// Stops the clients; returns how many scrapes completed.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            t.join().expect("scrape client");
+        }
+        self.done.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Scrapers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn record_under_load_sees_the_server_and_detaches_cleanly() {
     let f = fetch(&debian::NODE_EXPORTER);
@@ -577,26 +623,9 @@ fn record_under_load_sees_the_server_and_detaches_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Two clients scrape /metrics in a loop while gtrace records.
-    let stop = Arc::new(AtomicBool::new(false));
-    let scrapes = Arc::new(AtomicU64::new(0));
-    let clients: Vec<_> = (0..2)
-        .map(|_| {
-            let (stop, scrapes, port) = (stop.clone(), scrapes.clone(), ne.port);
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let (code, _) = debian::http_get(port, "/metrics").expect("scrape");
-                    assert_eq!(code, 200);
-                    scrapes.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
+    let load = Scrapers::start(ne.port, 2);
     let st = rec.wait_exit(TIMEOUT).expect("gtrace record ends after -d");
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().expect("client thread");
-    }
+    let n = load.stop();
     assert!(st.success(), "{what}: gtrace record: {}", rec.stderr());
 
     // Every probed instruction is the file's again, checked here independently of gtrace's
@@ -638,7 +667,6 @@ fn record_under_load_sees_the_server_and_detaches_cleanly() {
     for k in ["dropped", "decode_errors", "probe_errors"] {
         assert_eq!(l[k], 0, "{what}: {k} in {l:#}");
     }
-    let n = scrapes.load(Ordering::Relaxed);
     let ev = &s["events"];
     for k in ["create", "park", "exit", "execute", "ready"] {
         assert!(
@@ -751,5 +779,146 @@ fn goroutine_profile_matches_the_runtimes_own() {
     println!(
         "{what}: {} goroutine stacks match the runtime's profile",
         o.len()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// trace, doctor, leaks, panics on the live server
+
+/// Runs `gtrace ARGS` to completion; returns stdout (panics with stderr if it fails).
+fn gtrace_ok(what: &str, args: &[&str]) -> String {
+    let out = gtrace::command(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: gtrace {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Scrapes while `gtrace trace` watches.
+const K: usize = 25;
+
+#[test]
+fn trace_doctor_leaks_and_panics_on_a_live_server() {
+    let f = fetch(&debian::NODE_EXPORTER);
+    let what = format!("{} {}", debian::NODE_EXPORTER.name, f.version);
+    let ne = NodeExporter::start(&f.binary);
+    let pid = ne.p.pid().to_string();
+
+    // The listener goroutine, from a dump (checked against SIGQUIT in another test).
+    let t = Target::open(ne.p.pid() as i32).unwrap();
+    let accept = dump_of(&t, false)
+        .into_iter()
+        .find(|g| {
+            g.stack
+                .frames
+                .iter()
+                .any(|f| &*f.src.function == "net.(*netFD).accept")
+        })
+        .unwrap_or_else(|| panic!("{what}: no goroutine in net.(*netFD).accept"))
+        .goid;
+
+    // trace: each scrape is one connection, served by one goroutine that the listener's
+    // goroutine creates in net/http.(*Server).Serve. Exactly K creations for K scrapes.
+    let mut tr = Spawned::spawn(
+        &gtrace::bin(),
+        [
+            "trace",
+            "-p",
+            &pid,
+            "--json",
+            "--kind",
+            "create",
+            "--func",
+            r"^net/http\.\(\*Server\)\.Serve",
+        ],
+        &[("GTRACE_LOG", "warn")],
+    )
+    .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while !tr.stderr().contains("gtrace: tracing pid") {
+        assert!(
+            Instant::now() < deadline && tr.try_status().is_none(),
+            "{what}: trace never attached: {}",
+            tr.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..K {
+        assert_eq!(debian::http_get(ne.port, "/metrics").unwrap().0, 200);
+    }
+    // gtrace drains every few ms: let it see the last creation before stopping it.
+    std::thread::sleep(Duration::from_millis(500));
+    tr.signal(Signal::Term).unwrap();
+    let st = tr.wait_exit(TIMEOUT).expect("trace exits on SIGTERM");
+    assert!(st.success(), "{what}: trace: {}", tr.stderr());
+    while tr.next_line(Duration::from_millis(200)).is_ok() {}
+    let creates: Vec<Value> = tr
+        .stdout_seen()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("trace JSON line"))
+        .collect();
+    assert_eq!(creates.len(), K, "{what}: trace lines {creates:#?}");
+    for c in &creates {
+        assert_eq!(c["kind"], "create", "{what}: {c}");
+        assert_eq!(c["other_goid"], accept, "{what}: creator {c}");
+        assert_eq!(c["start"], "net/http.(*Server).Serve.func3", "{what}: {c}");
+        assert!(
+            c["site"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("net/http.(*Server).Serve (net/http/server.go:")),
+            "{what}: {c}"
+        );
+    }
+    assert!(
+        tr.stderr().contains("lost events: 0 dropped"),
+        "{what}: {}",
+        tr.stderr()
+    );
+
+    // doctor under load: every check passes and both uprobes fire.
+    let load = Scrapers::start(ne.port, 1);
+    let v: Value = serde_json::from_str(&gtrace_ok(&what, &["doctor", "--json", "-p", &pid]))
+        .expect("doctor JSON");
+    // leaks under the same load: a healthy server has no leaking group.
+    let leaks: Value = serde_json::from_str(&gtrace_ok(
+        &what,
+        &["leaks", "--json", "-p", &pid, "-d", "3s"],
+    ))
+    .expect("leaks JSON");
+    let n = load.stop();
+    for c in v["target"].as_array().unwrap() {
+        assert_eq!(c["level"], "ok", "{what}: doctor {c}");
+    }
+    for probe in ["runtime.gopark", "runtime.newproc1"] {
+        assert!(
+            v["probe_test"]["hits"][probe]
+                .as_u64()
+                .is_some_and(|h| h > 0),
+            "{what}: doctor saw no {probe} hits in {n} scrapes: {}",
+            v["probe_test"]
+        );
+    }
+    for k in ["errors", "drops"] {
+        let total: u64 = v["probe_test"][k]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|x| x.as_u64().unwrap())
+            .sum();
+        assert_eq!(total, 0, "{what}: doctor probe {k}: {}", v["probe_test"]);
+    }
+    assert_eq!(leaks["leaking_groups"], 0, "{what}: {leaks:#}");
+    assert!(leaks["snapshots"].as_u64().unwrap() >= 3, "{what}: {leaks}");
+
+    // panics: node exporter does not panic; watching it must not disturb it.
+    let out = gtrace_ok(&what, &["panics", "-p", &pid, "-d", "2s"]);
+    assert_eq!(out, "", "{what}: panics reported");
+    ne.wait_serving();
+    println!(
+        "{what}: trace saw {K} connection goroutines created by g{accept}; doctor, leaks \
+         ({n} scrapes) and panics clean"
     );
 }

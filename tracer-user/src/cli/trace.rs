@@ -80,7 +80,19 @@ pub fn run(args: &Args) -> Result<Exit> {
             duration: args.duration,
             stop,
         },
-        || attached.resume(),
+        || {
+            // Attaching takes a while on large binaries: say when events start to flow.
+            eprintln!(
+                "gtrace: tracing pid {} ({} probes) until {}",
+                attached.pid,
+                target.plan.sites.len() + 3,
+                args.duration.map_or_else(
+                    || "Ctrl-C or the target exits".to_owned(),
+                    |d| format!("{:.1}s have passed", d.as_secs_f64())
+                )
+            );
+            attached.resume();
+        },
         |e| {
             if !kinds.contains(&e.kind()) || io_error.is_some() {
                 if let Event::Create(c) = e
