@@ -80,20 +80,40 @@ fn wrapper_id(minor: u32) -> u8 {
     }
 }
 
-/// A predicate "is this (non-inlined) function a compiler wrapper" from the binary's pclntab.
-pub fn wrappers(bin: &std::path::Path, minor: u32) -> impl Fn(&str) -> bool {
-    let gb = GoBinary::open(bin).expect("open fixture binary");
+/// A predicate "is this (non-inlined) frame's function a compiler wrapper", from the binary's
+/// pclntab: `(function name, runtime PC if the dump printed one)`. By PC when known (level-2
+/// dumps print `pc=`; `bias` is the load bias of a PIE), else by name. A name alone is
+/// ambiguous: an ABI wrapper has the name of the function it wraps. Seen in Debian's Go 1.19
+/// `node_exporter`: `syscall.Syscall6` is linknamed from the runtime, and the ABI0 wrapper the
+/// compiler generates for it is marked wrapper while the function itself, the first frame of
+/// every goroutine in a syscall, is not.
+pub fn wrappers(
+    bin: &std::path::Path,
+    minor: u32,
+    bias: u64,
+) -> impl Fn(&str, Option<u64>) -> bool {
+    let gb = GoBinary::open(bin).expect("open the Go binary");
     let id = wrapper_id(minor);
-    let mut set = std::collections::HashSet::new();
+    let mut names = std::collections::HashSet::new();
     let tab = gb.pclntab();
+    let mut funcs: Vec<(u64, u64, bool)> = Vec::new();
     for f in tab.funcs().filter_map(Result::ok) {
-        if f.func_id == id
-            && let Ok(n) = tab.name(&f)
-        {
-            set.insert(n.into_owned());
+        let wrapper = f.func_id == id;
+        funcs.push((f.entry, f.end, wrapper));
+        if wrapper && let Ok(n) = tab.name(&f) {
+            names.insert(n.into_owned());
         }
     }
-    move |name: &str| set.contains(name)
+    funcs.sort_unstable();
+    move |name: &str, pc: Option<u64>| {
+        // The runtime looks up a frame's function by the frame's PC itself (findfunc(pc)).
+        let by_pc = pc.map(|pc| pc.wrapping_sub(bias)).and_then(|pc| {
+            let i = funcs.partition_point(|f| f.0 <= pc).checked_sub(1)?;
+            let (_, end, wrapper) = funcs[i];
+            (pc < end).then_some(wrapper)
+        });
+        by_pc.unwrap_or_else(|| names.contains(name))
+    }
 }
 
 /// A runtime goroutine by `isSystemGoroutine`'s rule, judged from Go's own dump: its start
@@ -108,7 +128,9 @@ pub fn is_system(g: &traceback::Goroutine) -> bool {
     start.is_some_and(|f| f.function.starts_with("runtime.") && f.function != "runtime.main")
 }
 
-pub fn level1(go: &Dump, is_wrapper: &dyn Fn(&str) -> bool) -> Dump {
+/// Go's level-2 dump filtered to the level-1 view (`GOTRACEBACK=all`): user goroutines only,
+/// frames [`shown_at_level1`]; `is_wrapper` from [`wrappers`].
+pub fn level1(go: &Dump, is_wrapper: &dyn Fn(&str, Option<u64>) -> bool) -> Dump {
     let mut out = go.clone();
     out.goroutines.retain(|g| !is_system(g));
     for g in &mut out.goroutines {
@@ -117,7 +139,7 @@ pub fn level1(go: &Dump, is_wrapper: &dyn Fn(&str) -> bool) -> Dump {
             if shown_at_level1(
                 &f.function,
                 kept.is_empty(),
-                !f.inlined && is_wrapper(&f.function),
+                !f.inlined && is_wrapper(&f.function, f.pc),
             ) {
                 kept.push(f.clone());
             }
@@ -127,7 +149,7 @@ pub fn level1(go: &Dump, is_wrapper: &dyn Fn(&str) -> bool) -> Dump {
         }
         if g.created_by
             .as_ref()
-            .is_some_and(|c| !shown_at_level1(&c.function, false, is_wrapper(&c.function)))
+            .is_some_and(|c| !shown_at_level1(&c.function, false, is_wrapper(&c.function, None)))
         {
             g.created_by = None;
             g.parent_goid = None;

@@ -132,6 +132,9 @@ fn check_one(tc: &Toolchain, variant: Variant) -> Vec<String> {
     );
     assert_eq!(v["go_version"], format!("go{}", tc.version), "{what}");
 
+    let bias = p
+        .load_bias()
+        .unwrap_or_else(|e| panic!("{what}: load bias: {e:#}"));
     let text = quit_and_collect(&mut p).unwrap_or_else(|e| panic!("{what}: SIGQUIT dump: {e:#}"));
     let go = traceback::parse(&text).unwrap_or_else(|e| panic!("{what}: parse Go dump: {e}"));
     let mut diffs = Vec::new();
@@ -145,7 +148,7 @@ fn check_one(tc: &Toolchain, variant: Variant) -> Vec<String> {
             .into_iter()
             .map(|d| format!("--system: {d}")),
     );
-    let go_level1 = level1(&go, &wrappers(&bin, minor));
+    let go_level1 = level1(&go, &wrappers(&bin, minor, bias));
     diffs.extend(
         compare(&as_go_dump(&user, minor), &go_level1)
             .into_iter()
