@@ -946,12 +946,59 @@ fn trace_doctor_leaks_and_panics_on_a_live_server() {
     assert_eq!(leaks["leaking_groups"], 0, "{what}: {leaks:#}");
     assert!(leaks["snapshots"].as_u64().unwrap() >= 3, "{what}: {leaks}");
 
+    // A real leak: clients that connect and never send a request (slowloris). Each
+    // connection parks one goroutine in net/http's header read, forever: node exporter sets
+    // no read timeout. Connections open at a steady pace while `leaks` watches.
+    let stop = Arc::new(AtomicBool::new(false));
+    let opener = {
+        let (stop, port) = (stop.clone(), ne.port);
+        std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !stop.load(Ordering::Relaxed) && conns.len() < 200 {
+                conns.push(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            conns
+        })
+    };
+    let leaks: Value = serde_json::from_str(&gtrace_ok(
+        &what,
+        &["leaks", "--json", "-p", &pid, "-d", "3s"],
+    ))
+    .expect("leaks JSON");
+    stop.store(true, Ordering::Relaxed);
+    let conns = opener.join().expect("opener thread");
+    let leak = leaks["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["leak"] == true)
+        .unwrap_or_else(|| panic!("{what}: no leak found: {leaks:#}"));
+    assert_eq!(leaks["leaking_groups"], 1, "{what}: {leaks:#}");
+    assert_eq!(
+        leak["block_frame"]["function"], "net.(*netFD).Read",
+        "{what}: {leak:#}"
+    );
+    assert_eq!(
+        leak["created_by"]["function"], "net/http.(*Server).Serve",
+        "{what}: {leak:#}"
+    );
+    let count = leak["count"].as_u64().unwrap();
+    assert!(
+        count > 5 && count <= conns.len() as u64,
+        "{what}: {count} leaking goroutines for {} idle connections",
+        conns.len()
+    );
+    let idle = conns.len();
+    drop(conns);
+
     // panics: node exporter does not panic; watching it must not disturb it.
     let out = gtrace_ok(&what, &["panics", "-p", &pid, "-d", "2s"]);
     assert_eq!(out, "", "{what}: panics reported");
     ne.wait_serving();
     println!(
-        "{what}: trace saw {K} connection goroutines created by g{accept}; doctor, leaks \
-         ({n} scrapes) and panics clean"
+        "{what}: trace saw {K} connection goroutines created by g{accept}; doctor and leaks \
+         clean under load ({n} scrapes); leaks found {count} of {idle} idle connections' \
+         goroutines; panics clean"
     );
 }
