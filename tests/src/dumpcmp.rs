@@ -118,14 +118,24 @@ pub fn wrappers(
 
 /// A runtime goroutine by `isSystemGoroutine`'s rule, judged from Go's own dump: its start
 /// function (outermost frame before `runtime.goexit`) is a `runtime.` function other than
-/// `runtime.main`.
+/// `runtime.main`. A goroutine running on another thread has no frames in the dump ("stack
+/// unavailable"): it is judged by its creator instead (seen in Debian's etcd under load: a GC
+/// mark worker, created by `runtime.gcBgMarkStartWorkers`, caught marking). The one runtime
+/// goroutine that can count as a user one, the finalizer goroutine while it runs a finalizer,
+/// would be misjudged then.
 pub fn is_system(g: &traceback::Goroutine) -> bool {
     let start = g
         .frames
         .iter()
         .rev()
         .find(|f| !f.function.starts_with("runtime.goexit"));
-    start.is_some_and(|f| f.function.starts_with("runtime.") && f.function != "runtime.main")
+    match start {
+        Some(f) => f.function.starts_with("runtime.") && f.function != "runtime.main",
+        None => g
+            .created_by
+            .as_ref()
+            .is_some_and(|c| c.function.starts_with("runtime.")),
+    }
 }
 
 /// Go's level-2 dump filtered to the level-1 view (`GOTRACEBACK=all`): user goroutines only,
@@ -170,10 +180,27 @@ pub fn compare(ours: &Dump, go: &Dump) -> Vec<String> {
         .collect();
     let our_ids: BTreeSet<u64> = ours.goroutines.iter().map(|g| g.goid).collect();
     if go_ids != our_ids {
+        // What the missing ones are: status, outermost frame, creator.
+        let describe = |d: &Dump, id: u64| {
+            d.goroutine(id).map_or_else(String::new, |g| {
+                format!(
+                    "g{id} [{}] {:?} created by {:?}",
+                    g.status,
+                    g.frames.last().map(|f| &f.function),
+                    g.created_by.as_ref().map(|c| &c.function)
+                )
+            })
+        };
         diffs.push(format!(
             "goroutine ids differ: only Go {:?}, only gtrace {:?}",
-            go_ids.difference(&our_ids).collect::<Vec<_>>(),
-            our_ids.difference(&go_ids).collect::<Vec<_>>()
+            go_ids
+                .difference(&our_ids)
+                .map(|&id| describe(go, id))
+                .collect::<Vec<_>>(),
+            our_ids
+                .difference(&go_ids)
+                .map(|&id| describe(ours, id))
+                .collect::<Vec<_>>()
         ));
     }
     for g in &go.goroutines {

@@ -50,7 +50,7 @@
 //!   ([`process::GO_RUNTIME_ENV`]) on to the child. [`process::Spawned::wait_ready`] (lines before `ready`),
 //!   [`process::Spawned::wait_for_line`], [`process::Spawned::next_line`],
 //!   [`process::Spawned::write_line`], [`process::Spawned::signal`] ([`process::Signal`]:
-//!   `Quit`, `Usr1`, `Usr2`, `Term`, `Kill`, `Stop`, `Cont`), [`process::Spawned::stderr`],
+//!   `Quit`, `Usr1`, `Usr2`, `Term`, `Kill`), [`process::Spawned::stderr`],
 //!   [`process::Spawned::wait_exit`], [`process::Spawned::load_base`] /
 //!   [`process::Spawned::load_bias`] (runtime = link-time address + bias; non-zero only for
 //!   PIE). [`process::goroutine_dump`] runs a binary with
@@ -69,6 +69,9 @@
 //!   [`dumpcmp::level1`] (a `SIGQUIT` dump filtered to the `GOTRACEBACK=all` view, with
 //!   [`dumpcmp::wrappers`] from the binary's pclntab), [`dumpcmp::compare`] (every difference
 //!   as a readable line).
+//! - [`freeze`]: [`freeze::Frozen::freeze`] stops every thread of a child under ptrace, so
+//!   gtrace and then the runtime's own `SIGQUIT` dump ([`freeze::Frozen::quit_and_collect`],
+//!   only the signalled thread runs) see the same state even under load.
 //! - [`debian`]: real Go programs from Debian's archive ([`debian::NODE_EXPORTER`],
 //!   [`debian::ETCD`]), fetched by [`debian::fetch`] with `apt-get download` + `dpkg-deb -x`
 //!   into `$GTRACE_CACHE/debian/<package>_<version>/` (never installed); errors, not skips,
@@ -109,6 +112,7 @@ pub mod blocked;
 pub mod debian;
 pub mod dumpcmp;
 pub mod fixture;
+pub mod freeze;
 pub mod go;
 pub mod gtrace;
 pub mod process;

@@ -47,10 +47,6 @@ pub enum Signal {
     Term,
     /// SIGKILL.
     Kill,
-    /// SIGSTOP: every thread stops (its memory then holds still for a reader).
-    Stop,
-    /// SIGCONT.
-    Cont,
 }
 
 impl Signal {
@@ -61,8 +57,6 @@ impl Signal {
             Signal::Usr2 => libc::SIGUSR2,
             Signal::Term => libc::SIGTERM,
             Signal::Kill => libc::SIGKILL,
-            Signal::Stop => libc::SIGSTOP,
-            Signal::Cont => libc::SIGCONT,
         }
     }
 }

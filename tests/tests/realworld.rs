@@ -1,16 +1,19 @@
 //! gtrace on real Go programs nobody here wrote: Debian 12's `prometheus-node-exporter` and
-//! `etcd-server`, fetched from the archive and unpacked into the cache (never installed; see
-//! `gtrace_tests::debian`). Both are built by Debian's Go 1.19, stripped, with cgo (dynamically
-//! linked; C code precedes `runtime.text` in `.text`) and `-trimpath`, and much larger than any
-//! fixture. Needs root and the network the first time; fails (never skips) with the reason
-//! when the packages cannot be fetched.
+//! `etcd-server` (run as live servers on loopback ports) and `containerd`, `restic`, `rclone`
+//! (read as files), fetched from the archive and unpacked into the cache, never installed (see
+//! `gtrace_tests::debian`). All are built by Debian's Go 1.19, stripped, with cgo (dynamically
+//! linked; C code precedes `runtime.text` in `.text`) and `-trimpath`, and much larger than
+//! any fixture. Needs root and, the first time, the network; fails (never skips) with the
+//! reason when the packages cannot be fetched.
 //!
 //! Ground truth is Go's own: `go version -m` for build info, `go tool addr2line` for
-//! symbols, the runtime's `SIGQUIT` dump (`GOTRACEBACK=all`) for `gtrace dump`, the ELF file
-//! for stripped/PIE facts, and the target's own code bytes for "every breakpoint is gone".
+//! symbols, the runtime's `SIGQUIT` dump (`GOTRACEBACK=all`) of the same frozen state for
+//! `gtrace dump` (under load: see `gtrace_tests::freeze`), the runtime's own goroutine profile
+//! (node exporter serves `net/http/pprof`) for `gtrace profile`, the ELF file for stripped/PIE
+//! facts, known request counts for `trace`, a real slowloris leak for `leaks`, and the
+//! target's own code bytes for "every breakpoint is gone".
 
 use std::{
-    collections::BTreeSet,
     io::Write as _,
     path::{Path, PathBuf},
     process::Stdio,
@@ -24,8 +27,9 @@ use std::{
 use gtrace_tests::{
     debian::{self, Fetched, Package},
     dumpcmp::{as_go_dump, compare, level1, wrappers},
+    freeze::Frozen,
     go, gtrace,
-    process::{GOTRACEBACK_ALL, Signal, Spawned, quit_and_collect},
+    process::{GOTRACEBACK_ALL, Signal, Spawned},
     traceback,
 };
 use object::{Object as _, ObjectSection as _};
@@ -422,19 +426,17 @@ fn dump_of(t: &Target, system: bool) -> Vec<Goroutine> {
     v
 }
 
-/// gtrace's dump of the stopped target (`--system` and default view), then the runtime's own:
-/// the target is stopped (SIGSTOP) while gtrace reads it, SIGQUIT is queued, and SIGCONT
-/// lets the runtime print its dump before anything else of note can run.
+/// gtrace's dump of the frozen target (`--system` and default view), then the runtime's own
+/// `SIGQUIT` dump of the very same state (see `gtrace_tests::freeze`), compared field by field.
 fn compare_with_sigquit(what: &str, bin: &Path, p: &mut Spawned) -> Vec<String> {
     let t = Target::open(p.pid() as i32).unwrap_or_else(|e| panic!("{what}: open: {e}"));
     let minor = t.version().minor;
-    p.signal(Signal::Stop).unwrap();
-    wait_stopped(p.pid());
+    let frozen = Frozen::freeze(p).unwrap_or_else(|e| panic!("{what}: freeze: {e:#}"));
     let system = dump_of(&t, true);
     let user = dump_of(&t, false);
-    p.signal(Signal::Quit).unwrap();
-    p.signal(Signal::Cont).unwrap();
-    let text = quit_and_collect(p).unwrap_or_else(|e| panic!("{what}: SIGQUIT dump: {e:#}"));
+    let text = frozen
+        .quit_and_collect(p)
+        .unwrap_or_else(|e| panic!("{what}: SIGQUIT dump: {e:#}"));
     let go = traceback::parse(&text).unwrap_or_else(|e| panic!("{what}: parse Go dump: {e}"));
     let mut diffs: Vec<String> = compare(&as_go_dump(&system, minor), &go)
         .into_iter()
@@ -449,35 +451,18 @@ fn compare_with_sigquit(what: &str, bin: &Path, p: &mut Spawned) -> Vec<String> 
         .into_iter()
         .map(|d| format!("{what} default: {d}")),
     );
-    let ids: BTreeSet<u64> = system.iter().map(|g| g.goid).collect();
+    let count = |s: &str| system.iter().filter(|g| g.state_text() == s).count();
     println!(
-        "{what}: {} goroutines ({} in the default view), {} frames compared with SIGQUIT",
-        ids.len(),
+        "{what}: {} goroutines ({} in the default view; {} running, {} runnable, {} in \
+         syscalls), {} frames compared with SIGQUIT",
+        system.len(),
         user.len(),
+        count("running"),
+        count("runnable"),
+        count("syscall"),
         system.iter().map(|g| g.stack.frames.len()).sum::<usize>()
     );
     diffs
-}
-
-/// Waits until every thread of `pid` is stopped (`T` in `/proc/PID/task/*/stat`).
-fn wait_stopped(pid: u32) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let all = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .filter_map(Result::ok)
-            .all(|t| {
-                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| {
-                    s.rsplit_once(") ")
-                        .is_some_and(|(_, rest)| rest.starts_with('T'))
-                })
-            });
-        if all {
-            return;
-        }
-        assert!(Instant::now() < deadline, "pid {pid} never stopped");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// The level-1 filter judges wrappers by PC: `syscall.Syscall6` exists twice in Debian's
@@ -523,16 +508,35 @@ fn dump_matches_the_runtimes_own_sigquit_dump() {
             debian::http_get(ne.port, "/metrics").unwrap();
         }
         let what = format!("{} {}", debian::NODE_EXPORTER.name, f.version);
+        // Frozen mid-scrape: goroutines in syscalls, runnable and running ones too.
+        let load = Scrapers::start(ne.port, 2);
+        while load.done.load(Ordering::Relaxed) < 3 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         diffs.extend(compare_with_sigquit(&what, &f.binary, &mut ne.p));
+        load.abandon();
     }
     {
         let f = fetch(&debian::ETCD);
         let mut e = Etcd::start(&f.binary);
         for i in 0..20 {
-            put(e.port, &format!("k{i}"), "v");
+            let answer = put(e.port, &format!("k{i}"), "v").expect("etcd put");
+            assert!(answer.starts_with("HTTP/1.0 200"), "etcd put: {answer}");
         }
+        // Frozen while a client writes keys in a loop (until the server dies).
+        let port = e.port;
+        let writer = std::thread::spawn(move || {
+            let mut i = 0u64;
+            while put(port, &format!("load{i}"), "v").is_ok_and(|a| a.starts_with("HTTP/1.0 200")) {
+                i += 1;
+            }
+            i
+        });
+        std::thread::sleep(Duration::from_millis(300));
         let what = format!("{} {}", debian::ETCD.name, f.version);
         diffs.extend(compare_with_sigquit(&what, &f.binary, &mut e.p));
+        let puts = writer.join().expect("etcd writer");
+        assert!(puts > 0, "{what}: no put succeeded under load");
     }
     assert!(
         diffs.is_empty(),
@@ -543,7 +547,7 @@ fn dump_matches_the_runtimes_own_sigquit_dump() {
 }
 
 /// An etcd v3 put through its HTTP/JSON gateway.
-fn put(port: u16, key: &str, value: &str) {
+fn put(port: u16, key: &str, value: &str) -> std::io::Result<String> {
     use std::io::Read as _;
     let b64 = |s: &str| {
         const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -564,17 +568,16 @@ fn put(port: u16, key: &str, value: &str) {
         out
     };
     let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value));
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     write!(
         s,
         "POST /v3/kv/put HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.0 200"), "etcd put: {answer}");
+    s.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -584,6 +587,7 @@ fn put(port: u16, key: &str, value: &str) {
 struct Scrapers {
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
+    failed: Arc<std::sync::Mutex<Option<String>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -591,14 +595,21 @@ impl Scrapers {
     fn start(port: u16, clients: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(None));
         let threads = (0..clients)
             .map(|_| {
-                let (stop, done) = (stop.clone(), done.clone());
+                let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        let (code, _) = debian::http_get(port, "/metrics").expect("scrape");
-                        assert_eq!(code, 200, "scrape");
-                        done.fetch_add(1, Ordering::Relaxed);
+                        match debian::http_get(port, "/metrics") {
+                            Ok((200, _)) => {
+                                done.fetch_add(1, Ordering::Relaxed);
+                            }
+                            r => {
+                                *failed.lock().unwrap() = Some(format!("{r:?}"));
+                                return;
+                            }
+                        }
                     }
                 })
             })
@@ -606,17 +617,30 @@ impl Scrapers {
         Self {
             stop,
             done,
+            failed,
             threads,
         }
     }
 
-    /// Stops the clients; returns how many scrapes completed.
+    /// Stops the clients; returns how many scrapes completed. Panics if one failed.
     fn stop(mut self) -> u64 {
+        self.join();
+        if let Some(e) = self.failed.lock().unwrap().take() {
+            panic!("a scrape failed: {e}");
+        }
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients of a server that was made to exit (their errors are expected).
+    fn abandon(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads.drain(..) {
             t.join().expect("scrape client");
         }
-        self.done.load(Ordering::Relaxed)
     }
 }
 
