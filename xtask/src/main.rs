@@ -6,6 +6,10 @@
 mod bench;
 mod bench_dump;
 mod demo;
+// The eBPF compiler detection, shared with `tracer-user/build.rs`.
+#[path = "../../tracer-user/build/ebpf_toolchain.rs"]
+#[allow(dead_code, reason = "shared with build.rs, which uses other parts")]
+mod ebpf_toolchain;
 mod fixtures;
 mod gen_offsets;
 mod go_toolchains;
