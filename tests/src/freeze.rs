@@ -61,7 +61,7 @@ impl Frozen {
 
     /// Delivers `SIGQUIT` to one thread and lets only that thread run: the Go runtime prints
     /// its dump (`GOTRACEBACK=all` in the environment) and exits. Returns its stderr.
-    pub fn quit_and_collect(self, p: &mut Spawned) -> anyhow::Result<String> {
+    pub fn quit_and_collect(mut self, p: &mut Spawned) -> anyhow::Result<String> {
         // Not the leader: its exit is reported to Spawned's own wait, which must reap it.
         // A thread that does not block SIGQUIT, so the handler runs at once.
         let tid = *self
@@ -97,6 +97,7 @@ impl Frozen {
                 progressed = true;
                 if r < 0 || libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
                     pending.remove(&t);
+                    self.tids.remove(&t);
                 } else if libc::WIFSTOPPED(status) && t == tid {
                     // A signal for the running thread (SIGQUIT itself, SIGURG, …): pass it on.
                     let sig = libc::WSTOPSIG(status);
@@ -109,12 +110,25 @@ impl Frozen {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
+        // The leader is reaped by Spawned, its parent; nothing is left to detach.
+        self.tids.clear();
         let status = p.wait_exit(EXIT_TIMEOUT)?;
         let stderr = p.stderr();
         if status.success() {
             bail!("process exited successfully after SIGQUIT; stderr:\n{stderr}");
         }
         Ok(stderr)
+    }
+}
+
+impl Drop for Frozen {
+    /// Lets the threads go if the dump was never taken (a failed test): a traced thread
+    /// left stopped would keep its process from ever being reaped.
+    fn drop(&mut self) {
+        for &t in &self.tids {
+            // SAFETY: detaching our own stopped tracee; no pointers passed.
+            unsafe { libc::ptrace(libc::PTRACE_DETACH, t, 0, 0) };
+        }
     }
 }
 
@@ -138,4 +152,27 @@ fn blocks_sigquit(pid: i32, tid: i32) -> bool {
             u64::from_str_radix(&hex, 16).ok()
         })
         .is_none_or(|mask| mask & (1 << (libc::SIGQUIT - 1)) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A single-threaded process has no non-leader thread to signal: the error leaves it
+    /// detached, so it can still be killed and reaped (no hang).
+    #[test]
+    fn a_failed_quit_leaves_the_process_reapable() {
+        let mut p = Spawned::spawn(
+            std::path::Path::new("/bin/sleep"),
+            ["100"],
+            &[] as &[(&str, &str)],
+        )
+        .unwrap();
+        let frozen = Frozen::freeze(&p).unwrap();
+        assert_eq!(frozen.tids.len(), 1);
+        let err = frozen.quit_and_collect(&mut p).unwrap_err();
+        assert!(err.to_string().contains("no thread"), "{err}");
+        p.kill();
+        assert!(p.try_status().is_some(), "killed and reaped");
+    }
 }
