@@ -1026,3 +1026,73 @@ fn trace_doctor_leaks_and_panics_on_a_live_server() {
          goroutines; panics clean"
     );
 }
+
+/// `record -- CMD`: a dynamically linked (cgo) server started under gtrace, stopped at exec
+/// before the dynamic loader runs: every goroutine is seen from its creation, `main`'s too.
+#[test]
+fn record_from_exec_sees_every_goroutine_created() {
+    let f = fetch(&debian::NODE_EXPORTER);
+    let what = format!(
+        "{} {} under record --",
+        debian::NODE_EXPORTER.name,
+        f.version
+    );
+    let dir = TempDir::new("record-exec");
+    let file = dir.0.join("exec.gtc");
+    let port = debian::free_port().unwrap();
+    // The server inherits gtrace's stdout and stderr and outlives it: files, not pipes
+    // (a pipe would not reach EOF while the server runs).
+    let log = dir.0.join("record.log");
+    let status = gtrace::command(["record", "-d", "3s", "-o"])
+        .arg(&file)
+        .arg("--")
+        .arg(&f.binary)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--no-collector.textfile")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let report = gtrace::command(["report", "--json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let s: Value = serde_json::from_slice(&report.stdout)
+        .unwrap_or_else(|e| panic!("{what}: no report ({e}); record said: {stderr}"));
+    // gtrace leaves a command it started running after -d: stop it.
+    if let Some(pid) = s["pid"].as_i64() {
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is the server gtrace
+        // started (it is not our child, so it cannot be reaped and recycled under us before
+        // this point unless it already exited, which the report would have said).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(status.success(), "{what}: {stderr}");
+    assert_eq!(s["stop_reason"], "duration", "{what}: {s:#}");
+    assert_eq!(s["detach_problem"], "", "{what}: {s:#}");
+    assert_eq!(
+        s["preexisting"], 0,
+        "{what}: goroutines missed at start: {s:#}"
+    );
+    let l = &s["losses"];
+    for k in ["dropped", "decode_errors", "probe_errors"] {
+        assert_eq!(l[k], 0, "{what}: {k} in {l:#}");
+    }
+    assert!(s["created"].as_u64().unwrap() >= 5, "{what}: {s:#}");
+    let g1: Value = serde_json::from_slice(
+        &gtrace::command(["report", "--json", "--goid", "1"])
+            .arg(&file)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        g1["goroutine"]["created_at_ns"].is_u64(),
+        "{what}: main goroutine not seen created: {g1:#}"
+    );
+    println!(
+        "{what}: {} goroutines created, none missed, events {}",
+        s["created"], s["events"]
+    );
+}
