@@ -76,6 +76,9 @@
 //!   [`debian::ETCD`]), fetched by [`debian::fetch`] with `apt-get download` + `dpkg-deb -x`
 //!   into `$GTRACE_CACHE/debian/<package>_<version>/` (never installed); errors, not skips,
 //!   when the archive cannot be reached. [`debian::free_port`], [`debian::http_get`].
+//! - [`servers`]: those programs running: [`servers::NodeExporter`], [`servers::Etcd`] (free
+//!   loopback ports, killed on drop), [`servers::Scrapers`] (load), [`servers::put`],
+//!   [`servers::TempDir`].
 //! - [`blocked`]: what the `blocked` fixture prints ([`blocked::parse_report`] →
 //!   [`blocked::Made`] `{ name, count, func, creator }`) and the status Go reports for each
 //!   kind per version ([`blocked::expected_status`]).
@@ -116,4 +119,5 @@ pub mod freeze;
 pub mod go;
 pub mod gtrace;
 pub mod process;
+pub mod servers;
 pub mod traceback;

@@ -15,11 +15,11 @@
 
 use std::{
     io::Write as _,
-    path::{Path, PathBuf},
+    path::Path,
     process::Stdio,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -29,7 +29,8 @@ use gtrace_tests::{
     dumpcmp::{as_go_dump, compare, level1, wrappers},
     freeze::Frozen,
     go, gtrace,
-    process::{GOTRACEBACK_ALL, Signal, Spawned},
+    process::{Signal, Spawned},
+    servers::{Etcd, NodeExporter, Scrapers, TempDir, put},
     traceback,
 };
 use object::{Object as _, ObjectSection as _};
@@ -54,117 +55,6 @@ fn fetch(pkg: &Package) -> Fetched {
 /// Go 1.19, Debian's: the toolchain that built both packages.
 fn go119() -> go::Toolchain {
     go::by_version("1.19").unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-/// A running node exporter on a free loopback port, answering `/metrics`.
-struct NodeExporter {
-    p: Spawned,
-    port: u16,
-}
-
-impl NodeExporter {
-    fn start(bin: &Path) -> Self {
-        let port = debian::free_port().expect("free port");
-        let p = Spawned::spawn(
-            bin,
-            [
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                // A private, empty directory: no files from the host's textfile collector.
-                "--no-collector.textfile".to_owned(),
-            ],
-            &[GOTRACEBACK_ALL],
-        )
-        .expect("spawn node exporter");
-        let ne = Self { p, port };
-        ne.wait_serving();
-        ne
-    }
-
-    fn wait_serving(&self) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match debian::http_get(self.port, "/metrics") {
-                Ok((200, body)) if body.contains("node_cpu_seconds_total") => return,
-                r if Instant::now() > deadline => panic!(
-                    "node exporter never served /metrics: {r:?}\n{}",
-                    self.p.stderr()
-                ),
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-}
-
-/// A single-member etcd on free loopback ports with a private data directory.
-struct Etcd {
-    p: Spawned,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Etcd {
-    fn start(bin: &Path) -> Self {
-        let dir = TempDir::new("etcd");
-        let (client, peer) = (debian::free_port().unwrap(), debian::free_port().unwrap());
-        let c = format!("http://127.0.0.1:{client}");
-        let pe = format!("http://127.0.0.1:{peer}");
-        let p = Spawned::spawn(
-            bin,
-            [
-                "--data-dir",
-                dir.0.to_str().unwrap(),
-                "--listen-client-urls",
-                &c,
-                "--advertise-client-urls",
-                &c,
-                "--listen-peer-urls",
-                &pe,
-                "--initial-advertise-peer-urls",
-                &pe,
-                "--initial-cluster",
-                &format!("default={pe}"),
-            ],
-            &[GOTRACEBACK_ALL],
-        )
-        .expect("spawn etcd");
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match debian::http_get(client, "/health") {
-                Ok((200, body)) if body.contains("true") => break,
-                r if Instant::now() > deadline => {
-                    panic!("etcd never became healthy: {r:?}\n{}", p.stderr())
-                }
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-        Self {
-            p,
-            port: client,
-            _dir: dir,
-        }
-    }
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> Self {
-        let d = std::env::temp_dir().join(format!(
-            "gtrace-realworld-{what}-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -546,109 +436,8 @@ fn dump_matches_the_runtimes_own_sigquit_dump() {
     );
 }
 
-/// An etcd v3 put through its HTTP/JSON gateway.
-fn put(port: u16, key: &str, value: &str) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let b64 = |s: &str| {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for c in s.as_bytes().chunks(3) {
-            let n = c
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-            for i in 0..4 {
-                out.push(if i <= c.len() {
-                    T[(n >> (18 - 6 * i) & 63) as usize] as char
-                } else {
-                    '='
-                });
-            }
-        }
-        out
-    };
-    let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value));
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    write!(
-        s,
-        "POST /v3/kv/put HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)?;
-    Ok(answer)
-}
-
 // ---------------------------------------------------------------------------------------
 // record under load
-
-/// Clients scraping node exporter's `/metrics` in a loop until stopped.
-struct Scrapers {
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicU64>,
-    failed: Arc<std::sync::Mutex<Option<String>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Scrapers {
-    fn start(port: u16, clients: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(std::sync::Mutex::new(None));
-        let threads = (0..clients)
-            .map(|_| {
-                let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match debian::http_get(port, "/metrics") {
-                            Ok((200, _)) => {
-                                done.fetch_add(1, Ordering::Relaxed);
-                            }
-                            r => {
-                                *failed.lock().unwrap() = Some(format!("{r:?}"));
-                                return;
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            done,
-            failed,
-            threads,
-        }
-    }
-
-    /// Stops the clients; returns how many scrapes completed. Panics if one failed.
-    fn stop(mut self) -> u64 {
-        self.join();
-        if let Some(e) = self.failed.lock().unwrap().take() {
-            panic!("a scrape failed: {e}");
-        }
-        self.done.load(Ordering::Relaxed)
-    }
-
-    /// Stops the clients of a server that was made to exit (their errors are expected).
-    fn abandon(mut self) {
-        self.join();
-    }
-
-    fn join(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            t.join().expect("scrape client");
-        }
-    }
-}
-
-impl Drop for Scrapers {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 #[test]
 fn record_under_load_sees_the_server_and_detaches_cleanly() {
