@@ -121,10 +121,11 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     /// A fresh directory under the system temp dir.
     pub fn new(what: &str) -> Self {
+        static MADE: AtomicU64 = AtomicU64::new(0);
         let d = std::env::temp_dir().join(format!(
             "gtrace-realworld-{what}-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            MADE.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
