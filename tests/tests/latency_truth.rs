@@ -759,3 +759,46 @@ fn latency_matches_go_tracer() {
         failures.join("\n")
     );
 }
+
+/// The comparison rules themselves (no root, no toolchain).
+#[test]
+fn comparison_rules() {
+    for r in [
+        "chan receive",
+        "chan send",
+        "select",
+        "semacquire",
+        "sync.Mutex.Lock",
+        "sync.RWMutex.RLock",
+        "sync.Cond.Wait",
+        "sync.WaitGroup.Wait",
+        "chan receive (durable)",
+    ] {
+        assert!(is_sync_reason(r), "{r}");
+    }
+    for r in [
+        "IO wait",
+        "sleep",
+        "chan receive (nil chan)",
+        "select (no cases)",
+        "GC assist wait",
+        "preempted",
+    ] {
+        assert!(!is_sync_reason(r), "{r}");
+    }
+    assert!(is_gc_stw("GC sweep termination") && is_gc_stw("GC mark termination"));
+    assert!(!is_gc_stw("start trace") && !is_gc_stw("unknown (not passed before go1.21)"));
+    let check = |lo, hi, go| Check {
+        what: String::new(),
+        gtrace_lo: lo,
+        gtrace: hi,
+        go,
+    };
+    // ±35 % of Go's value, or the floor for small ones.
+    assert!(check(1.3, 1.3, 1.0).ok() && !check(1.4, 1.4, 1.0).ok());
+    assert!(check(0.66, 0.66, 1.0).ok() && !check(0.6, 0.6, 1.0).ok());
+    assert!(check(0.19, 0.19, 0.0).ok() && !check(0.21, 0.21, 0.0).ok());
+    // A range accepts Go's value anywhere inside it, with the same slack at both ends.
+    assert!(check(1.0, 3.0, 2.0).ok() && check(2.5, 3.5, 2.0).ok());
+    assert!(!check(3.0, 4.0, 2.0).ok() && !check(0.5, 1.0, 2.0).ok());
+}
