@@ -48,6 +48,7 @@ pub const ALL_PROGRAMS: &[&str] = &[
     "pingpong",
     "sleepspin",
     "latency",
+    "httpload",
 ];
 
 /// How a fixture binary is built: the build shapes the tracer must cope with.

@@ -124,12 +124,15 @@ fn check(what: &str, r: &Value, tc: &Toolchain) {
         parked(collector, "sleep") > 0.0 && f(&collector["running_s"]) > 0.0,
         "{what}: {collector:#}"
     );
-    // Two pauses per GC cycle, named as Go's tracer names them.
+    // Two pauses per GC cycle, named as Go's tracer names them. Every sweep termination is
+    // followed by a mark termination (but for a cycle cut by the window's end); there can be
+    // more of the latter: gcMarkDone restarts the world and stops it again when it finds
+    // work left after stopping (runtime/mgc.go, golang/go#27993).
     let stw = r["stw"].as_array().unwrap();
     let named = |n: &str| stw.iter().filter(|s| s["reason"] == n).count();
     let (sweep, mark) = (named("GC sweep termination"), named("GC mark termination"));
     assert!(
-        sweep >= 3 && mark >= 3 && sweep.abs_diff(mark) <= 1,
+        sweep >= 3 && mark + 1 >= sweep,
         "{what}: {sweep} sweep / {mark} mark termination pauses: {stw:#?}"
     );
     for s in stw {

@@ -60,6 +60,7 @@ fn capture<R: Send + 'static>(
         stop: stop.clone(),
         // Exact events: these tests check every park and wake.
         max_overhead: None,
+        empty_probes: false,
     };
     let summary = {
         let (m1, m2, r2) = (model.clone(), model.clone(), result.clone());

@@ -6,6 +6,8 @@
 //!   with gtrace vs `go tool addr2line` on the same PCs.
 //! - `dump`: `gtrace dump --json` of a process with 100 000 parked goroutines (wall, CPU, peak
 //!   memory), and the target's own work rate while dumps run back to back vs while none do.
+//! - `overhead`: the target's cost per event under gtrace, under empty probes at the same
+//!   sites and under bpftrace, interleaved (`bench_overhead`).
 
 use std::{
     path::{Path, PathBuf},
@@ -19,7 +21,7 @@ use gtrace_tests::go;
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// What to measure.
-    #[arg(value_parser = ["gobin", "dump"])]
+    #[arg(value_parser = ["gobin", "dump", "overhead"])]
     what: String,
     /// Repetitions (the median is reported).
     #[arg(long, default_value_t = 5)]
@@ -27,6 +29,15 @@ pub(crate) struct Args {
     /// PCs to symbolize.
     #[arg(long, default_value_t = 100_000)]
     pcs: usize,
+    /// overhead: round trips / goroutines per run.
+    #[arg(long, default_value_t = 50_000)]
+    ops: u64,
+    /// overhead: requests per second sent to the http server.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u64,
+    /// overhead: seconds of the sustained-rate run (0: skip it).
+    #[arg(long, default_value_t = 60)]
+    sustain: u64,
 }
 
 pub(crate) fn root() -> PathBuf {
@@ -70,6 +81,12 @@ fn gtrace_run(
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     match args.what.as_str() {
         "dump" => crate::bench_dump::run(args.runs),
+        "overhead" => crate::bench_overhead::run(crate::bench_overhead::Opts {
+            rounds: args.runs,
+            sustain: Duration::from_secs(args.sustain),
+            ops: args.ops,
+            rate: args.rate,
+        }),
         _ => gobin(args),
     }
 }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_dump;
+mod bench_overhead;
 mod demo;
 // The eBPF compiler detection, shared with `tracer-user/build.rs`.
 #[path = "../../tracer-user/build/ebpf_toolchain.rs"]
@@ -34,7 +35,7 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
-    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`, `bench dump`).
+    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`, `bench dump`, `bench overhead`).
     Bench(bench::Args),
     /// Run the whole test suite as CI does: rustfmt, clippy, toolchains, fixtures, cargo test.
     Test(test::Args),

@@ -159,6 +159,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             duration: args.duration,
             stop,
             max_overhead: budget,
+            empty_probes: false,
         },
         None,
         Callbacks {
@@ -178,8 +179,21 @@ pub fn run(args: &Args) -> Result<Exit> {
                 attached.resume();
             },
             event: |e: &tracer_common::event::Event| {
-                symbols.resolve_event(&target.binary, target.bias, e);
-                model.borrow_mut().apply(e);
+                let mut m = model.borrow_mut();
+                // The window is exactly the requested duration, however late the reader
+                // notices it has passed: later events are not part of it.
+                if let (Some(d), Some(start)) = (args.duration, m.time.window_start)
+                    && e.header().ktime_ns > start.saturating_add(d.as_nanos() as u64)
+                {
+                    return;
+                }
+                // Only creations name functions in the report (start function, `go`
+                // statement); stacks are not symbolized.
+                if let tracer_common::event::Event::Create(c) = e {
+                    symbols.resolve(&target.binary, target.bias, c.startpc, false);
+                    symbols.resolve(&target.binary, target.bias, c.gopc, true);
+                }
+                m.apply(e);
             },
             panic: |_: &[u8]| {},
             notice: |n: &Notice| match *n {
@@ -228,8 +242,15 @@ pub fn run(args: &Args) -> Result<Exit> {
     // A target that exited ends the window at its last event; otherwise the window ends when
     // the capture stopped (events drained after that still count).
     let last = model.span.map_or(0, |s| s.1);
+    let requested_end = args.duration.and_then(|d| {
+        model
+            .time
+            .window_start
+            .map(|s| s.saturating_add(d.as_nanos() as u64))
+    });
     let end = match summary.reason {
         StopReason::TargetExited if last > 0 => last,
+        StopReason::Duration => requested_end.unwrap_or(summary.stopped_ktime_ns).max(last),
         _ => summary.stopped_ktime_ns.max(last),
     };
     model.finish(end);

@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use std::fmt::Write as _;
+
 use anyhow::{Context as _, Result};
 use tracer_common::event::{Event, encode};
 
@@ -45,6 +47,9 @@ pub struct Args {
     /// Overhead budget.
     #[command(flatten)]
     pub overhead: OverheadArgs,
+    /// Benchmark only: attach every probe but emit nothing (each counts its hit and returns).
+    #[arg(long, hide = true)]
+    pub empty_probes: bool,
 }
 
 /// `--max-overhead`, shared by the commands that attach the lifecycle probes.
@@ -111,11 +116,12 @@ pub fn notice_line(n: &Notice, budget: f64) -> Option<String> {
         d.chosen_pct
     );
     if !d.reachable {
-        line.push_str(&format!(
+        let _ = write!(
+            line,
             "; the budget cannot be met: the probe traps alone cost ~{:.0}% (end the capture \
              if that is too much)",
             d.floor_pct
-        ));
+        );
     }
     Some(line)
 }
@@ -322,6 +328,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             duration: args.duration,
             stop,
             max_overhead: budget,
+            empty_probes: args.empty_probes,
         },
         panic_plan.as_ref(),
         Callbacks {

@@ -91,6 +91,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             duration: args.duration,
             stop,
             max_overhead: budget,
+            empty_probes: false,
         },
         None,
         Callbacks {

@@ -270,6 +270,8 @@ pub struct Global {
     pub gc: Vec<GcCycle>,
     /// Windows or cycles not kept because of [`MAX_WINDOWS`].
     pub windows_over_limit: u64,
+    /// Mark terminations restarted within a cycle (golang/go#27993).
+    pub mark_restarts: u64,
     /// A `gcStart` was seen and no stop-the-world since (names the next one, Go < 1.21).
     pub gc_start_pending: bool,
     /// Baseline states of goroutines that existed before the window.
@@ -481,10 +483,18 @@ fn push_cycle(g: &mut Global, c: GcCycle) {
     g.gc.push(c);
 }
 
+/// A mark-termination pause starts at `t`. A second one in the same cycle (no sweep
+/// termination since) is a restart: `gcMarkDone` found work left after stopping the world,
+/// started it again and will stop it again (runtime/mgc.go, golang/go#27993); the cycle goes
+/// on, its mark termination stays the first.
 fn mark_term(g: &mut Global, t: u64) {
     match g.gc.last_mut() {
         Some(c) if c.mark_termination.is_none() => c.mark_termination = Some(t),
-        _ => push_cycle(
+        Some(c) => {
+            c.end = None;
+            g.mark_restarts += 1;
+        }
+        None => push_cycle(
             g,
             GcCycle {
                 mark_termination: Some(t),

@@ -345,3 +345,33 @@ fn sampling_gaps_are_unobserved_and_states_inferred_again() {
     assert_eq!(t2.parked[&CHAN], 500);
     check_totals(&m);
 }
+
+#[test]
+fn restarted_mark_termination_stays_in_its_cycle() {
+    let m = run(
+        0,
+        1000,
+        &[],
+        &[
+            sched(EventKind::StwStart, 10, 11, 1, 2),
+            sched(EventKind::StwDone, 20, 11, 1, 0),
+            sched(EventKind::StwStart, 100, 11, 1, 1),
+            sched(EventKind::StwDone, 110, 11, 1, 0),
+            sched(EventKind::StwStart, 150, 11, 1, 1),
+            sched(EventKind::StwDone, 160, 11, 1, 0),
+            sched(EventKind::StwStart, 500, 11, 1, 2),
+        ],
+    );
+    assert_eq!(m.time.stw.len(), 4);
+    assert_eq!(m.time.mark_restarts, 1);
+    let c: Vec<_> = m
+        .time
+        .gc
+        .iter()
+        .map(|c| (c.start, c.mark_termination, c.end))
+        .collect();
+    assert_eq!(
+        c,
+        [(Some(10), Some(100), Some(160)), (Some(500), None, None)]
+    );
+}

@@ -186,6 +186,9 @@ pub struct SamplingReport {
     pub hot_hits: std::collections::BTreeMap<String, u64>,
     /// The governor's decisions, in order.
     pub decisions: Vec<crate::capture::GovernorNote>,
+    /// The gaps, ns from the capture start: `(start, end)`, end `None` when the capture
+    /// ended inside the gap.
+    pub gaps_ns: Vec<(u64, Option<u64>)>,
 }
 
 impl SamplingReport {
@@ -194,6 +197,17 @@ impl SamplingReport {
         let pct = cap.header.max_overhead_pct;
         self.max_overhead_pct = (pct > 0.0).then_some(pct);
         self.decisions.clone_from(&cap.governor);
+        let t0 = cap.header.started_ktime_ns;
+        self.gaps_ns = cap
+            .gap_intervals()
+            .into_iter()
+            .map(|(a, b)| {
+                (
+                    a.saturating_sub(t0),
+                    (b != u64::MAX).then(|| b.saturating_sub(t0)),
+                )
+            })
+            .collect();
         if let Some(f) = &cap.footer {
             self.hot_hits = f
                 .probes

@@ -51,8 +51,13 @@ pub const PERIOD: Duration = Duration::from_millis(100);
 pub const MIN_DUTY: f64 = 0.1;
 /// How often the governor re-evaluates.
 pub const EVALUATE_EVERY: Duration = Duration::from_millis(500);
-/// The target's own work is counted as at least this many cores.
-pub const MIN_BASE_CORES: f64 = 0.05;
+/// The first evaluation comes sooner: a 32 MiB ring buffer holds ~100 ms of the busiest
+/// workloads.
+pub const FIRST_EVALUATION: Duration = Duration::from_millis(100);
+/// The target's own work is counted as at least this many cores: below it the target is not
+/// CPU-bound and the absolute cost within budget (≤ 12.5 ms/s at 5 %) is small, so short
+/// bursts of a mostly idle service stay exact.
+pub const MIN_BASE_CORES: f64 = 0.25;
 /// Back to exact only when the full cost is below this fraction of the budget (hysteresis).
 const EXIT_MARGIN: f64 = 0.8;
 
@@ -104,6 +109,9 @@ pub struct Observation {
     pub target_cpu: Duration,
     /// Fraction of the interval during which the hot probes emitted (1 = exact).
     pub duty: f64,
+    /// Events lost to a full ring buffer during the interval: whatever the CPU estimate,
+    /// the reader cannot keep up, so the duty is at least halved.
+    pub drops: u64,
 }
 
 /// The governor's verdict for the next interval.
@@ -199,6 +207,12 @@ impl Governor {
                 floor + MIN_DUTY * (full - floor) <= budget,
             )
         };
+        let duty = if o.drops > 0 {
+            duty.min(((self.duty / 2.0) * 10.0).floor() / 10.0)
+                .max(MIN_DUTY)
+        } else {
+            duty
+        };
         self.duty = duty;
         Decision {
             duty,
@@ -221,6 +235,10 @@ pub fn window_open(duty: f64, phase: Duration) -> bool {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "duties are exact: constants, or tenths computed the same way"
+)]
 mod tests {
     use super::*;
 
@@ -234,6 +252,7 @@ mod tests {
             hits,
             target_cpu: Duration::from_millis(cpu_ms),
             duty,
+            drops: 0,
         }
     }
 
@@ -251,7 +270,7 @@ mod tests {
     fn an_idle_target_is_not_sampled_for_a_few_wakeups() {
         let mut g = Governor::new(5.0);
         // 200 parks/s of an almost idle target (1 ms CPU/s): measured against the floor of
-        // 50 ms/s, 0.52 ms is ~1 %.
+        // 250 ms/s, 0.52 ms is ~0.2 %.
         let d = g.observe(&obs(
             &[(ProbeId::Gopark, 200), (ProbeId::Ready, 200)],
             1,
@@ -320,6 +339,22 @@ mod tests {
         assert!(g.observe(&hot(55_000, g.duty())).duty < 1.0);
         // 30 k/s: ~5 %: back to exact.
         assert_eq!(g.observe(&hot(30_000, g.duty())).duty, 1.0);
+    }
+
+    #[test]
+    fn drops_halve_the_duty_whatever_the_estimate() {
+        let mut g = Governor::new(50.0);
+        let mut o = obs(&[(ProbeId::Gopark, 1_000)], 1_000, 1.0);
+        o.drops = 10;
+        assert_eq!(g.observe(&o).duty, 0.5);
+        assert_eq!(g.observe(&o).duty, 0.2);
+        assert_eq!(g.observe(&o).duty, MIN_DUTY);
+        o.drops = 0;
+        assert_eq!(
+            g.observe(&o).duty,
+            1.0,
+            "0.26 % is far below the budget: {g:?}"
+        );
     }
 
     #[test]

@@ -204,6 +204,19 @@ impl ProbeSet {
             .map_err(|e| ProbeError::Map(CONTROL_MAP, e))
     }
 
+    /// Detaches every program (their maps stay readable): nothing produces events or
+    /// counts any more, so the ring buffer can then be drained to its end.
+    pub fn detach_all(&mut self) {
+        for (_, prog) in self.ebpf.programs_mut() {
+            // Errors mean "not loaded": nothing attached.
+            let _ = match prog {
+                aya::programs::Program::UProbe(p) => p.unload(),
+                aya::programs::Program::TracePoint(p) => p.unload(),
+                _ => Ok(()),
+            };
+        }
+    }
+
     /// Takes the event ring buffer (once); `None` if already taken.
     pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
         self.ebpf

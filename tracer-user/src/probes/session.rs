@@ -32,6 +32,9 @@ use crate::{gobin::GoBinary, target::Process};
 
 /// How often the ring buffer is drained.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest final drain (a full 32 MiB ring buffer takes well under a second to read in a
+/// release build).
+const FINAL_DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// Longest single drain before the loop's other duties (stop conditions, governor).
 const MAX_DRAIN: Duration = Duration::from_millis(10);
 
@@ -169,6 +172,9 @@ pub struct Options {
     /// Overhead budget, percent of the target's own CPU time; `None` = no governor (every
     /// event exact, whatever it costs).
     pub max_overhead: Option<f64>,
+    /// Benchmark only: every probe counts its hit and returns without emitting (the cost of
+    /// the probe sites themselves, `cargo xtask bench overhead`'s "empty probe").
+    pub empty_probes: bool,
 }
 
 /// What the overhead governor did, as it happens.
@@ -299,6 +305,11 @@ where
         Err(e) => return Err(e.into()),
     };
     let mut ring = set.take_events().ok_or(SessionError::NoRingBuffer)?;
+    if opts.empty_probes {
+        for p in tracer_common::probe::ProbeId::ALL {
+            set.set_sampled_out(p, true)?;
+        }
+    }
     let start = Instant::now();
     let attached_ktime_ns = crate::cli::attach::ktime_now();
     let mut gov = opts.max_overhead.map(|pct| Governed::new(pct, pid, start));
@@ -313,7 +324,7 @@ where
         let mut n = 0u32;
         loop {
             n = n.wrapping_add(1);
-            if n % 1024 == 0 && began.elapsed() >= MAX_DRAIN {
+            if n.is_multiple_of(1024) && began.elapsed() >= MAX_DRAIN {
                 return false;
             }
             let Some(item) = ring.next() else {
@@ -376,9 +387,14 @@ where
             ..Sampling::default()
         },
     };
-    // Whatever the target produced until now, within reason (it may still be producing).
+    // Detach first, then drain to the end: the ring may hold a backlog of seconds when the
+    // reader is slower than the target, and nothing is lost or left uncounted. The counters
+    // are read after detaching so that they match the events exactly. Programs already
+    // running finish within microseconds (RCU); the short sleep covers them.
+    set.detach_all();
+    std::thread::sleep(DRAIN_INTERVAL);
     let last = Instant::now();
-    while !drain(&mut ring, &mut tally) && last.elapsed() < Duration::from_secs(1) {}
+    while !drain(&mut ring, &mut tally) && last.elapsed() < FINAL_DRAIN_LIMIT {}
     let (events, decode_errors, _) = tally;
     let counts = set.counts()?;
     let elapsed = start.elapsed();
@@ -413,12 +429,15 @@ struct Governed {
     governor: Governor,
     pid: u32,
     sampling: Sampling,
-    /// Start of the current evaluation interval, hits and target CPU at its start.
+    /// Start of the current evaluation interval, hits, drops and target CPU at its start.
     interval: (
         Instant,
         [u64; tracer_common::probe::ProbeId::COUNT as usize],
+        u64,
         Option<Duration>,
     ),
+    /// Evaluations so far.
+    evaluations: u64,
     /// Time the hot probes emitted during the current interval.
     open_time: Duration,
     last_step: Instant,
@@ -442,8 +461,10 @@ impl Governed {
             interval: (
                 now,
                 [0; tracer_common::probe::ProbeId::COUNT as usize],
+                0,
                 target_cpu(pid),
             ),
+            evaluations: 0,
             open_time: Duration::ZERO,
             last_step: now,
             phase_start: now,
@@ -463,9 +484,16 @@ impl Governed {
             self.open_time += now - self.last_step;
         }
         self.last_step = now;
-        let (since, hits0, cpu0) = self.interval;
+        let (since, hits0, drops0, cpu0) = self.interval;
         let elapsed = now - since;
-        if elapsed >= governor::EVALUATE_EVERY {
+        let every = if self.evaluations == 0 {
+            governor::FIRST_EVALUATION
+        } else {
+            governor::EVALUATE_EVERY
+        };
+        if elapsed >= every {
+            self.evaluations += 1;
+            let drops = counts.total_drops();
             let hits = hits_by_probe(counts);
             let cpu = target_cpu(self.pid);
             let mut delta = [0; tracer_common::probe::ProbeId::COUNT as usize];
@@ -481,6 +509,7 @@ impl Governed {
                     _ => Duration::ZERO,
                 },
                 duty: (self.open_time.as_secs_f64() / elapsed.as_secs_f64()).min(1.0),
+                drops: drops.saturating_sub(drops0),
             });
             self.sampling.peak_full_pct = self.sampling.peak_full_pct.max(decision.full_pct);
             if decision.duty < 1.0 {
@@ -497,7 +526,7 @@ impl Governed {
                     decision,
                 });
             }
-            self.interval = (now, hits, cpu);
+            self.interval = (now, hits, drops, cpu);
             self.open_time = Duration::ZERO;
         }
         let open = governor::window_open(self.governor.duty(), now - self.phase_start);
