@@ -264,6 +264,9 @@ fn traced<'a>(
         &Options {
             duration: None,
             stop: stop.clone(),
+            // No governor: every event exact, as before the governor existed.
+            max_overhead: None,
+            empty_probes: false,
         },
         || {
             let mut s = sampler.borrow_mut();

@@ -52,6 +52,9 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
         &Options {
             duration: Some(duration),
             stop,
+            // No governor: every event exact, as before the governor existed.
+            max_overhead: None,
+            empty_probes: false,
         },
         || {
             let wall = SystemTime::now()
