@@ -23,6 +23,8 @@
 //! | `syscall_s` of `main.pipeReader`     | `syscall` of the same                            |
 //! | `parked_s["IO wait"]` of `netReader` | `net` of the same                                |
 //! | `stw` entries of GC reasons          | 2 × the gctrace cycles of the trace window, ±2   |
+//! |                                      | (both counted where the windows overlap)         |
+//! | their `duration_ns`                  | the runtime's `MemStats.PauseNs` of those cycles |
 //!
 //! (`stw_s` is added because Go's tracer has no stop-the-world state for a goroutine: it stays
 //! runnable across a stop-the-world, which gtrace reports as `stw_s`.)
@@ -67,6 +69,9 @@ const FLOOR: f64 = 0.2;
 /// Tolerance on the GC STW pause count: a cycle whose two pauses straddle an edge of one
 /// window but not the other adds or removes one pause per edge.
 const STW_SLACK: usize = 2;
+
+/// Absolute tolerance on the GC stop-the-world time of a window, seconds (see its use).
+const STW_FLOOR: f64 = 0.005;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -138,8 +143,6 @@ struct Truth {
     profiles: BTreeMap<Kind, DelayProfile>,
     /// GC cycles gctrace reported inside the trace window.
     cycles: usize,
-    /// Their stop-the-world phases by gctrace's wall clock (sweep + mark termination), s.
-    gc_stw_s: f64,
     /// Go < 1.22 only: the `sched` profile of the newest toolchain's `go tool trace`, which
     /// converts old-format traces to the new model (`internal/trace/internal/oldtrace`) and
     /// so counts the waits after preemptions the old tool ignores.
@@ -199,6 +202,8 @@ struct Window {
     start_s: f64,
     /// The same when the trace was about to stop.
     done_s: f64,
+    /// The runtime's stop-the-world nanoseconds per cycle of the window (both pauses).
+    pause_ns: BTreeMap<u64, u64>,
 }
 
 /// Sends SIGUSR1 and waits for the fixture's trace window.
@@ -220,6 +225,19 @@ fn traced_window(p: &mut Spawned, what: &str) -> Window {
     let (start, start_s) = counter(p, "trace-start", TIMEOUT);
     let started_at = Instant::now();
     let (done, done_s) = counter(p, "trace-done", WINDOW + TIMEOUT);
+    let pauses = p
+        .wait_for(TIMEOUT, |l| l.starts_with("pauses"))
+        .unwrap_or_else(|e| panic!("{what}: no `pauses` line: {e:#}"));
+    let pause_ns = pauses
+        .last()
+        .expect("the matching line")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| {
+            let (n, ns) = f.split_once(':')?;
+            Some((n.parse().ok()?, ns.parse().ok()?))
+        })
+        .collect();
     // The cycle counter can move before the runtime prints the cycle's gctrace line, and
     // stderr is collected by a thread: wait for the line of the last cycle counted.
     let last = format!("gc {done} @");
@@ -233,6 +251,7 @@ fn traced_window(p: &mut Spawned, what: &str) -> Window {
         started_at,
         start_s,
         done_s,
+        pause_ns,
     }
 }
 
@@ -343,11 +362,6 @@ fn truth(tc: &Toolchain, trace: &Path, stderr: &str, start: u64, done: u64, what
          counted {}:\n{stderr}",
         done - start
     );
-    let gc_stw_s = gotrace::gctrace(stderr)
-        .into_iter()
-        .filter(|l| (start + 1..=done).contains(&l.cycle))
-        .map(|l| (l.sweep_term_ms + l.mark_term_ms) / 1e3)
-        .sum();
     let modern_sched = (!tc.at_least(1, 22)).then(|| {
         let newest = gtrace_tests::go::newest().expect("newest Go toolchain");
         gotrace::pprof_with(&newest, Kind::Sched, trace)
@@ -356,7 +370,6 @@ fn truth(tc: &Toolchain, trace: &Path, stderr: &str, start: u64, done: u64, what
     Truth {
         profiles: profiles(tc, trace),
         cycles,
-        gc_stw_s,
         modern_sched,
     }
 }
@@ -636,6 +649,7 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
     // the fixture's clock at `trace-start`. Pauses within a few ms of an edge can fall on
     // either side (the offset is measured by this process, to ~ms), hence STW_SLACK.
     let gc_stw_all = lat.stw.iter().filter(|s| is_gc_stw(&s.reason)).count();
+    let mut pause_time = None;
     let (gc_stw, go_pauses, overlap) = match attached_at {
         Some(a) => {
             let offset = window.started_at.saturating_duration_since(a).as_secs_f64();
@@ -648,12 +662,43 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
                 .filter(|s| is_gc_stw(&s.reason))
                 .filter(|s| (lo..=hi).contains(&(s.start_ns as f64 / 1e9)))
                 .count();
-            let go = gotrace::gctrace(&target.stderr())
+            let lines = gotrace::gctrace(&target.stderr());
+            let go = lines
                 .iter()
                 .flat_map(gotrace::GcLine::pause_starts)
                 .map(|t| t - window.start_s + offset)
                 .filter(|t| (lo..=hi).contains(t))
                 .count();
+            // Stop-the-world time of the cycles with both pauses in the overlap: gtrace's
+            // pauses starting there vs the runtime's own PauseNs of those cycles.
+            let inside = |t: f64| (lo..=hi).contains(&(t - window.start_s + offset));
+            let cycles: Vec<u64> = lines
+                .iter()
+                .filter(|l| l.pause_starts().into_iter().all(inside))
+                .map(|l| l.cycle)
+                .collect();
+            #[allow(clippy::cast_precision_loss)] // ns of seconds
+            let runtime_s: f64 = cycles
+                .iter()
+                .filter_map(|c| window.pause_ns.get(c))
+                .map(|&ns| ns as f64 / 1e9)
+                .sum();
+            #[allow(clippy::cast_precision_loss)] // ns of seconds
+            let ours_s: f64 = lat
+                .stw
+                .iter()
+                .filter(|s| is_gc_stw(&s.reason))
+                .filter(|s| {
+                    let at = s.start_ns as f64 / 1e9;
+                    lines
+                        .iter()
+                        .filter(|l| cycles.contains(&l.cycle))
+                        .flat_map(gotrace::GcLine::pause_starts)
+                        .any(|t| ((t - window.start_s + offset) - at).abs() < 0.05)
+                })
+                .map(|s| s.duration_ns as f64 / 1e9)
+                .sum();
+            pause_time = Some((cycles.len(), ours_s, runtime_s));
             (ours, go, format!("{lo:.3}..{hi:.3}s"))
         }
         None => (
@@ -662,13 +707,6 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
             "whole windows (not aligned)".to_owned(),
         ),
     };
-    #[allow(clippy::cast_precision_loss)] // ns totals of seconds
-    let gc_stw_s = lat
-        .stw
-        .iter()
-        .filter(|s| is_gc_stw(&s.reason))
-        .map(|s| s.duration_ns as f64 / 1e9)
-        .sum::<f64>();
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &lat.stw {
         *reasons.entry(s.reason.as_str()).or_default() += 1;
@@ -689,11 +727,27 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
         lat.sampling,
         kept.display()
     );
-    let _ = writeln!(
-        log,
-        "  info GC STW total: gtrace {gc_stw_s:.4}s, gctrace clock (sweep+mark termination) {:.4}s",
-        t.gc_stw_s
-    );
+    if let Some((n, ours, runtime)) = pause_time {
+        // Same pauses, two clocks: gtrace's probes around stopping and restarting the world
+        // vs the runtime's work.pauseNS (from when it began stopping to after the restart).
+        // The floor allows ~250 µs of bookkeeping per pause over a window's ~20 pauses.
+        if (ours - runtime).abs() > (TOLERANCE * runtime).max(STW_FLOOR) {
+            failures.push(format!(
+                "{what}: the {n} GC cycles inside the overlap stopped the world {:.2} ms by \
+                 gtrace, {:.2} ms by the runtime (MemStats.PauseNs)",
+                ours * 1e3,
+                runtime * 1e3
+            ));
+        }
+        let _ = writeln!(
+            log,
+            "  info GC STW time of the {n} cycles inside the overlap: gtrace {:.2} ms, runtime \
+             PauseNs {:.2} ms (ratio {:.2})",
+            ours * 1e3,
+            runtime * 1e3,
+            if runtime > 0.0 { ours / runtime } else { 0.0 }
+        );
+    }
     for c in &checks {
         let _ = writeln!(
             log,
@@ -758,4 +812,47 @@ fn latency_matches_go_tracer() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The comparison rules themselves (no root, no toolchain).
+#[test]
+fn comparison_rules() {
+    for r in [
+        "chan receive",
+        "chan send",
+        "select",
+        "semacquire",
+        "sync.Mutex.Lock",
+        "sync.RWMutex.RLock",
+        "sync.Cond.Wait",
+        "sync.WaitGroup.Wait",
+        "chan receive (durable)",
+    ] {
+        assert!(is_sync_reason(r), "{r}");
+    }
+    for r in [
+        "IO wait",
+        "sleep",
+        "chan receive (nil chan)",
+        "select (no cases)",
+        "GC assist wait",
+        "preempted",
+    ] {
+        assert!(!is_sync_reason(r), "{r}");
+    }
+    assert!(is_gc_stw("GC sweep termination") && is_gc_stw("GC mark termination"));
+    assert!(!is_gc_stw("start trace") && !is_gc_stw("unknown (not passed before go1.21)"));
+    let check = |lo, hi, go| Check {
+        what: String::new(),
+        gtrace_lo: lo,
+        gtrace: hi,
+        go,
+    };
+    // ±35 % of Go's value, or the floor for small ones.
+    assert!(check(1.3, 1.3, 1.0).ok() && !check(1.4, 1.4, 1.0).ok());
+    assert!(check(0.66, 0.66, 1.0).ok() && !check(0.6, 0.6, 1.0).ok());
+    assert!(check(0.19, 0.19, 0.0).ok() && !check(0.21, 0.21, 0.0).ok());
+    // A range accepts Go's value anywhere inside it, with the same slack at both ends.
+    assert!(check(1.0, 3.0, 2.0).ok() && check(2.5, 3.5, 2.0).ok());
+    assert!(!check(3.0, 4.0, 2.0).ok() && !check(0.5, 1.0, 2.0).ok());
 }
