@@ -741,6 +741,7 @@ mod tests {
                 state: "IO wait".into(),
                 created_by: "net/http.(*Server).Serve (net/http/server.go:3102)".into(),
                 parent_goid,
+                start_function: "net/http.(*conn).serve".into(),
             }),
             parks: Vec::new(),
             parks_not_listed: 0,
