@@ -99,8 +99,10 @@ fn check(what: &str, r: &Value, tc: &Toolchain) {
     }
     let total = |g: &Value| f(&g["observed_s"]);
     let sleeper = goroutine(what, r, "main.sleeper");
+    // Wide margin: on a loaded machine each of its 20 wake-ups a second can wait long for a
+    // CPU or behind a stop-the-world.
     assert!(
-        parked(sleeper, "sleep") >= 0.8 * total(sleeper),
+        parked(sleeper, "sleep") >= 0.5 * total(sleeper),
         "{what}: the sleeper is not mostly parked 'sleep': {sleeper:#}"
     );
     let spinner = goroutine(what, r, "main.spinner");
