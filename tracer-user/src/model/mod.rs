@@ -471,6 +471,9 @@ impl Model {
                         g.state = State::Runnable(t);
                     }
                     State::Dead(_) => self.anomalies.after_exit += 1,
+                    // A goroutine that existed before the capture and was waiting there: its
+                    // first event being its wake-up is the normal order, not an anomaly.
+                    State::Unknown => g.state = State::Runnable(t),
                     _ => {
                         if gap {
                             self.unobserved.after_gap += 1;

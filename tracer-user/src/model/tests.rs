@@ -116,7 +116,10 @@ fn park_ended_without_ready_closes_at_execute() {
 #[test]
 fn anomalies_are_counted_not_fatal() {
     let mut m = Model::new();
-    m.apply(&ready(5, 9, 0)); // unknown goroutine, not parked
+    m.apply(&ready(3, 9, 0)); // unknown goroutine (parked before attach): normal order
+    assert_eq!(m.anomalies.ready_not_waiting, 0);
+    m.apply(&one(EventKind::Execute, 4, 9));
+    m.apply(&ready(5, 9, 0)); // running, not parked
     m.apply(&one(EventKind::Exit, 6, 9));
     m.apply(&park(7, 9, 1, &[])); // after exit
     m.apply(&create(8, 4, 1));
@@ -124,7 +127,7 @@ fn anomalies_are_counted_not_fatal() {
     assert_eq!(m.anomalies.ready_not_waiting, 1);
     assert_eq!(m.anomalies.after_exit, 1);
     assert_eq!(m.anomalies.duplicate_create, 1);
-    assert_eq!(m.wakers[&0], 1);
+    assert_eq!(m.wakers[&0], 2);
 }
 
 #[test]
