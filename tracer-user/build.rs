@@ -36,6 +36,16 @@ fn nightly_has_rust_src() -> bool {
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=GTRACE_EBPF_TOOLCHAIN");
+    // cargo-fuzz builds with `--cfg fuzzing`. The fuzz targets only parse binaries and never
+    // load eBPF programs, so they get an empty object instead of an eBPF build (with its
+    // toolchain requirements and a sanitizer-instrumented aya-build run); loading it would
+    // fail with a parse error.
+    if env::var_os("CARGO_CFG_FUZZING").is_some() {
+        let out = env::var("OUT_DIR").context("OUT_DIR")?;
+        std::fs::write(Path::new(&out).join("tracer-ebpf"), b"")
+            .context("writing the empty eBPF object")?;
+        return Ok(());
+    }
     let toolchain = if let Ok(name) = env::var("GTRACE_EBPF_TOOLCHAIN") {
         name
     } else if nightly_has_rust_src() {
