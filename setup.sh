@@ -60,7 +60,7 @@ fi
 # g++: libfuzzer-sys compiles libFuzzer (cargo xtask fuzz).
 pkgs=(golang-1.19-go bpftrace python3-venv g++)
 if [ -z "$nightly_src" ]; then
-  pkgs+=(rustc-web cargo-web libstd-rust-web-dev-bpf)
+  pkgs+=(rustc-web cargo-web libstd-rust-web-dev-bpf rust-web-clippy)
 fi
 missing=()
 for p in "${pkgs[@]}"; do have_pkg "$p" || missing+=("$p"); done

@@ -128,16 +128,42 @@ fn check_schema(doc: &Value, what: &str) {
         }
     };
     check(doc, &schema, "top level");
+    if !doc["trace"].is_null() {
+        check(&doc["trace"], &schema["properties"]["trace"], "trace");
+    }
+    let group_def = &schema["$defs"]["group"];
     for g in doc["groups"].as_array().unwrap() {
-        check(g, &schema["$defs"]["group"], "group");
+        check(g, group_def, "group");
+        if !g["trace"].is_null() {
+            check(
+                &g["trace"],
+                &group_def["properties"]["trace"],
+                "group trace",
+            );
+        }
     }
 }
 
-fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
-    let what = format!("leaky {tc} {v}");
-    let mut p = spawn_leaky(tc, v);
+/// Polls the stderr `gtrace` wrote so far until it contains `needle`.
+fn wait_stderr(p: &Spawned, needle: &str, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !p.stderr().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: no {needle:?} on gtrace's stderr: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `gtrace leaks --json` (with `--trace` when `traced`) over 3 s while `leaky` leaks
+/// for 1.5 s from the first snapshot on; returns the report and the fixture's own counts. A
+/// traced run starts the leaks once the probes are attached, so every leaked goroutine is
+/// created while traced.
+fn run_leaky(p: &mut Spawned, traced: bool, what: &str) -> (Value, HashMap<String, u64>) {
     let pid = p.pid().to_string();
-    let child = start_gtrace(&[
+    let mut args = vec![
         "leaks",
         "-p",
         &pid,
@@ -146,7 +172,22 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
         "--interval",
         "250ms",
         "--json",
-    ]);
+    ];
+    if traced {
+        args.push("--trace");
+    }
+    let mut g = Spawned::from_command(gtrace::command(&args)).expect("spawn gtrace");
+    // Start leaking only once sampling has begun (and, traced, the probes are attached): a
+    // slow start under load would otherwise see the leaks already grown.
+    wait_stderr(
+        &g,
+        if traced {
+            "lifecycle events traced"
+        } else {
+            "gtrace: sampling pid"
+        },
+        what,
+    );
     p.write_line("start").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     p.write_line("stop").unwrap();
@@ -154,12 +195,29 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
         .wait_for(Duration::from_secs(10), |l| l.starts_with("stopped "))
         .unwrap_or_else(|e| panic!("{what}: {e:#}"));
     let made = parse_stopped(stopped.last().unwrap());
-    let out = finish(child, &what);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stderr}"));
+    let status = g
+        .wait_exit(Duration::from_mins(1))
+        .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    let stderr = g.stderr();
+    assert_eq!(status.code(), Some(0), "{what}: {stderr}");
+    let line = g
+        .next_line(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{what}: no report: {e:#}"));
+    let doc: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stderr}"));
+    (doc, made)
+}
+
+fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>, traced: bool) {
+    let what = format!("leaky {tc} {v}{}", if traced { " --trace" } else { "" });
+    let mut p = spawn_leaky(tc, v);
+    let (doc, made) = run_leaky(&mut p, traced, &what);
     check_schema(&doc, &what);
+    if traced {
+        check_traced_window(&doc["trace"], &what);
+    } else {
+        assert!(doc["trace"].is_null(), "{what}");
+    }
     let groups = doc["groups"].as_array().expect("groups");
     let dump = final_dump(p.pid());
     let minor = tc.minor().1;
@@ -209,6 +267,11 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
             "{what}: {name}: age {max_age}"
         );
         assert!(!g["example_goids"].as_array().unwrap().is_empty());
+        if traced {
+            check_traced_leak(g, n, &format!("{what}: {name}"));
+        } else {
+            assert!(g["trace"].is_null(), "{what}: {name}");
+        }
     }
     let leaking: Vec<&Value> = groups.iter().filter(|g| g["leak"] == true).collect();
     assert_eq!(
@@ -219,6 +282,58 @@ fn check_leaky(tc: &Toolchain, v: Variant, lines: &HashMap<String, u64>) {
     assert_eq!(doc["leaking_groups"], SITES.len());
     let pool = group(groups, "main.worker", "main.main");
     assert!(pool.iter().all(|g| g["leak"] == false), "{what}: {pool:#?}");
+    if traced {
+        check_traced_pool(&pool, &what);
+    }
+}
+
+/// The window's trace totals: events seen, none lost (as in the lifecycle tests, this
+/// workload never fills the ring buffer), probes verified detached.
+fn check_traced_window(t: &Value, what: &str) {
+    assert!(t["events"].as_u64().unwrap() > 0, "{what}: {t}");
+    for k in ["dropped", "decode_errors", "probe_errors", "untracked"] {
+        assert_eq!(t[k], 0, "{what}: events lost: {t}");
+    }
+    assert!(t["detach_problem"].is_null(), "{what}: {t}");
+}
+
+/// A leaked group of `n`: created while traced, parked once, never woken — every count
+/// exact, and the verdict says so.
+fn check_traced_leak(grp: &Value, n: u64, what: &str) {
+    let t = &grp["trace"];
+    assert_eq!(t["watched"], n, "{what}: {t}");
+    assert_eq!(t["woke"], 0, "{what}: {t}");
+    assert_eq!(t["exited"], 0, "{what}: {t}");
+    assert_eq!(t["created_in_window"], n, "{what}: {t}");
+    assert_eq!(t["exact_ages"], n, "{what}: {t}");
+    let never = format!("never woken: none of the {n} goroutine(s) seen here");
+    let reasons = grp["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with(&never)),
+        "{what}: {reasons:?}"
+    );
+}
+
+/// The pool parks in a channel receive between jobs and is woken every 200µs: the events
+/// show it, even when every snapshot catches each worker parked; no rule fires.
+fn check_traced_pool(pool: &[&Value], what: &str) {
+    let parked: Vec<_> = pool
+        .iter()
+        .filter(|grp| grp["wait_reason"] == "chan receive")
+        .collect();
+    assert_eq!(parked.len(), 1, "{what}: {pool:#?}");
+    let grp = parked[0];
+    assert_eq!(grp["woken"], true, "{what}: {grp:#}");
+    assert!(
+        grp["trace"]["woke"].as_u64().unwrap() >= 1,
+        "{what}: {grp:#}"
+    );
+    assert!(
+        grp["rules"].as_array().unwrap().is_empty(),
+        "{what}: {grp:#}"
+    );
 }
 
 /// Every leak site of `leaky` found with its exact count, sites, category and growth, and
@@ -228,7 +343,33 @@ fn leaks_finds_every_site_in_the_matrix() {
     let lines = site_lines();
     assert_eq!(lines.len(), 10, "SITE markers in leaky/main.go: {lines:?}");
     for (tc, v) in fixture::matrix().unwrap_or_else(|e| panic!("{e:#}")) {
-        check_leaky(&tc, v, &lines);
+        check_leaky(&tc, v, &lines, false);
+    }
+}
+
+/// The matrix, or only Go `$GTRACE_TEST_GO` (e.g. `1.27`) when set, as in the lifecycle
+/// tests.
+fn cells() -> Vec<(Toolchain, Variant)> {
+    let only = std::env::var("GTRACE_TEST_GO").ok();
+    let cells: Vec<_> = fixture::matrix()
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .filter(|(tc, _)| only.as_deref().is_none_or(|o| o == tc.minor_str()))
+        .collect();
+    assert!(
+        !cells.is_empty(),
+        "no toolchain matches GTRACE_TEST_GO={only:?}"
+    );
+    cells
+}
+
+/// `--trace`: the same exact counts and sites, plus the events' evidence — every leaked
+/// goroutine watched, created while traced, never woken, with an exact age; the healthy pool
+/// shown woken and not flagged — every toolchain x every variant.
+#[test]
+fn leaks_trace_in_the_matrix() {
+    let lines = site_lines();
+    for (tc, v) in cells() {
+        check_leaky(&tc, v, &lines, true);
     }
 }
 
@@ -389,19 +530,69 @@ fn profile_totals_match_the_dump_in_the_matrix() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// `--kind block` says it needs `gtrace record` instead of writing anything.
+/// `--kind block` on a process that does not exist: exit 5 before anything is written.
 #[test]
-fn profile_block_is_not_yet_available() {
+fn profile_block_of_a_missing_process() {
+    // Above the kernel's largest pid_max (2^22): no such process.
     let out = Command::new(gtrace::bin())
-        .args(["profile", "-p", "1", "-o", "/dev/null", "--kind", "block"])
+        .args([
+            "profile",
+            "-p",
+            "4194305",
+            "-o",
+            "/nonexistent/x",
+            "--kind",
+            "block",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+}
+
+/// Without `--trace` nothing is attached: while `gtrace leaks` samples, the target's code at
+/// every lifecycle probe site is byte-for-byte its file's. With `--trace` the same check sees
+/// the breakpoints (so it can tell).
+#[test]
+fn leaks_default_mode_attaches_no_probes() {
+    let tc = go::newest().unwrap_or_else(|e| panic!("{e:#}"));
+    let p = spawn_leaky(&tc, Variant::Default);
+    let target = tracer_user::probes::session::Target::open(p.pid()).expect("plan");
+    let pid = p.pid().to_string();
+    let patched = |traced: bool| -> usize {
+        let mut args = vec!["leaks", "-p", &pid, "-d", "2s", "--interval", "500ms"];
+        if traced {
+            args.push("--trace");
+        }
+        let mut g = Spawned::from_command(gtrace::command(&args)).expect("spawn gtrace");
+        wait_stderr(&g, "gtrace: sampling pid", "no probes");
+        std::thread::sleep(Duration::from_millis(300));
+        let n = target
+            .plan
+            .sites
+            .iter()
+            .filter(|s| tracer_user::probes::verify_detached(&target.process, s.offset).is_err())
+            .count();
+        let status = g.wait_exit(Duration::from_mins(1)).unwrap();
+        assert_eq!(status.code(), Some(0), "{}", g.stderr());
+        n
+    };
+    assert_eq!(patched(false), 0, "default mode must attach nothing");
     assert!(
-        err.contains("not yet available") && err.contains("gtrace record"),
-        "{err}"
+        patched(true) > 0,
+        "--trace attached no uprobe the check could see"
     );
+}
+
+/// `-d` or `--view` with a goroutine profile (one snapshot) is a usage error (exit 2).
+#[test]
+fn profile_window_flags_need_kind_block() {
+    for extra in [["-d", "2s"], ["--view", "wakers"]] {
+        let out = gtrace::command(["profile", "-p", "1", "-o", "/dev/null"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
+    }
 }
 
 /// An interval longer than the window is a usage error (exit 2), checked before attaching.

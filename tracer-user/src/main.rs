@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => run_dump(args),
         Command::Inspect(args) => inspect::run(args).map(|()| exit::Exit::Ok),
         Command::Leaks(args) => leaks::run(args, &mut std::io::stdout().lock()),
-        Command::Profile(args) => profile::run(args).map(|()| exit::Exit::Ok),
+        Command::Profile(args) => profile::run(args),
         Command::Symbolize(args) => symbolize::run(args).map(|()| exit::Exit::Ok),
         Command::Panics(args) => panics::run(args),
     };

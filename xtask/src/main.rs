@@ -8,6 +8,10 @@ mod bench_dump;
 mod bench_gobin;
 mod bigbin;
 mod demo;
+// The eBPF compiler detection, shared with `tracer-user/build.rs`.
+#[path = "../../tracer-user/build/ebpf_toolchain.rs"]
+#[allow(dead_code, reason = "shared with build.rs, which uses other parts")]
+mod ebpf_toolchain;
 mod fixtures;
 mod fuzz;
 mod gen_offsets;

@@ -45,6 +45,40 @@ fn step(name: &str, mut cmd: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Clippy over `tracer-ebpf`, with the compiler `tracer-user/build.rs` builds it with (the
+/// workspace clippy cannot: the crate only builds for the BPF target). Its own target dir, so
+/// it never invalidates the object the build script made.
+fn ebpf_clippy() -> anyhow::Result<Command> {
+    let tc = crate::ebpf_toolchain::detect().map_err(anyhow::Error::msg)?;
+    let mut cmd = Command::new("rustup");
+    cmd.args([
+        "run",
+        &tc.name,
+        "cargo",
+        "clippy",
+        "--package",
+        "tracer-ebpf",
+    ])
+    .args(["--target", "bpfel-unknown-none", "--release"])
+    .args(["--target-dir", "target/ebpf-clippy"]);
+    if tc.build_std {
+        cmd.args(["-Z", "build-std=core"]);
+    } else {
+        cmd.env("RUSTC_BOOTSTRAP", crate::ebpf_toolchain::FEATURE_CRATES);
+    }
+    cmd.args(["--", "-D", "warnings"]);
+    // The outer cargo's choices must not leak into the other toolchain's build.
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+    ] {
+        cmd.env_remove(var);
+    }
+    Ok(cmd)
+}
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -70,6 +104,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             "warnings",
         ]);
         step("clippy", clippy)?;
+        step("clippy (eBPF)", ebpf_clippy()?)?;
     }
     crate::go_toolchains::run(&crate::go_toolchains::Args {
         python: "python3".into(),

@@ -30,12 +30,12 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
     let next = unsafe { ctx.read_at::<i32>(SWITCH_NEXT_PID) }.unwrap_or(0) as u32;
     let out = tgid == target;
     // SAFETY: a lookup of a plain u32 key.
-    let in_ = !out && unsafe { maps::TIDS.get(&next) }.is_some();
+    let in_ = !out && unsafe { maps::TIDS.get(next) }.is_some();
     if !out && !in_ {
         return 0;
     }
     maps::hit(ProbeId::SchedSwitch);
-    if out && maps::TIDS.insert(&tid, &1, 0).is_err() {
+    if out && maps::TIDS.insert(tid, 1, 0).is_err() {
         maps::error(ProbeId::SchedSwitch);
     }
     // SAFETY: as above.
@@ -59,7 +59,7 @@ pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
     // SAFETY: as in sched_switch.
     let pid = unsafe { ctx.read_at::<i32>(WAKEUP_PID) }.unwrap_or(0) as u32;
     // SAFETY: a lookup of a plain u32 key.
-    if unsafe { maps::TIDS.get(&pid) }.is_none() {
+    if unsafe { maps::TIDS.get(pid) }.is_none() {
         return 0;
     }
     maps::hit(ProbeId::SchedWakeup);
@@ -84,7 +84,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         return 0;
     }
     maps::hit(ProbeId::ProcessExit);
-    let _ = maps::TIDS.remove(&tid);
+    let _ = maps::TIDS.remove(tid);
     // SAFETY: as in sched_switch.
     let dead = unsafe { ctx.read_at::<u8>(EXIT_GROUP_DEAD) }.unwrap_or(0);
     emit::send(

@@ -11,6 +11,7 @@
 //! [`GroupReport`]s.
 
 pub mod rules;
+pub mod trace;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -208,6 +209,50 @@ pub struct Tracker {
     parents: HashMap<u64, Option<u64>>,
     /// Every goid of the first snapshot, in any state.
     first: HashSet<u64>,
+    /// Kernel-time span of each snapshot's read, when traced.
+    reads: Vec<Option<(u64, u64)>>,
+    /// (group, goid) → end of the first traced read that saw the goroutine in the group.
+    watched: HashMap<(usize, u64), u64>,
+}
+
+/// The lifecycle evidence [`Tracker::finish_traced`] combines with the snapshots.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceInput<'a> {
+    /// What the event stream said per goroutine.
+    pub life: &'a trace::Lifecycle,
+    /// Events lost while tracing (ring buffer full, undecodable, failed probe reads).
+    pub lost: u64,
+    /// Seconds the probes were attached.
+    pub traced_secs: f64,
+    /// `waitReason` value → the runtime's string (to match a traced park to a group).
+    pub reasons: &'a [Arc<str>],
+}
+
+/// What the lifecycle events say about one group (`gtrace leaks --trace`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceEvidence {
+    /// Goroutines some traced snapshot saw in the group (any snapshot, not only the last).
+    pub watched: usize,
+    /// Of those (parked groups only), how many ran again after a snapshot saw them here: a
+    /// `ready`, `execute`, yield or exit event came later.
+    pub woke: usize,
+    /// Of those, how many exited afterwards.
+    pub exited: usize,
+    /// Members at the last snapshot whose creation was seen (created during the window).
+    pub created_in_window: usize,
+    /// Members at the last snapshot whose age is exact: their park started while traced.
+    pub exact_ages: usize,
+    /// Events lost while tracing: when non-zero, a wake may have been missed.
+    pub events_lost: u64,
+    /// Seconds the probes were attached.
+    pub traced_secs: f64,
+}
+
+impl TraceEvidence {
+    /// Some member was seen running again or exiting.
+    pub fn woken(&self) -> bool {
+        self.woke > 0 || self.exited > 0
+    }
 }
 
 /// True if a goroutine parked at both snapshots ran in between: the runtime's `execute`
@@ -233,8 +278,20 @@ impl Tracker {
 
     /// Adds one snapshot taken `t` seconds into the window (times must not decrease).
     pub fn snapshot(&mut self, t: f64, samples: impl IntoIterator<Item = Sample>) {
+        self.snapshot_read(t, None, samples);
+    }
+
+    /// [`Tracker::snapshot`] of a traced window: `read` is the kernel-time span
+    /// (`CLOCK_MONOTONIC` ns, the events' clock) during which the snapshot was read.
+    pub fn snapshot_read(
+        &mut self,
+        t: f64,
+        read: Option<(u64, u64)>,
+        samples: impl IntoIterator<Item = Sample>,
+    ) {
         let n = self.times.len();
         self.times.push(t);
+        self.reads.push(read);
         let mut cur: HashMap<u64, Seen> = HashMap::with_capacity(self.prev.len());
         self.parents.clear();
         for s in samples {
@@ -265,6 +322,9 @@ impl Tracker {
                 _ => t,
             };
             self.parents.insert(s.goid, s.parent_goid);
+            if let Some((_, end)) = read {
+                self.watched.entry((gi, s.goid)).or_insert(end);
+            }
             cur.insert(
                 s.goid,
                 Seen {
@@ -293,9 +353,37 @@ impl Tracker {
 
     /// One report per group present in the last snapshot, largest first.
     pub fn finish(&self) -> Vec<GroupReport> {
+        self.finish_with(None)
+    }
+
+    /// [`Tracker::finish`] with the lifecycle evidence of a traced window: who ran again
+    /// after a snapshot saw it parked, who exited, exact ages of parks seen starting.
+    pub fn finish_traced(&self, input: &TraceInput<'_>) -> Vec<GroupReport> {
+        self.finish_with(Some(input))
+    }
+
+    /// Per group: (watched, woke, exited) from the traced snapshots' memberships.
+    fn watch_counts(&self, input: &TraceInput<'_>) -> Vec<(usize, usize, usize)> {
+        let mut out = vec![(0, 0, 0); self.groups.len()];
+        for (&(gi, goid), &seen) in &self.watched {
+            let c = &mut out[gi];
+            c.0 += 1;
+            if self.groups[gi].key.parked && input.life.ran_after(goid, seen) {
+                c.1 += 1;
+            }
+            if input.life.exited(goid).is_some_and(|t| t > seen) {
+                c.2 += 1;
+            }
+        }
+        out
+    }
+
+    fn finish_with(&self, input: Option<&TraceInput<'_>>) -> Vec<GroupReport> {
         let Some(&t_end) = self.times.last() else {
             return Vec::new();
         };
+        let watch = input.map(|i| self.watch_counts(i));
+        let last_read = self.reads.last().copied().flatten();
         let t0 = self.times.first().copied().unwrap_or(t_end);
         let mut members: Vec<Vec<(u64, Seen)>> = vec![Vec::new(); self.groups.len()];
         for (&goid, &s) in &self.prev {
@@ -309,17 +397,28 @@ impl Tracker {
             ms.sort_by_key(|(g, _)| *g);
             let tr = &self.groups[gi];
             let count = ms.len();
-            let runtime_ages: Vec<f64> = ms
-                .iter()
-                .filter_map(|(_, s)| s.wait_ns)
-                .map(|ns| ns.max(0) as f64 / 1e9)
-                .collect();
-            // Age = the runtime's wait time where it has one, never less than the time seen
-            // parked here in this window.
+            // Exact when traced and the member's park was seen starting (and matches the
+            // group's wait reason); else the runtime's wait time where it has one, never less
+            // than the time seen parked here in this window.
+            let exact = |goid: u64| -> Option<f64> {
+                let (input, (from, to)) = (input?, last_read?);
+                if !tr.key.parked {
+                    return None;
+                }
+                let p = input.life.open_park(goid, from, to)?;
+                let name = input.reasons.get(p.reason as usize)?;
+                (**name == *tr.key.state).then(|| from.saturating_sub(p.at) as f64 / 1e9)
+            };
+            let (mut exact_ages, mut runtime_ages) = (0, 0);
             let mut ages: Vec<f64> = ms
                 .iter()
-                .map(|(_, s)| {
+                .map(|(goid, s)| {
+                    if let Some(a) = exact(*goid) {
+                        exact_ages += 1;
+                        return a;
+                    }
                     let seen = t_end - s.since;
+                    runtime_ages += usize::from(s.wait_ns.is_some());
                     s.wait_ns
                         .map_or(seen, |ns| (ns.max(0) as f64 / 1e9).max(seen))
                 })
@@ -352,10 +451,22 @@ impl Tracker {
                 snapshots: self.times.len(),
                 departed: tr.departed,
                 ages: Ages::of(&ages),
-                runtime_ages: runtime_ages.len(),
+                runtime_ages,
                 orphans,
                 new_members: ms.iter().filter(|(g, _)| !self.first.contains(g)).count(),
                 goids: ms.iter().map(|(g, _)| *g).collect(),
+                trace: input.zip(watch.as_ref()).map(|(i, w)| TraceEvidence {
+                    watched: w[gi].0,
+                    woke: w[gi].1,
+                    exited: w[gi].2,
+                    created_in_window: ms
+                        .iter()
+                        .filter(|(g, _)| i.life.created(*g).is_some())
+                        .count(),
+                    exact_ages,
+                    events_lost: i.lost + i.life.untracked,
+                    traced_secs: i.traced_secs,
+                }),
             });
         }
         out.sort_by(|a, b| b.count.cmp(&a.count).then(a.goids.cmp(&b.goids)));
@@ -426,7 +537,7 @@ pub struct GroupReport {
     pub departed: u64,
     /// Ages of the last snapshot's members (seconds).
     pub ages: Option<Ages>,
-    /// How many of those ages come from the runtime's own wait time.
+    /// How many of those ages come from the runtime's own wait time (and are not exact).
     pub runtime_ages: usize,
     /// Members whose creator has exited (`None` when the Go version does not record it).
     pub orphans: Option<usize>,
@@ -434,12 +545,15 @@ pub struct GroupReport {
     pub new_members: usize,
     /// Every member's goid at the last snapshot, ascending.
     pub goids: Vec<u64>,
+    /// The lifecycle evidence, when the window was traced (`--trace`).
+    pub trace: Option<TraceEvidence>,
 }
 
 impl GroupReport {
-    /// Some member woke up, exited or re-parked during the window.
+    /// Some member woke up, exited or re-parked during the window: seen by the snapshots,
+    /// or (traced) by a later event.
     pub fn woken(&self) -> bool {
-        self.departed > 0
+        self.departed > 0 || self.trace.is_some_and(|t| t.woken())
     }
 
     /// Hidden unless `--all`: runtime goroutines and runtime-internal waits.
@@ -598,6 +712,84 @@ pub(crate) mod tests {
         assert_eq!(r[0].ages.unwrap().max, 602.0);
         assert_eq!(r[0].runtime_ages, 1);
         assert_eq!(r[0].category.name(), "select");
+    }
+
+    /// A traced window: the pool wakes between snapshots (invisible to the snapshots, which
+    /// see it parked at the same place each time), the leak never does; exact ages come
+    /// from the parks seen starting.
+    #[test]
+    fn traced_wakes_separate_a_pool_from_a_leak() {
+        use trace::{
+            Lifecycle,
+            tests::{create, execute, park, ready},
+        };
+        const S: u64 = 1_000_000_000;
+        let reasons: Vec<Arc<str>> = vec!["".into(), "chan receive".into(), "select".into()];
+        let mut life = Lifecycle::new();
+        let mut t = Tracker::new();
+        // Pool member 10 parked before tracing; leak 100 created and parked at 0.5 s.
+        life.apply(&create(100, S / 2));
+        life.apply(&execute(100, S / 2 + 10));
+        life.apply(&park(100, S / 2 + 20, 1, &[]));
+        let snap = |leak: bool| {
+            let mut v = vec![parked(10, "chan receive", "main.worker", "main.main")];
+            if leak {
+                v.push(parked(100, "chan receive", "main.leak", "main.h"));
+            }
+            v
+        };
+        t.snapshot_read(0.0, Some((S / 4, S / 4 + 5)), snap(false));
+        t.snapshot_read(1.0, Some((S, S + 5)), snap(true));
+        // The pool member wakes and re-parks at the same place between the snapshots.
+        life.apply(&ready(10, S + S / 2, 1, &[]));
+        life.apply(&execute(10, S + S / 2 + 10));
+        life.apply(&park(10, S + S / 2 + 20, 1, &[]));
+        t.snapshot_read(2.0, Some((2 * S, 2 * S + 5)), snap(true));
+        assert!(
+            t.finish().iter().all(|g| !g.woken()),
+            "the snapshots alone see no wake"
+        );
+        let input = TraceInput {
+            life: &life,
+            lost: 0,
+            traced_secs: 2.0,
+            reasons: &reasons,
+        };
+        let r = t.finish_traced(&input);
+        let pool = r
+            .iter()
+            .find(|g| g.key.block == Some(site("main.worker", 20)))
+            .unwrap();
+        let tr = pool.trace.unwrap();
+        assert_eq!((tr.watched, tr.woke, tr.exited), (1, 1, 0));
+        assert!(pool.woken());
+        // Its park started at 1.5 s: age 0.5 s at the last read, exact.
+        assert_eq!(tr.exact_ages, 1);
+        assert!(
+            (pool.ages.unwrap().max - 0.5).abs() < 1e-6,
+            "{:?}",
+            pool.ages
+        );
+        let leak = r
+            .iter()
+            .find(|g| g.key.block == Some(site("main.leak", 20)))
+            .unwrap();
+        let tr = leak.trace.unwrap();
+        assert_eq!((tr.watched, tr.woke, tr.exited), (1, 0, 0));
+        assert_eq!((tr.created_in_window, tr.exact_ages), (1, 1));
+        assert!(!leak.woken());
+        assert!(
+            (leak.ages.unwrap().max - 1.5).abs() < 1e-6,
+            "{:?}",
+            leak.ages
+        );
+        // A park whose reason differs from the group's is not taken as its age.
+        let wrong: Vec<Arc<str>> = vec!["".into(), "select".into()];
+        let r = t.finish_traced(&TraceInput {
+            reasons: &wrong,
+            ..input
+        });
+        assert!(r.iter().all(|g| g.trace.unwrap().exact_ages == 0));
     }
 
     #[test]

@@ -7,7 +7,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use crate::goroutines::{FuncKind, Goroutine};
+use crate::goroutines::{
+    FuncKind, Goroutine,
+    symbols::{CachedSymbols, SourceFrame, Symbols},
+};
 
 /// One logical frame of a profiled stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,6 +23,73 @@ pub struct Frame {
     pub line: u32,
     /// The physical frame's PC (inlined frames share their caller's).
     pub pc: u64,
+}
+
+/// Logical frames (innermost first) as Go's profiles show them: `runtime.CallersFrames` drops
+/// wrapper functions unless they called a panic (`elideWrapperCalling`), and runtime/pprof
+/// stops at `runtime.goexit` (runtime/symtab.go, runtime/pprof/proto.go `allFrames`).
+fn elide<'a>(frames: impl IntoIterator<Item = (&'a SourceFrame, u64)>) -> Vec<Frame> {
+    let mut out = Vec::new();
+    let mut callee = FuncKind::Normal;
+    for (src, pc) in frames {
+        let kind = src.kind;
+        if kind == FuncKind::Goexit {
+            break;
+        }
+        let c = std::mem::replace(&mut callee, kind);
+        if kind == FuncKind::Wrapper
+            && !matches!(
+                c,
+                FuncKind::Gopanic | FuncKind::Sigpanic | FuncKind::Panicwrap
+            )
+        {
+            continue;
+        }
+        out.push(Frame {
+            function: src.function.clone(),
+            file: src.file.clone(),
+            line: src.line,
+            pc,
+        });
+    }
+    out
+}
+
+/// The frames of a stack captured by a probe (`pcs` innermost first: the probed instruction,
+/// then return addresses, runtime addresses), symbolized with inlined calls expanded and
+/// elided as Go's profiles do; leading frames whose function `skip` accepts are dropped (the
+/// probed runtime function and its plumbing). An unknown PC becomes a frame named after it.
+pub fn frames_of_pcs<S: Symbols>(
+    syms: &CachedSymbols<S>,
+    pcs: &[u64],
+    skip: fn(&str) -> bool,
+) -> Vec<Frame> {
+    let mut logical: Vec<(SourceFrame, u64)> = Vec::new();
+    for (i, &pc) in pcs.iter().enumerate() {
+        let Some(func) = syms.func_at(if i > 0 { pc.wrapping_sub(1) } else { pc }) else {
+            logical.push((
+                SourceFrame {
+                    function: format!("{pc:#x}").into(),
+                    file: "?".into(),
+                    line: 0,
+                    inlined: false,
+                    kind: FuncKind::Normal,
+                },
+                pc,
+            ));
+            continue;
+        };
+        // A return address points after the CALL: symbolize the CALL (as the runtime does).
+        let sym_pc = if i > 0 && pc > func.entry { pc - 1 } else { pc };
+        for f in syms.source_frames(&func, sym_pc).iter() {
+            logical.push((f.clone(), pc));
+        }
+    }
+    let start = logical
+        .iter()
+        .position(|(f, _)| !skip(&f.function))
+        .unwrap_or(logical.len());
+    elide(logical[start..].iter().map(|(f, pc)| (f, *pc)))
 }
 
 /// A distinct stack (innermost frame first) and how many goroutines have it.
@@ -54,29 +124,14 @@ impl StackCounter {
         // As Go's profile: `runtime.CallersFrames` drops wrapper functions unless they called
         // a panic (`elideWrapperCalling`), and runtime/pprof stops at `runtime.goexit`
         // (runtime/symtab.go, runtime/pprof/proto.go `allFrames`).
-        let mut frames = Vec::new();
-        let mut callee = FuncKind::Normal;
-        for f in g.stack.frames.iter().chain(&g.stack.tail) {
-            let kind = f.src.kind;
-            if kind == FuncKind::Goexit {
-                break;
-            }
-            let c = std::mem::replace(&mut callee, kind);
-            if kind == FuncKind::Wrapper
-                && !matches!(
-                    c,
-                    FuncKind::Gopanic | FuncKind::Sigpanic | FuncKind::Panicwrap
-                )
-            {
-                continue;
-            }
-            frames.push(Frame {
-                function: f.src.function.clone(),
-                file: f.src.file.clone(),
-                line: f.src.line,
-                pc: f.pc,
-            });
-        }
+        let frames = elide(
+            g.stack
+                .frames
+                .iter()
+                .chain(&g.stack.tail)
+                .map(|f| (&f.src, f.pc)),
+        );
+        let mut frames = frames;
         if frames.is_empty() {
             frames.push(Frame {
                 function: format!("[{}]", g.status).into(),
@@ -115,6 +170,7 @@ impl StackCounter {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::goroutines::symbols::FuncInfo;
 
     pub(crate) fn frame(function: &str, line: u32, pc: u64) -> Frame {
         Frame {
@@ -123,6 +179,76 @@ pub(crate) mod tests {
             line,
             pc,
         }
+    }
+
+    /// One function per 0x100 bytes (gopark, chanrecv, main.a, a wrapper, goexit); main.a
+    /// has main.inner inlined below 0x350; the line is the PC's low byte.
+    struct Fake;
+
+    const FUNCS: &[(u64, &str, FuncKind)] = &[
+        (0x100, "runtime.gopark", FuncKind::Normal),
+        (0x200, "runtime.chanrecv", FuncKind::Normal),
+        (0x300, "main.a", FuncKind::Normal),
+        (0x400, "main.a.gowrap1", FuncKind::Wrapper),
+        (0x500, "runtime.goexit", FuncKind::Goexit),
+    ];
+
+    impl Symbols for Fake {
+        fn func_at(&self, pc: u64) -> Option<FuncInfo> {
+            let &(entry, name, kind) = FUNCS.iter().find(|f| pc >= f.0 && pc < f.0 + 0x100)?;
+            Some(FuncInfo {
+                entry,
+                name: name.into(),
+                kind,
+                top_frame: false,
+                sp_write: false,
+            })
+        }
+
+        fn sp_delta(&self, _: &FuncInfo, _: u64) -> Option<u32> {
+            None
+        }
+
+        fn source_frames(&self, func: &FuncInfo, pc: u64) -> Vec<SourceFrame> {
+            let frame = |function: &str, inlined| SourceFrame {
+                function: function.into(),
+                file: "/src/main.go".into(),
+                line: (pc & 0xff) as u32,
+                inlined,
+                kind: func.kind,
+            };
+            let mut v = Vec::new();
+            if &*func.name == "main.a" && pc < 0x350 {
+                v.push(frame("main.inner", true));
+            }
+            v.push(frame(&func.name, false));
+            v
+        }
+    }
+
+    #[test]
+    fn probe_stacks_are_symbolized_like_go_profiles() {
+        let syms = CachedSymbols::new(Fake);
+        // The probe site in gopark, then return addresses (the CALL is one byte before).
+        let pcs = [0x106, 0x211, 0x321, 0x401, 0x501];
+        let f = frames_of_pcs(&syms, &pcs, |n| n == "runtime.gopark");
+        let names: Vec<(&str, u32, u64)> = f.iter().map(|f| (&*f.function, f.line, f.pc)).collect();
+        // gopark skipped, inlined main.inner expanded at its caller's PC, the wrapper and
+        // everything from goexit on dropped, lines of the CALL (pc - 1).
+        assert_eq!(
+            names,
+            [
+                ("runtime.chanrecv", 0x10, 0x211),
+                ("main.inner", 0x20, 0x321),
+                ("main.a", 0x20, 0x321),
+            ]
+        );
+        // A return address at a function's first byte belongs to the previous function.
+        let f = frames_of_pcs(&syms, &[0x106, 0x300], |_| false);
+        assert_eq!(&*f[1].function, "runtime.chanrecv");
+        // Unknown PCs are kept, named after themselves.
+        let f = frames_of_pcs(&syms, &[0x106, 0x9999], |n| n == "runtime.gopark");
+        assert_eq!(&*f[0].function, "0x9999");
     }
 
     #[test]

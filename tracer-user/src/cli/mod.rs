@@ -28,7 +28,9 @@ EXAMPLES:
     gtrace inspect ./server --json      version, symbols, layouts, probe sites
     gtrace symbolize ./server 0x4a1b2c  function, file:line, inlined frames
     sudo gtrace leaks -p 1234 -d 30s    goroutine leaks: groups that grow and never wake
+    sudo gtrace leaks -p 1234 --trace   … plus lifecycle events: who woke, exact ages
     sudo gtrace profile -p 1234 -o g.pb.gz   goroutine profile for `go tool pprof`
+    sudo gtrace profile -p 1234 --kind block -d 30s -o b.pb.gz   time parked, by stack
     sudo gtrace panics -p 1234          every panic: value, stack, recovered or fatal, creator
 
 EXIT CODES:
@@ -58,7 +60,8 @@ pub enum Command {
     /// Goroutine leaks: groups (creation site, blocking site, wait reason) that grow over a
     /// window of snapshots while none of their goroutines wakes. Exit code 6 with --fail-on.
     Leaks(leaks::LeaksArgs),
-    /// Write a goroutine profile (pprof, folded stacks or an SVG flame graph) from one snapshot.
+    /// Write a goroutine profile (one snapshot) or a block profile (a traced window: time
+    /// parked by stack and wait reason) as pprof, folded stacks or an SVG flame graph.
     Profile(profile::ProfileArgs),
     /// Symbolize program counters of a Go binary, inlined frames expanded.
     Symbolize(symbolize::SymbolizeArgs),

@@ -1,25 +1,37 @@
-//! `gtrace profile`: a goroutine profile of a live process from one snapshot, as pprof
-//! (what Go's `/debug/pprof/goroutine` serves), folded stacks, or an SVG flame graph.
+//! `gtrace profile`: a goroutine profile of a live process from one snapshot (what Go's
+//! `/debug/pprof/goroutine` serves), or a block profile of a traced window (where goroutines
+//! spent time parked, and who woke them), as pprof, folded stacks, or an SVG flame graph.
 
 use std::{
     fs::File,
     io::{BufWriter, Write as _},
     path::PathBuf,
+    time::Duration,
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
+use super::{duration, exit::Exit};
 use crate::{
     analysis::stacks::StackCounter,
     goroutines::{DumpOptions, target::Target},
     output::{folded, pprof},
 };
 
+mod block;
+
 const EXAMPLES: &str = "\
 Examples:
   gtrace profile -p 1234 -o goroutines.pb.gz     then: go tool pprof -top goroutines.pb.gz
   gtrace profile -p 1234 -o g.folded --format folded
-  gtrace profile -p 1234 -o g.svg --format svg   flame graph, width = goroutines";
+  gtrace profile -p 1234 -o g.svg --format svg   flame graph, width = goroutines
+  gtrace profile -p 1234 --kind block -d 30s -o block.pb.gz
+                                                 then: go tool pprof -tags block.pb.gz
+  gtrace profile -p 1234 --kind block --view wakers -o wakers.pb.gz
+  gtrace profile -p 1234 --kind block --format svg -o block.svg
+
+--kind block attaches the lifecycle probes for -d (the target pays per scheduler event);
+docs/leaks.md describes both kinds.";
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,8 +49,18 @@ pub enum Format {
 pub enum Kind {
     /// Where every goroutine is, from one snapshot (like /debug/pprof/goroutine).
     Goroutine,
-    /// Time spent blocked, per stack: needs the lifecycle event stream (`gtrace record`).
+    /// Time spent parked during a traced window (-d), per stack and wait reason.
     Block,
+}
+
+/// Which stacks a block profile is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum View {
+    /// The parking goroutines' stacks.
+    #[default]
+    Parked,
+    /// The stacks of the goroutines (or runtime code) that woke them.
+    Wakers,
 }
 
 /// Flags of `gtrace profile`.
@@ -57,15 +79,27 @@ pub struct ProfileArgs {
     /// Profile kind.
     #[arg(long, value_enum, default_value_t = Kind::Goroutine)]
     pub kind: Kind,
+    /// How long to trace (--kind block; default 10s).
+    #[arg(short, long, value_parser = duration::parse)]
+    pub duration: Option<Duration>,
+    /// Stacks of a block profile: where goroutines parked (default), or who woke them
+    /// (--kind block).
+    #[arg(long, value_enum)]
+    pub view: Option<View>,
 }
 
-/// Takes the snapshot and writes the profile; prints a one-line summary on stderr.
-pub fn run(args: &ProfileArgs) -> Result<()> {
+/// Takes the snapshot (or traces the window) and writes the profile; prints a one-line
+/// summary on stderr.
+pub fn run(args: &ProfileArgs) -> Result<Exit> {
     if args.kind == Kind::Block {
-        bail!(
-            "--kind block is not yet available: it needs the goroutine lifecycle event stream \
-             (`gtrace record`), which this build does not have; use --kind goroutine"
+        return block::run(args);
+    }
+    if args.duration.is_some() || args.view.is_some() {
+        eprintln!(
+            "gtrace: error: -d/--duration and --view apply to --kind block only (a goroutine \
+             profile is one snapshot)"
         );
+        return Ok(Exit::Usage);
     }
     let target = Target::open(args.pid)?;
     let mut counter = StackCounter::new();
@@ -107,5 +141,5 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             String::new()
         }
     );
-    Ok(())
+    Ok(Exit::Ok)
 }

@@ -3,7 +3,10 @@
 
 use std::{collections::BTreeMap, io};
 
-use crate::analysis::stacks::StackCount;
+use crate::analysis::{
+    block::BlockStack,
+    stacks::{Frame, StackCount},
+};
 
 /// Folded lines, root first, identical function paths merged, sorted (inferno's input).
 pub fn lines(stacks: &[StackCount]) -> Vec<String> {
@@ -35,11 +38,43 @@ pub fn write(mut w: impl io::Write, stacks: &[StackCount]) -> io::Result<()> {
 
 /// Writes an SVG flame graph of the goroutines (width = goroutine count).
 pub fn write_svg(w: impl io::Write, stacks: &[StackCount], title: &str) -> io::Result<()> {
+    write_svg_counting(w, stacks, title, "goroutines")
+}
+
+/// Writes an SVG flame graph; `count_name` says what the widths count (`goroutines`, `ns`).
+pub fn write_svg_counting(
+    w: impl io::Write,
+    stacks: &[StackCount],
+    title: &str,
+    count_name: &str,
+) -> io::Result<()> {
     let folded = lines(stacks);
     let mut opts = inferno::flamegraph::Options::default();
     title.clone_into(&mut opts.title);
-    "goroutines".clone_into(&mut opts.count_name);
+    count_name.clone_into(&mut opts.count_name);
     inferno::flamegraph::from_lines(&mut opts, folded.iter().map(String::as_str), w)
+}
+
+/// Block-profile stacks as folded input: the wait reason becomes the leaf pseudo-frame
+/// `[chan receive]` (folded stacks have no labels), the value is the parked time in ns.
+pub fn block_stacks(stacks: &[BlockStack]) -> Vec<StackCount> {
+    stacks
+        .iter()
+        .map(|s| {
+            let mut frames = Vec::with_capacity(s.frames.len() + 1);
+            frames.push(Frame {
+                function: format!("[{}]", s.reason).into(),
+                file: "".into(),
+                line: 0,
+                pc: 0,
+            });
+            frames.extend(s.frames.iter().cloned());
+            StackCount {
+                frames,
+                count: s.delay_ns,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -69,5 +104,17 @@ mod tests {
         let svg = String::from_utf8(svg).unwrap();
         assert!(svg.starts_with("<?xml"), "{}", &svg[..40]);
         assert!(svg.contains("main.a"));
+    }
+
+    #[test]
+    fn block_stacks_end_in_the_wait_reason() {
+        let b = [BlockStack {
+            frames: vec![frame("runtime.chanrecv", 1, 1), frame("main.a", 5, 2)],
+            reason: "chan receive".into(),
+            count: 3,
+            delay_ns: 1500,
+        }];
+        let s = block_stacks(&b);
+        assert_eq!(lines(&s), ["main.a;runtime.chanrecv;[chan_receive] 1500"]);
     }
 }

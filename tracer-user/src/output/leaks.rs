@@ -30,8 +30,45 @@ pub struct Report<'a> {
     pub goroutines: usize,
     /// Groups hidden (runtime) because `--all` was not given.
     pub hidden_groups: usize,
+    /// The lifecycle tracing of the window (`--trace`).
+    pub trace: Option<&'a TraceSummary>,
     /// The shown groups with their verdicts, in display order.
     pub groups: &'a [(GroupReport, Verdict)],
+}
+
+/// What tracing the window cost and lost (`gtrace leaks --trace`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceSummary {
+    /// Seconds the probes were attached.
+    pub seconds: f64,
+    /// Events received.
+    pub events: u64,
+    /// Events lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Records that could not be decoded.
+    pub decode_errors: u64,
+    /// Probe firings whose reads of target memory failed (no event).
+    pub probe_errors: u64,
+    /// Events about goroutines beyond the tracker's bound.
+    pub untracked: u64,
+    /// Set when the probed instructions were not verified restored after detaching.
+    pub detach_problem: Option<String>,
+}
+
+impl TraceSummary {
+    /// Every event lost, in any way: a wake may have been missed when non-zero.
+    pub fn lost(&self) -> u64 {
+        self.dropped + self.decode_errors + self.probe_errors + self.untracked
+    }
+}
+
+#[derive(Serialize)]
+struct JsonTrace {
+    watched: usize,
+    woke: usize,
+    exited: usize,
+    created_in_window: usize,
+    exact_ages: usize,
 }
 
 #[derive(Serialize)]
@@ -81,6 +118,7 @@ struct JsonGroup<'a> {
     example_goids: &'a [u64],
     goids: &'a [u64],
     runtime: bool,
+    trace: Option<JsonTrace>,
 }
 
 #[derive(Serialize)]
@@ -94,6 +132,7 @@ struct JsonReport<'a> {
     leaking_groups: usize,
     leaking_goroutines: usize,
     hidden_groups: usize,
+    trace: Option<&'a TraceSummary>,
     groups: Vec<JsonGroup<'a>>,
 }
 
@@ -129,6 +168,13 @@ pub fn write_json(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
             example_goids: &g.goids[..g.goids.len().min(EXAMPLES)],
             goids: &g.goids,
             runtime: g.is_runtime(),
+            trace: g.trace.map(|t| JsonTrace {
+                watched: t.watched,
+                woke: t.woke,
+                exited: t.exited,
+                created_in_window: t.created_in_window,
+                exact_ages: t.exact_ages,
+            }),
         })
         .collect();
     let leaking = r.groups.iter().filter(|(_, v)| v.leak);
@@ -142,10 +188,31 @@ pub fn write_json(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
         leaking_groups: leaking.clone().count(),
         leaking_goroutines: leaking.map(|(g, _)| g.count).sum(),
         hidden_groups: r.hidden_groups,
+        trace: r.trace,
         groups,
     };
     serde_json::to_writer(&mut w, &doc)?;
     writeln!(w)
+}
+
+/// `yes`, `not seen` (snapshots only), or the traced counts: `yes (3 of 4 traced ran again)`.
+fn woke_text(g: &GroupReport) -> String {
+    let yes = if g.woken() { "yes" } else { "not seen" };
+    match g.trace {
+        Some(t) if g.key.parked => format!(
+            "{} ({} of {} traced ran again{})",
+            if g.woken() { "yes" } else { "never" },
+            t.woke,
+            t.watched,
+            if t.exited > 0 {
+                format!(", {} exited", t.exited)
+            } else {
+                String::new()
+            }
+        ),
+        Some(t) if t.exited > 0 => format!("{yes} ({} of {} traced exited)", t.exited, t.watched),
+        _ => yes.to_owned(),
+    }
 }
 
 fn short(s: &Site) -> String {
@@ -179,6 +246,24 @@ pub fn write_text(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
             String::new()
         }
     )?;
+    if let Some(t) = r.trace {
+        let lost = t.lost();
+        writeln!(
+            w,
+            "traced {:.1} s: {} events, {}",
+            t.seconds,
+            t.events,
+            if lost == 0 {
+                "none lost".to_owned()
+            } else {
+                format!(
+                    "{lost} lost ({} ring buffer full, {} undecodable, {} failed reads, {} \
+                     untracked): \"never woken\" may miss wakes",
+                    t.dropped, t.decode_errors, t.probe_errors, t.untracked
+                )
+            }
+        )?;
+    }
     for (g, v) in r.groups {
         let tag = if v.leak {
             "LEAK"
@@ -206,7 +291,7 @@ pub fn write_text(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
             g.key.state,
             g.category.name(),
             g.growth_per_min,
-            if g.woken() { "yes" } else { "not seen" },
+            woke_text(g),
             g.orphans
                 .map(|o| format!("  orphans {o}"))
                 .unwrap_or_default(),
@@ -280,6 +365,7 @@ mod tests {
             interval_secs: 30.0,
             goroutines: 5,
             hidden_groups: 2,
+            trace: None,
             groups: &groups,
         };
         let mut text = Vec::new();
@@ -314,5 +400,85 @@ mod tests {
         assert_eq!(g["age_seconds"]["max"], 60.0);
         assert_eq!(g["rules"][0], "growing");
         assert_eq!(g["example_goids"].as_array().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn traced_windows_show_their_losses_and_wakes() {
+        use crate::analysis::leaks::{TraceEvidence, TraceInput, trace::Lifecycle};
+        let mut t = Tracker::new();
+        for i in 0..3u64 {
+            t.snapshot_read(
+                i as f64,
+                Some((i * 1_000, i * 1_000 + 10)),
+                (0..=i * 2).map(|g| sample(100 + g)),
+            );
+        }
+        let life = Lifecycle::new();
+        let groups: Vec<_> = t
+            .finish_traced(&TraceInput {
+                life: &life,
+                lost: 7,
+                traced_secs: 2.0,
+                reasons: &[],
+            })
+            .into_iter()
+            .map(|g| {
+                let v = evaluate(&g, &Config::default());
+                (g, v)
+            })
+            .collect();
+        assert_eq!(
+            groups[0].0.trace,
+            Some(TraceEvidence {
+                watched: 5,
+                woke: 0,
+                exited: 0,
+                created_in_window: 0,
+                exact_ages: 0,
+                events_lost: 7,
+                traced_secs: 2.0,
+            })
+        );
+        let summary = TraceSummary {
+            seconds: 2.0,
+            events: 1234,
+            dropped: 5,
+            decode_errors: 0,
+            probe_errors: 2,
+            untracked: 0,
+            detach_problem: None,
+        };
+        let r = Report {
+            pid: 7,
+            go_version: "go1.27.3",
+            snapshots: 3,
+            window_secs: 2.0,
+            interval_secs: 1.0,
+            goroutines: 5,
+            hidden_groups: 0,
+            trace: Some(&summary),
+            groups: &groups,
+        };
+        let mut text = Vec::new();
+        write_text(&mut text, &r).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("traced 2.0 s: 1234 events, 7 lost (5 ring buffer full, 0 undecodable, 2 failed reads, 0 untracked)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("woke never (0 of 5 traced ran again)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("no wake seen among the 5 goroutine(s) seen here in 2 s of tracing, but 7 events were lost"),
+            "{text}"
+        );
+        let mut json = Vec::new();
+        write_json(&mut json, &r).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["trace"]["dropped"], 5);
+        assert_eq!(v["groups"][0]["trace"]["watched"], 5);
+        assert_eq!(v["groups"][0]["woken"], false);
     }
 }

@@ -13,7 +13,10 @@ use std::{
 use flate2::{Compression, write::GzEncoder};
 use prost::Message as _;
 
-use crate::analysis::stacks::{Frame, StackCount};
+use crate::analysis::{
+    block::BlockStack,
+    stacks::{Frame, StackCount},
+};
 
 /// `Profile` (only the fields gtrace writes are declared; tags as in profile.proto).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -42,9 +45,18 @@ pub struct Profile {
     /// The sampling event.
     #[prost(message, optional, tag = "11")]
     pub period_type: Option<ValueType>,
+    /// Time covered, ns.
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
     /// Events per sample.
     #[prost(int64, tag = "12")]
     pub period: i64,
+    /// Free-form comments (string indices), shown by `go tool pprof -comments`.
+    #[prost(int64, repeated, tag = "13")]
+    pub comment: Vec<i64>,
+    /// The sample type shown by default (string index of its type).
+    #[prost(int64, tag = "14")]
+    pub default_sample_type: i64,
 }
 
 /// `ValueType`: string-table indices of type and unit.
@@ -67,6 +79,26 @@ pub struct Sample {
     /// One value per sample type.
     #[prost(int64, repeated, tag = "2")]
     pub value: Vec<i64>,
+    /// Labels (`wait_reason`).
+    #[prost(message, repeated, tag = "3")]
+    pub label: Vec<Label>,
+}
+
+/// `Label`: a string (or numeric) tag of a sample.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Label {
+    /// Key (string index).
+    #[prost(int64, tag = "1")]
+    pub key: i64,
+    /// String value (string index).
+    #[prost(int64, tag = "2")]
+    pub str: i64,
+    /// Numeric value.
+    #[prost(int64, tag = "3")]
+    pub num: i64,
+    /// Unit of `num` (string index).
+    #[prost(int64, tag = "4")]
+    pub num_unit: i64,
 }
 
 /// `Mapping`: the executable.
@@ -209,31 +241,16 @@ impl Builder {
         self.locations.insert(key, id);
         id
     }
-}
 
-/// The goroutine profile of `stacks` as a `Profile` message. `exe` names the mapping.
-pub fn goroutine_profile(stacks: &[StackCount], exe: &str, time_nanos: i64) -> Profile {
-    let mut b = Builder::default();
-    b.string("");
-    let goroutine = b.string("goroutine");
-    let count = b.string("count");
-    let vt = ValueType {
-        r#type: goroutine,
-        unit: count,
-    };
-    b.p.sample_type = vec![vt.clone()];
-    b.p.period_type = Some(vt);
-    b.p.period = 1;
-    b.p.time_nanos = time_nanos;
-    let pcs = stacks
-        .iter()
-        .flat_map(|s| &s.frames)
-        .map(|f| f.pc)
-        .filter(|&pc| pc != 0);
-    let (lo, hi) = pcs.fold((u64::MAX, 0), |(lo, hi), pc| (lo.min(pc), hi.max(pc)));
-    let mapping_id = if lo <= hi {
-        let filename = b.string(exe);
-        b.p.mapping.push(Mapping {
+    /// One mapping (the executable) covering every PC of `frames`; its id, 0 without PCs.
+    fn mapping<'f>(&mut self, frames: impl Iterator<Item = &'f Frame>, exe: &str) -> u64 {
+        let pcs = frames.map(|f| f.pc).filter(|&pc| pc != 0);
+        let (lo, hi) = pcs.fold((u64::MAX, 0), |(lo, hi), pc| (lo.min(pc), hi.max(pc)));
+        if lo > hi {
+            return 0;
+        }
+        let filename = self.string(exe);
+        self.p.mapping.push(Mapping {
             id: 1,
             memory_start: lo,
             memory_limit: hi + 1,
@@ -245,17 +262,107 @@ pub fn goroutine_profile(stacks: &[StackCount], exe: &str, time_nanos: i64) -> P
             has_inline_frames: true,
         });
         1
-    } else {
-        0
-    };
-    for s in stacks {
-        let mut ids = Vec::new();
-        for phys in s.frames.chunk_by(|a, b| a.pc == b.pc) {
-            ids.push(b.location(phys, mapping_id));
+    }
+
+    /// Location ids of `frames` (innermost first): one per physical frame (same PC).
+    fn locations(&mut self, frames: &[Frame], mapping_id: u64) -> Vec<u64> {
+        frames
+            .chunk_by(|a, b| a.pc == b.pc)
+            .map(|phys| self.location(phys, mapping_id))
+            .collect()
+    }
+
+    fn value_type(&mut self, ty: &str, unit: &str) -> ValueType {
+        ValueType {
+            r#type: self.string(ty),
+            unit: self.string(unit),
         }
+    }
+}
+
+/// The goroutine profile of `stacks` as a `Profile` message. `exe` names the mapping.
+pub fn goroutine_profile(stacks: &[StackCount], exe: &str, time_nanos: i64) -> Profile {
+    let mut b = Builder::default();
+    b.string("");
+    let vt = b.value_type("goroutine", "count");
+    b.p.sample_type = vec![vt.clone()];
+    b.p.period_type = Some(vt);
+    b.p.period = 1;
+    b.p.time_nanos = time_nanos;
+    let mapping_id = b.mapping(stacks.iter().flat_map(|s| &s.frames), exe);
+    for s in stacks {
+        let ids = b.locations(&s.frames, mapping_id);
         b.p.sample.push(Sample {
             location_id: ids,
             value: vec![s.count as i64],
+            label: Vec::new(),
+        });
+    }
+    b.p
+}
+
+/// Label key of the wait reason in block profiles.
+pub const WAIT_REASON_LABEL: &str = "wait_reason";
+
+/// Which stacks a block profile is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockView {
+    /// The parking goroutines' stacks; sample types `parks/count`, `delay/nanoseconds`.
+    Parked,
+    /// The waking goroutines' stacks; sample types `wakes/count`, `delay/nanoseconds`.
+    Wakers,
+}
+
+/// A block profile as a `Profile` message, shaped like Go's own block profile
+/// (`/debug/pprof/block`: a count and `delay/nanoseconds`, the default): one sample per
+/// (stack, wait reason), the reason as the string label `wait_reason`. `duration_nanos` is
+/// the window.
+pub fn block_profile(
+    stacks: &[BlockStack],
+    view: BlockView,
+    exe: &str,
+    time_nanos: i64,
+    duration_nanos: i64,
+) -> Profile {
+    let mut b = Builder::default();
+    b.string("");
+    let (count, comment) = match view {
+        BlockView::Parked => (
+            "parks",
+            "gtrace block profile: parked time by parking stack and wait reason",
+        ),
+        BlockView::Wakers => (
+            "wakes",
+            "gtrace block profile: parked time by the waker's stack and the wait reason",
+        ),
+    };
+    let count = b.value_type(count, "count");
+    let delay = b.value_type("delay", "nanoseconds");
+    b.p.default_sample_type = delay.r#type;
+    b.p.sample_type = vec![count.clone(), delay];
+    b.p.period_type = Some(count);
+    b.p.period = 1;
+    b.p.time_nanos = time_nanos;
+    b.p.duration_nanos = duration_nanos;
+    let c = b.string(comment);
+    b.p.comment = vec![c];
+    let key = b.string(WAIT_REASON_LABEL);
+    let mapping_id = b.mapping(stacks.iter().flat_map(|s| &s.frames), exe);
+    for s in stacks {
+        let ids = b.locations(&s.frames, mapping_id);
+        let reason = b.string(&s.reason);
+        b.p.sample.push(Sample {
+            location_id: ids,
+            value: vec![
+                i64::try_from(s.count).unwrap_or(i64::MAX),
+                i64::try_from(s.delay_ns).unwrap_or(i64::MAX),
+            ],
+            label: vec![Label {
+                key,
+                str: reason,
+                num: 0,
+                num_unit: 0,
+            }],
         });
     }
     b.p
@@ -304,6 +411,51 @@ mod tests {
         assert_eq!(p.sample.iter().map(|s| s.value[0]).sum::<i64>(), 5);
         assert_eq!(p.mapping[0].memory_start, 0x100);
         // Round trip through the wire format.
+        let mut gz = Vec::new();
+        write(&mut gz, &p).unwrap();
+        let mut raw = Vec::new();
+        io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+        assert_eq!(Profile::decode(&raw[..]).unwrap(), p);
+    }
+
+    #[test]
+    fn block_profiles_carry_two_values_and_the_wait_reason() {
+        let stacks = [
+            BlockStack {
+                frames: vec![
+                    frame("runtime.chanrecv", 10, 0x100),
+                    frame("main.a", 5, 0x200),
+                ],
+                reason: "chan receive".into(),
+                count: 3,
+                delay_ns: 1_500,
+            },
+            BlockStack {
+                frames: vec![
+                    frame("runtime.selectgo", 20, 0x300),
+                    frame("main.a", 6, 0x210),
+                ],
+                reason: "select".into(),
+                count: 1,
+                delay_ns: 700,
+            },
+        ];
+        let p = block_profile(&stacks, BlockView::Parked, "/bin/x", 1, 2_000);
+        let s = |i: i64| p.string_table[i as usize].as_str();
+        let types: Vec<_> = p
+            .sample_type
+            .iter()
+            .map(|t| (s(t.r#type), s(t.unit)))
+            .collect();
+        assert_eq!(types, [("parks", "count"), ("delay", "nanoseconds")]);
+        assert_eq!(s(p.default_sample_type), "delay");
+        assert_eq!(p.duration_nanos, 2_000);
+        assert_eq!(p.sample[0].value, [3, 1_500]);
+        assert_eq!(p.sample[1].value, [1, 700]);
+        let l = &p.sample[1].label[0];
+        assert_eq!((s(l.key), s(l.str)), (WAIT_REASON_LABEL, "select"));
+        let w = block_profile(&stacks, BlockView::Wakers, "/bin/x", 1, 2_000);
+        assert_eq!(w.string_table[w.sample_type[0].r#type as usize], "wakes");
         let mut gz = Vec::new();
         write(&mut gz, &p).unwrap();
         let mut raw = Vec::new();

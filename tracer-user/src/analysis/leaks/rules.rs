@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{Category, GroupReport, Site};
+use super::{Category, GroupReport, Site, TraceEvidence};
 use crate::gobin::waitreason::WaitCategory;
 
 /// How much a finding weighs.
@@ -207,6 +207,23 @@ fn at(s: &Site) -> String {
     format!("{file}:{} ({})", s.line, s.function)
 }
 
+/// The "never woken" evidence of a traced window, qualified when events were lost.
+pub fn never_woken(t: &TraceEvidence) -> String {
+    let seen = format!(
+        "the {} goroutine(s) seen here in {} of tracing",
+        t.watched,
+        human_secs(t.traced_secs)
+    );
+    if t.events_lost == 0 {
+        format!("never woken: none of {seen} ran again")
+    } else {
+        format!(
+            "no wake seen among {seen}, but {} events were lost: a wake may have been missed",
+            t.events_lost
+        )
+    }
+}
+
 /// Runs every rule on `g`.
 pub fn evaluate(g: &GroupReport, cfg: &Config) -> Verdict {
     let mut v = Verdict {
@@ -224,6 +241,12 @@ pub fn evaluate(g: &GroupReport, cfg: &Config) -> Verdict {
         }
     }
     if v.suspect {
+        if let Some(t) = &g.trace
+            && g.key.parked
+            && !g.woken()
+        {
+            v.reasons.push(never_woken(t));
+        }
         if let Some(a) = g.ages
             && !v.rules.contains(&"long-parked")
         {
@@ -272,6 +295,7 @@ mod tests {
             orphans: Some(0),
             new_members: 24,
             goids: (100..161).collect(),
+            trace: None,
         }
     }
 
@@ -350,6 +374,53 @@ mod tests {
         assert!(!LongParked.check(&io, &cfg()));
         io.orphans = None;
         assert!(!Orphaned.check(&io, &cfg()));
+    }
+
+    #[test]
+    fn traced_evidence_feeds_the_verdict() {
+        let mut g = group("chan receive", true);
+        g.trace = Some(TraceEvidence {
+            watched: 61,
+            woke: 0,
+            exited: 0,
+            created_in_window: 24,
+            exact_ages: 24,
+            events_lost: 0,
+            traced_secs: 60.0,
+        });
+        let v = evaluate(&g, &cfg());
+        assert!(v.leak);
+        assert_eq!(
+            v.reasons[2],
+            "never woken: none of the 61 goroutine(s) seen here in 60 s of tracing ran again"
+        );
+        // Lost events qualify the evidence; the snapshots still make it a leak.
+        g.trace.as_mut().unwrap().events_lost = 12;
+        let v = evaluate(&g, &cfg());
+        assert!(v.leak);
+        assert!(
+            v.reasons[2].ends_with("but 12 events were lost: a wake may have been missed"),
+            "{}",
+            v.reasons[2]
+        );
+        // One traced wake makes it a pool that wakes: not flagged, even though it grew.
+        g.trace.as_mut().unwrap().woke = 1;
+        assert!(g.woken());
+        assert!(!evaluate(&g, &cfg()).leak);
+        let mut g = group("chan receive", true);
+        g.trace = Some(TraceEvidence {
+            exited: 1,
+            ..g.trace.unwrap_or(TraceEvidence {
+                watched: 3,
+                woke: 0,
+                exited: 0,
+                created_in_window: 0,
+                exact_ages: 0,
+                events_lost: 0,
+                traced_secs: 1.0,
+            })
+        });
+        assert!(g.woken(), "an exit counts as leaving the group");
     }
 
     #[test]
