@@ -30,7 +30,7 @@ pub const DEMO: &str = "demo";
 
 /// Every program under `tests/fixtures/`: [`TEST_FIXTURES`] and [`DEMO`].
 pub const ALL_PROGRAMS: &[&str] = &[
-    "blocked", "churn", "panics", "inline", "leaky", "demo", "pingpong",
+    "blocked", "churn", "panics", "inline", "leaky", "demo", "pingpong", "httpload",
 ];
 
 /// How a fixture binary is built: the build shapes the tracer must cope with.

@@ -58,6 +58,9 @@ fn capture<R: Send + 'static>(
     let opts = Options {
         duration: Some(Duration::from_mins(1)),
         stop: stop.clone(),
+        // Exact events: these tests check every park and wake.
+        max_overhead: None,
+        empty_probes: false,
     };
     let summary = {
         let (m1, m2, r2) = (model.clone(), model.clone(), result.clone());

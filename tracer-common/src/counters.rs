@@ -8,3 +8,11 @@ pub const ERRORS_MAP: &str = "ERRORS";
 pub const TARGET_TGID_GLOBAL: &str = "TARGET_TGID";
 /// Name of the per-CPU array counting events lost because the ring buffer was full.
 pub const DROPS_MAP: &str = "DROPS";
+/// Name of the array map (one `u32` per [`crate::probe::ProbeId`], written by userspace at
+/// run time) telling each probe whether to emit its event ([`CONTROL_EMIT`]) or only count
+/// its hit ([`CONTROL_SAMPLED_OUT`]). The overhead governor switches the hot probes with it.
+pub const CONTROL_MAP: &str = "CONTROL";
+/// [`CONTROL_MAP`] value: the probe emits its events (the default).
+pub const CONTROL_EMIT: u32 = 0;
+/// [`CONTROL_MAP`] value: the probe counts its hit and returns without emitting.
+pub const CONTROL_SAMPLED_OUT: u32 = 1;

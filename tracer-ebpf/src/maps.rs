@@ -7,9 +7,9 @@ use aya_ebpf::{
     Global,
     helpers::bpf_get_current_pid_tgid,
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{config::Config, probe::ProbeId};
+use tracer_common::{config::Config, counters::CONTROL_EMIT, probe::ProbeId};
 
 /// Hits per probe, per CPU (summed in userspace). Indexed by `ProbeId as u32`.
 #[map(name = "HITS")]
@@ -22,6 +22,12 @@ pub(crate) static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Probe
 /// Events lost per probe, per CPU, because the ring buffer was full.
 #[map(name = "DROPS")]
 pub(crate) static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ProbeId::COUNT, 0);
+
+/// Per-probe switch written by userspace at run time (`tracer_common::counters::CONTROL_MAP`):
+/// `CONTROL_EMIT` (0, the initial value) or `CONTROL_SAMPLED_OUT`. The overhead governor
+/// samples the hot probes with it; a plain array (not per-CPU) so one write reaches every CPU.
+#[map(name = "CONTROL")]
+pub(crate) static CONTROL: Array<u32> = Array::with_max_entries(ProbeId::COUNT, 0);
 
 /// Every event, in order of reservation. Submitted without waking the reader: userspace
 /// drains it on a timer, which costs far less per event than a wake-up each. 32 MiB holds
@@ -97,4 +103,14 @@ pub(crate) fn error(probe: ProbeId) {
 #[inline(always)]
 pub(crate) fn drop(probe: ProbeId) {
     bump(&DROPS, probe);
+}
+
+/// True when userspace has switched `probe` off for now (a sampled-out window of the overhead
+/// governor): the caller returns without emitting. Call it after counting the hit (hit rates
+/// must stay known while sampled out) and after the tgid filter.
+#[inline(always)]
+pub(crate) fn sampled_out(probe: ProbeId) -> bool {
+    CONTROL
+        .get(probe as u32)
+        .is_some_and(|v| *v != CONTROL_EMIT)
 }

@@ -6,6 +6,8 @@
 //!   site; symbolize N PCs with `gtrace symbolize` vs the toolchain's addr2line on the same PCs.
 //! - `dump`: `gtrace dump --json` of a process with 100 000 parked goroutines (wall, CPU, peak
 //!   memory), and the target's own work rate while dumps run back to back vs while none do.
+//! - `overhead`: the target's cost per event under gtrace, under empty probes at the same
+//!   sites and under bpftrace, interleaved (`bench_overhead`).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -14,7 +16,7 @@ use anyhow::bail;
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// What to measure.
-    #[arg(value_parser = ["gobin", "dump"])]
+    #[arg(value_parser = ["gobin", "dump", "overhead"])]
     what: String,
     /// Repetitions (the median is reported).
     #[arg(long, default_value_t = 5)]
@@ -22,6 +24,15 @@ pub(crate) struct Args {
     /// PCs to symbolize.
     #[arg(long, default_value_t = 100_000)]
     pcs: usize,
+    /// overhead: round trips / goroutines per run.
+    #[arg(long, default_value_t = 50_000)]
+    ops: u64,
+    /// overhead: requests per second sent to the http server.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u64,
+    /// overhead: seconds of the sustained-rate run (0: skip it).
+    #[arg(long, default_value_t = 60)]
+    sustain: u64,
 }
 
 pub(crate) fn root() -> PathBuf {
@@ -36,6 +47,12 @@ pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     match args.what.as_str() {
         "dump" => crate::bench_dump::run(args.runs),
+        "overhead" => crate::bench_overhead::run(crate::bench_overhead::Opts {
+            rounds: args.runs,
+            sustain: Duration::from_secs(args.sustain),
+            ops: args.ops,
+            rate: args.rate,
+        }),
         _ => crate::bench_gobin::run(args.runs, args.pcs),
     }
 }

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_dump;
 mod bench_gobin;
+mod bench_overhead;
 mod bigbin;
 mod demo;
 // The eBPF compiler detection, shared with `tracer-user/build.rs`.
@@ -37,7 +38,7 @@ enum Command {
     GoToolchains(go_toolchains::Args),
     /// Build every fixture with every toolchain in every variant (warms the fixture cache).
     Fixtures(fixtures::Args),
-    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`, `bench dump`).
+    /// Benchmarks, written into docs/PERFORMANCE.md (`bench gobin`, `bench dump`, `bench overhead`).
     Bench(bench::Args),
     /// Run the whole test suite as CI does: rustfmt, clippy, toolchains, fixtures, cargo test.
     Test(test::Args),

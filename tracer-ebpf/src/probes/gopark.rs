@@ -28,6 +28,9 @@ fn try_gopark(ctx: &ProbeContext) -> Option<()> {
     if tgid != maps::target_tgid() {
         return Some(());
     }
+    if maps::sampled_out(ProbeId::Gopark) {
+        return Some(());
+    }
     let cfg = maps::config();
     let goid = goabi::goid(&cfg, goabi::current_g(ctx)?)?;
     let reason = (goabi::arg(ctx, 2)? & 0xff) as u32;

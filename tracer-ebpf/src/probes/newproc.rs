@@ -36,6 +36,11 @@ fn try_newproc_ret(ctx: &ProbeContext) -> Option<()> {
     if tgid != maps::target_tgid() {
         return Some(());
     }
+    // Never sampled by the governor (creations stay exact); `gtrace`'s empty-probe
+    // benchmark switches it off to measure the bare cost of the site.
+    if maps::sampled_out(ProbeId::NewprocReturn) {
+        return Some(());
+    }
     let cfg = maps::config();
     let newg = goabi::arg(ctx, 0)?;
     let goid = goabi::goid(&cfg, newg)?;

@@ -27,6 +27,9 @@ fn try_ready(ctx: &ProbeContext) -> Option<()> {
     if tgid != maps::target_tgid() {
         return Some(());
     }
+    if maps::sampled_out(ProbeId::Ready) {
+        return Some(());
+    }
     let cfg = maps::config();
     let goid = goabi::goid(&cfg, goabi::arg(ctx, 0)?)?;
     let waker_goid = match goabi::curg(ctx, &cfg)? {

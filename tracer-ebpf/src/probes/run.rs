@@ -42,6 +42,11 @@ fn try_one_g(ctx: &ProbeContext, probe: ProbeId, kind: EventKind) -> Option<()> 
     if tgid != maps::target_tgid() {
         return Some(());
     }
+    // The governor samples execute/gosched only; exits stay exact (the empty-probe benchmark
+    // switches every probe off).
+    if maps::sampled_out(probe) {
+        return Some(());
+    }
     let cfg = maps::config();
     let goid = goabi::goid(&cfg, goabi::arg(ctx, 0)?)?;
     emit::send(

@@ -38,6 +38,9 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
     if out && maps::TIDS.insert(tid, 1, 0).is_err() {
         maps::error(ProbeId::SchedSwitch);
     }
+    if maps::sampled_out(ProbeId::SchedSwitch) {
+        return 0;
+    }
     // SAFETY: as above.
     let prev = unsafe { ctx.read_at::<i32>(SWITCH_PREV_PID) }.unwrap_or(0) as u32;
     // SAFETY: as above.
@@ -63,6 +66,9 @@ pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
         return 0;
     }
     maps::hit(ProbeId::SchedWakeup);
+    if maps::sampled_out(ProbeId::SchedWakeup) {
+        return 0;
+    }
     let (_, tid) = maps::current();
     // SAFETY: as above.
     let cpu = unsafe { ctx.read_at::<i32>(WAKEUP_TARGET_CPU) }.unwrap_or(0) as u32;

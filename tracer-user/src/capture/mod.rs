@@ -6,7 +6,10 @@
 //! same code as live), one [`Symbols`] table (every PC the events mention, resolved at record
 //! time so a report needs neither the binary nor the process), and one [`Footer`] with the
 //! counters (hits, probe failures, drops). A capture cut short (no footer) still reads: the
-//! report says so.
+//! report says so. When the overhead governor sampled the hot probes, [`Gap`] records (the
+//! intervals they did not emit) and [`GovernorNote`] records (each change of duty) are
+//! interleaved with the events; a gap is written when it opens (no end) and again when it
+//! closes, so a capture cut short mid-gap still knows it.
 //!
 //! The messages are prost-derive structs written by hand (no protoc); tags are append-only.
 
@@ -29,7 +32,7 @@ pub const MAX_RECORD: usize = 256 << 20;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Record {
     /// The payload.
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub body: Option<Body>,
 }
 
@@ -52,6 +55,48 @@ pub enum Body {
     /// (docs/json/panics.schema.json), written when its fate was known.
     #[prost(string, tag = "5")]
     Panic(String),
+    /// The hot probes did not emit during this interval (sampled out by the governor).
+    #[prost(message, tag = "6")]
+    Gap(Gap),
+    /// The governor changed the duty of the hot probes.
+    #[prost(message, tag = "7")]
+    Governor(GovernorNote),
+}
+
+/// An interval during which the hot probes (park, ready, execute, yield, scheduler
+/// tracepoints) were sampled out: their events are missing, their hits still counted.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message, serde::Serialize)]
+pub struct Gap {
+    /// Kernel time the probes were switched off.
+    #[prost(uint64, tag = "1")]
+    pub start_ktime_ns: u64,
+    /// Kernel time they were switched on again; 0 while open (the gap then runs to the end
+    /// of the capture unless a later record with the same start closes it).
+    #[prost(uint64, tag = "2")]
+    pub end_ktime_ns: u64,
+}
+
+/// One decision of the overhead governor.
+#[derive(Clone, Copy, PartialEq, prost::Message, serde::Serialize)]
+pub struct GovernorNote {
+    /// Kernel time of the change.
+    #[prost(uint64, tag = "1")]
+    pub ktime_ns: u64,
+    /// Fraction of each period the hot probes emit from now on (1 = exact).
+    #[prost(double, tag = "2")]
+    pub duty: f64,
+    /// Estimated overhead of exact tracing, percent of the target's own CPU.
+    #[prost(double, tag = "3")]
+    pub full_pct: f64,
+    /// Estimated overhead at the new duty, percent.
+    #[prost(double, tag = "4")]
+    pub chosen_pct: f64,
+    /// Estimated overhead with the hot probes sampled out all the time, percent.
+    #[prost(double, tag = "5")]
+    pub floor_pct: f64,
+    /// False when even that floor exceeds the budget.
+    #[prost(bool, tag = "6")]
+    pub reachable: bool,
 }
 
 /// Target and capture metadata.
@@ -87,6 +132,9 @@ pub struct Header {
     /// Details of the baseline goroutines (same order as `baseline_goids`).
     #[prost(message, repeated, tag = "10")]
     pub baseline: Vec<Preexisting>,
+    /// `--max-overhead` budget, percent; 0 = no governor (every event exact).
+    #[prost(double, tag = "11")]
+    pub max_overhead_pct: f64,
 }
 
 /// A goroutine alive at attach, as read from process memory.
@@ -166,6 +214,9 @@ pub struct Footer {
     /// A problem found when verifying the target's code after detaching.
     #[prost(string, tag = "6")]
     pub detach_problem: String,
+    /// Total time the hot probes were sampled out, ns (0 = every event exact).
+    #[prost(uint64, tag = "7")]
+    pub sampled_out_ns: u64,
 }
 
 /// Counters of one probe.
@@ -254,6 +305,16 @@ impl<W: Write> Writer<W> {
         self.record(Body::Event(compact(raw).to_vec()))
     }
 
+    /// Appends one gap of the hot probes (`end_ktime_ns` 0 while it is open).
+    pub fn gap(&mut self, gap: Gap) -> Result<(), CaptureError> {
+        self.record(Body::Gap(gap))
+    }
+
+    /// Appends one governor decision.
+    pub fn governor(&mut self, note: GovernorNote) -> Result<(), CaptureError> {
+        self.record(Body::Governor(note))
+    }
+
     /// Appends one finished panic (its JSON report).
     pub fn panic(&mut self, json: String) -> Result<(), CaptureError> {
         self.record(Body::Panic(json))
@@ -306,6 +367,27 @@ pub struct Capture {
     pub footer: Option<Footer>,
     /// Finished panics (`gtrace panics --json` objects), in the order their fates were known.
     pub panics: Vec<String>,
+    /// Gaps of the hot probes, by start time; a gap never closed ends at `u64::MAX`.
+    pub gaps: Vec<Gap>,
+    /// Governor decisions, in order.
+    pub governor: Vec<GovernorNote>,
+}
+
+impl Capture {
+    /// Gaps as `(start, end)` kernel times, sorted, an open one ending at `u64::MAX`.
+    pub fn gap_intervals(&self) -> Vec<(u64, u64)> {
+        self.gaps
+            .iter()
+            .map(|g| {
+                let end = if g.end_ktime_ns == 0 {
+                    u64::MAX
+                } else {
+                    g.end_ktime_ns
+                };
+                (g.start_ktime_ns, end)
+            })
+            .collect()
+    }
 }
 
 /// Reads a capture from `r` (bounded: records over [`MAX_RECORD`] are refused).
@@ -351,6 +433,8 @@ pub fn parse(data: &[u8]) -> Result<Capture, CaptureError> {
             Some(Body::Symbols(s)) => cap.symbols.extend(s),
             Some(Body::Footer(f)) => cap.footer = Some(f),
             Some(Body::Panic(p)) => cap.panics.push(p),
+            Some(Body::Gap(g)) => add_gap(&mut cap.gaps, g),
+            Some(Body::Governor(n)) => cap.governor.push(n),
             Some(Body::Header(_)) | None => return Err(bad("unexpected record".into())),
         }
     }
@@ -358,6 +442,18 @@ pub fn parse(data: &[u8]) -> Result<Capture, CaptureError> {
         return Err(CaptureError::NoHeader);
     }
     Ok(cap)
+}
+
+/// Inserts `g` in start order; a closed gap replaces the open record with the same start.
+fn add_gap(gaps: &mut Vec<Gap>, g: Gap) {
+    match gaps.binary_search_by_key(&g.start_ktime_ns, |x| x.start_ktime_ns) {
+        Ok(i) => {
+            if g.end_ktime_ns != 0 {
+                gaps[i] = g;
+            }
+        }
+        Err(i) => gaps.insert(i, g),
+    }
 }
 
 #[cfg(test)]

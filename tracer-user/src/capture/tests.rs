@@ -19,6 +19,7 @@ fn header() -> Header {
             created_by: String::new(),
             parent_goid: 0,
         }],
+        max_overhead_pct: 5.0,
     }
 }
 
@@ -69,6 +70,7 @@ fn sample() -> Vec<u8> {
         }],
         elapsed_ns: 100,
         detach_problem: String::new(),
+        sampled_out_ns: 0,
     };
     w.finish(symbols, footer).unwrap()
 }
@@ -152,4 +154,34 @@ fn panic_records_round_trip() {
     let cap = parse(&bytes).unwrap();
     assert_eq!(cap.panics, vec![r#"{"goid":1,"value":"boom"}"#.to_string()]);
     assert!(cap.events.is_empty());
+}
+
+#[test]
+fn gaps_and_governor_notes_round_trip() {
+    let mut w = Writer::new(Vec::new(), header()).unwrap();
+    let note = GovernorNote {
+        ktime_ns: 5,
+        duty: 0.2,
+        full_pct: 300.0,
+        chosen_pct: 80.0,
+        floor_pct: 60.0,
+        reachable: false,
+    };
+    w.governor(note).unwrap();
+    // A gap is written open, then closed; a last one stays open (capture cut short).
+    for (start, end) in [(10, 0), (10, 20), (30, 0), (30, 40), (50, 0)] {
+        w.gap(Gap {
+            start_ktime_ns: start,
+            end_ktime_ns: end,
+        })
+        .unwrap();
+    }
+    let bytes = w.finish(Symbols::default(), Footer::default()).unwrap();
+    let cap = parse(&bytes).unwrap();
+    assert_eq!(cap.governor, vec![note]);
+    assert_eq!(
+        cap.gap_intervals(),
+        vec![(10, 20), (30, 40), (50, u64::MAX)]
+    );
+    assert!((cap.header.max_overhead_pct - 5.0).abs() < f64::EPSILON);
 }

@@ -264,6 +264,9 @@ fn traced<'a>(
         &Options {
             duration: None,
             stop: stop.clone(),
+            // Exact: the leak window's model does not handle sampling gaps (yet).
+            max_overhead: None,
+            empty_probes: false,
         },
         || {
             let mut s = sampler.borrow_mut();

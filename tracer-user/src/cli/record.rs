@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use std::fmt::Write as _;
+
 use anyhow::{Context as _, Result};
 use tracer_common::event::{Event, encode};
 
@@ -21,8 +23,8 @@ use crate::{
     gobin::waitreason::WaitReasons,
     panics::ancestry::{Ancestry, Creator},
     probes::{
-        Counts,
-        session::{self, Options, StopReason, Summary, Target},
+        Counts, governor,
+        session::{self, Callbacks, Notice, Options, StopReason, Summary, Target},
     },
 };
 
@@ -42,6 +44,112 @@ pub struct Args {
     /// Capture file (default: gtrace-PID.gtc).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Overhead budget.
+    #[command(flatten)]
+    pub overhead: OverheadArgs,
+    /// Benchmark only: attach every probe but emit nothing (each counts its hit and returns).
+    #[arg(long, hide = true)]
+    pub empty_probes: bool,
+}
+
+/// `--max-overhead`, shared by the commands that attach the lifecycle probes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OverheadArgs {
+    /// Estimated cost budget of the probes, percent of the target's own CPU time (`off`: no
+    /// limit). Above it, park/ready/execute/yield and the scheduler tracepoints are sampled in
+    /// windows (create, exit and panics stay exact); said on stderr and in the capture.
+    #[arg(long, value_name = "PCT", default_value = "5", value_parser = parse_overhead)]
+    pub max_overhead: Budget,
+}
+
+/// A parsed `--max-overhead`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget(pub Option<f64>);
+
+fn parse_overhead(s: &str) -> Result<Budget, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Budget(None));
+    }
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage (e.g. 5, 0.5 or off)"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(Budget(Some(v)))
+    } else {
+        Err(format!(
+            "--max-overhead must be above 0 (or `off`), not {s}"
+        ))
+    }
+}
+
+/// The stderr line for a governor notice (gaps are not announced one by one).
+pub fn notice_line(n: &Notice, budget: f64) -> Option<String> {
+    let Notice::Governor {
+        previous_duty,
+        decision: d,
+        ..
+    } = n
+    else {
+        return None;
+    };
+    if d.duty >= 1.0 {
+        return Some(format!(
+            "overhead governor: back to exact tracing (estimated cost {:.1}% of the target's \
+             CPU, budget {budget}%)",
+            d.full_pct
+        ));
+    }
+    let verb = if *previous_duty >= 1.0 {
+        "sampling"
+    } else {
+        "now sampling"
+    };
+    let mut line = format!(
+        "overhead governor: exact tracing would cost ~{:.0}% of the target's CPU (budget \
+         {budget}%): {verb} park/ready/execute/yield and scheduler events {:.0}% of the time \
+         ({} ms of every {} ms, ~{:.0}%); create, exit and panics stay exact",
+        d.full_pct,
+        d.duty * 100.0,
+        (d.duty * governor::PERIOD.as_millis() as f64).round(),
+        governor::PERIOD.as_millis(),
+        d.chosen_pct
+    );
+    if !d.reachable {
+        let _ = write!(
+            line,
+            "; the budget cannot be met: the probe traps alone cost ~{:.0}% (end the capture \
+             if that is too much)",
+            d.floor_pct
+        );
+    }
+    Some(line)
+}
+
+/// A notice as stored in a capture.
+pub fn write_notice<W: std::io::Write>(
+    w: &mut capture::Writer<W>,
+    n: &Notice,
+) -> Result<(), capture::CaptureError> {
+    match *n {
+        Notice::Governor {
+            ktime_ns, decision, ..
+        } => w.governor(capture::GovernorNote {
+            ktime_ns,
+            duty: decision.duty,
+            full_pct: decision.full_pct,
+            chosen_pct: decision.chosen_pct,
+            floor_pct: decision.floor_pct,
+            reachable: decision.reachable,
+        }),
+        Notice::Gap {
+            start_ktime_ns,
+            end_ktime_ns,
+        } => w.gap(capture::Gap {
+            start_ktime_ns,
+            end_ktime_ns: end_ktime_ns.unwrap_or(0),
+        }),
+    }
 }
 
 /// Per-probe counters as stored in a capture.
@@ -69,6 +177,7 @@ pub fn footer(s: &Summary) -> Footer {
         probes: probe_counts(&s.counts),
         elapsed_ns: s.elapsed.as_nanos() as u64,
         detach_problem: s.detach_problem.clone().unwrap_or_default(),
+        sampled_out_ns: s.sampling.sampled_out_ns,
     }
 }
 
@@ -141,6 +250,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         baseline_goids: Vec::new(),
         baseline_note: String::new(),
         baseline: Vec::new(),
+        max_overhead_pct: args.overhead.max_overhead.0.unwrap_or(0.0),
     };
     let mut header = header;
     if attached.child.is_some() {
@@ -177,7 +287,8 @@ pub fn run(args: &Args) -> Result<Exit> {
     let mut panic_errors = 0u64;
     let mut panic_error = None;
     let mut symbols = SymbolTable::default();
-    let mut write_error = None;
+    // Shared by the event and notice callbacks: the first write error wins.
+    let write_error = std::cell::RefCell::new(None);
     let tty = std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
     // Without a terminal (logs), one line every 5 s instead of a line redrawn 4 times a second.
@@ -187,72 +298,103 @@ pub fn run(args: &Args) -> Result<Exit> {
         Duration::from_secs(5)
     };
     let start = Instant::now();
-    let summary = session::run_with_panics(
+    let budget = args.overhead.max_overhead.0;
+    // The governor's current duty, for the progress line.
+    let duty = std::cell::Cell::new(1.0_f64);
+    let summary = session::run_with(
         &target,
         &Options {
             duration: args.duration,
             stop,
+            max_overhead: budget,
+            empty_probes: args.empty_probes,
         },
         panic_plan.as_ref(),
-        || {
-            eprintln!(
-                "attached to pid {} ({} probes); recording to {} until {}",
-                attached.pid,
-                target.plan.sites.len() + 3,
-                path.display(),
-                args.duration.map_or_else(
-                    || "Ctrl-C or the target exits".to_owned(),
-                    |d| format!("{:.1}s have passed", d.as_secs_f64())
-                )
-            );
-            attached.resume();
-        },
-        |e| {
-            symbols.resolve_event(&target.binary, target.bias, e);
-            if let Event::Create(c) = e
-                && let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut()
-            {
-                ancestry.insert(
-                    c.goid,
-                    Creator::Pc {
-                        parent: c.parent_goid,
-                        gopc: c.gopc,
-                    },
-                );
-            }
-            if write_error.is_none()
-                && let Err(err) = writer.borrow_mut().event(encode(e))
-            {
-                write_error = Some(err);
-            }
-        },
-        |raw| {
-            let mut rec = panic_rec.borrow_mut();
-            let Some((reporter, model, ancestry, finished)) = rec.as_mut() else {
-                return;
-            };
-            match tracer_common::panic::decode(raw) {
-                Ok(p) => model.apply(&p, finished),
-                Err(_) => panic_errors += 1,
-            }
-            write_panics(&writer, reporter, ancestry, finished, &mut panic_error);
-        },
-        |events, counts| {
-            if last_progress.elapsed() >= every {
-                last_progress = Instant::now();
-                let line = format!(
-                    "recording pid {}: {:.1}s, {} events, {} lost",
+        Callbacks {
+            attached: || {
+                eprintln!(
+                    "attached to pid {} ({} probes); recording to {} until {}",
                     attached.pid,
-                    start.elapsed().as_secs_f64(),
-                    events,
-                    counts.total_drops()
+                    target.plan.sites.len() + 3,
+                    path.display(),
+                    args.duration.map_or_else(
+                        || "Ctrl-C or the target exits".to_owned(),
+                        |d| format!("{:.1}s have passed", d.as_secs_f64())
+                    )
                 );
-                if tty {
-                    eprint!("\r{line}\x1b[K");
-                } else {
+                attached.resume();
+            },
+            event: |e: &Event| {
+                symbols.resolve_event(&target.binary, target.bias, e);
+                if let Event::Create(c) = e
+                    && let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut()
+                {
+                    ancestry.insert(
+                        c.goid,
+                        Creator::Pc {
+                            parent: c.parent_goid,
+                            gopc: c.gopc,
+                        },
+                    );
+                }
+                if write_error.borrow().is_none()
+                    && let Err(err) = writer.borrow_mut().event(encode(e))
+                {
+                    *write_error.borrow_mut() = Some(err);
+                }
+            },
+            panic: |raw: &[u8]| {
+                let mut rec = panic_rec.borrow_mut();
+                let Some((reporter, model, ancestry, finished)) = rec.as_mut() else {
+                    return;
+                };
+                match tracer_common::panic::decode(raw) {
+                    Ok(p) => model.apply(&p, finished),
+                    Err(_) => panic_errors += 1,
+                }
+                write_panics(&writer, reporter, ancestry, finished, &mut panic_error);
+            },
+            notice: |n: &Notice| {
+                if let Notice::Governor { decision, .. } = n {
+                    duty.set(decision.duty);
+                }
+                if let Some(line) = notice_line(n, budget.unwrap_or(0.0)) {
+                    if tty {
+                        eprint!("\r\x1b[K");
+                    }
                     eprintln!("{line}");
                 }
-            }
+                if write_error.borrow().is_none()
+                    && let Err(err) = write_notice(&mut writer.borrow_mut(), n)
+                {
+                    *write_error.borrow_mut() = Some(err);
+                }
+            },
+            tick: |events, counts: &Counts| {
+                if last_progress.elapsed() >= every {
+                    last_progress = Instant::now();
+                    let line = format!(
+                        "recording pid {}: {:.1}s, {} events, {} lost{}",
+                        attached.pid,
+                        start.elapsed().as_secs_f64(),
+                        events,
+                        counts.total_drops(),
+                        if duty.get() < 1.0 {
+                            format!(
+                                ", hot probes sampled {:.0}% of the time",
+                                duty.get() * 100.0
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                    if tty {
+                        eprint!("\r{line}\x1b[K");
+                    } else {
+                        eprintln!("{line}");
+                    }
+                }
+            },
         },
     )?;
     if tty {
@@ -262,7 +404,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         model.finish(ktime_now(), finished);
         write_panics(&writer, reporter, ancestry, finished, &mut panic_error);
     }
-    if let Some(e) = write_error.or(panic_error) {
+    if let Some(e) = write_error.into_inner().or(panic_error) {
         return Err(e).context(format!("writing {}", path.display()));
     }
     if panic_errors > 0 {
@@ -283,6 +425,9 @@ pub fn run(args: &Args) -> Result<Exit> {
         summary.decode_errors,
         summary.counts.total_errors()
     );
+    if summary.sampling.gaps > 0 {
+        eprintln!("{}", sampling_line(&summary));
+    }
     if let Some(p) = &summary.detach_problem {
         eprintln!("warning: {p}");
     }
@@ -293,4 +438,16 @@ pub fn run(args: &Args) -> Result<Exit> {
     }
     let _ = std::io::stderr().flush();
     Ok(Exit::Ok)
+}
+
+/// The end-of-capture line when the governor sampled.
+pub fn sampling_line(s: &Summary) -> String {
+    let total = s.elapsed.as_nanos().max(1) as f64;
+    format!(
+        "sampled: the hot probes emitted {:.0}% of the time ({} gaps, smallest duty {:.0}%); \
+         their hits stay exact in the footer; create/exit/panic events are complete",
+        100.0 * (1.0 - s.sampling.sampled_out_ns as f64 / total).max(0.0),
+        s.sampling.gaps,
+        100.0 * s.sampling.min_duty
+    )
 }

@@ -85,6 +85,11 @@ pub fn run(args: &Args) -> Result<Exit> {
     let mut out = BufWriter::new(stdout.lock());
     let mut model = Model::new();
     model.baseline(cap.header.baseline_goids.iter().copied());
+    // Every gap up front: the model then never measures across one, whatever the order of
+    // the records.
+    for (start, end) in cap.gap_intervals() {
+        model.unobserved(start, end);
+    }
     let mut undecodable = 0;
     let mut trace = (format == Format::Perfetto).then(|| perfetto::Builder::new(cap.header.pid));
     for raw in &cap.events {
@@ -112,16 +117,19 @@ pub fn run(args: &Args) -> Result<Exit> {
                 args.file.display()
             );
         };
+        let mut sampling = lifecycle::sampling(&model);
+        sampling.from_capture(&cap);
         if format == Format::Json {
             serde_json::to_writer_pretty(
                 &mut out,
                 &serde_json::json!({
-                    "goroutine": g, "losses": losses,
+                    "goroutine": g, "losses": losses, "sampling": sampling,
                 }),
             )?;
             writeln!(out)?;
         } else {
             lifecycle::write_goroutine(&mut out, &g)?;
+            lifecycle::write_sampling(&mut out, &sampling)?;
             lifecycle::write_losses(&mut out, &losses)?;
         }
         out.flush()?;
@@ -142,7 +150,8 @@ pub fn run(args: &Args) -> Result<Exit> {
             .map(|f| f.detach_problem.clone())
             .unwrap_or_default(),
     };
-    let s = lifecycle::summary(&model, &ctx, info, losses);
+    let mut s = lifecycle::summary(&model, &ctx, info, losses);
+    s.sampling.from_capture(&cap);
     if format == Format::Json {
         let mut v = serde_json::to_value(&s)?;
         if let Some(o) = v.as_object_mut() {

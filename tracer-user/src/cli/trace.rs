@@ -17,7 +17,10 @@ use crate::{
     capture::SymbolTable,
     gobin::waitreason::WaitReasons,
     output::lifecycle::{self, Context, Losses},
-    probes::session::{self, Options, Target},
+    probes::{
+        Counts,
+        session::{self, Callbacks, Notice, Options, Target},
+    },
 };
 
 /// Flags of `gtrace trace`.
@@ -43,6 +46,9 @@ pub struct Args {
     /// Stop after this long.
     #[arg(short, long, value_parser = super::duration::parse)]
     pub duration: Option<std::time::Duration>,
+    /// Overhead budget.
+    #[command(flatten)]
+    pub overhead: super::record::OverheadArgs,
 }
 
 /// Runs `gtrace trace`.
@@ -73,73 +79,112 @@ pub fn run(args: &Args) -> Result<Exit> {
     let mut starts: HashMap<u64, String> = HashMap::new();
     let stdout = std::io::stdout();
     let out = std::cell::RefCell::new(BufWriter::new(stdout.lock()));
-    let mut io_error = None;
-    let summary = session::run(
+    let io_error = std::cell::RefCell::new(None);
+    let budget = args.overhead.max_overhead.0;
+    let summary = session::run_with(
         &target,
         &Options {
             duration: args.duration,
             stop,
+            max_overhead: budget,
+            empty_probes: false,
         },
-        || attached.resume(),
-        |e| {
-            if !kinds.contains(&e.kind()) || io_error.is_some() {
-                if let Event::Create(c) = e
-                    && args.func.is_some()
-                {
-                    symbols.resolve_event(&target.binary, target.bias, e);
-                    starts.insert(c.goid, symbols.function(c.startpc, false));
+        None,
+        Callbacks {
+            attached: || {
+                // Attaching takes a while on large binaries: say when events start to flow.
+                eprintln!(
+                    "gtrace: tracing pid {} ({} probes) until {}",
+                    attached.pid,
+                    target.plan.sites.len() + 3,
+                    args.duration.map_or_else(
+                        || "Ctrl-C or the target exits".to_owned(),
+                        |d| format!("{:.1}s have passed", d.as_secs_f64())
+                    )
+                );
+                attached.resume();
+            },
+            panic: |_: &[u8]| {},
+            // Text: the governor's decisions on stderr. JSON: also one object per decision and
+            // per closed gap on stdout, in stream order, so consumers know what was not seen.
+            notice: |n: &Notice| {
+                if let Some(line) = super::record::notice_line(n, budget.unwrap_or(0.0)) {
+                    eprintln!("{line}");
                 }
-                return;
-            }
-            symbols.resolve_event(&target.binary, target.bias, e);
-            let ctx = Context {
-                symbols: &symbols,
-                wait_reasons: &wait_reasons,
-                start_ktime,
-                baseline: &[],
-            };
-            let line = lifecycle::event_line(e, &ctx);
-            if let Event::Create(c) = e {
-                starts.insert(c.goid, line.start.clone().unwrap_or_default());
-            }
-            if let Some(re) = &args.func {
-                let stack = match e {
-                    Event::Park(p) => &p.stack[..(p.stack_len as usize).min(p.stack.len())],
-                    Event::Ready(r) => &r.stack[..(r.stack_len as usize).min(r.stack.len())],
-                    _ => &[][..],
+                let closed_or_decision = match n {
+                    Notice::Gap { end_ktime_ns, .. } => end_ktime_ns.is_some(),
+                    Notice::Governor { .. } => true,
                 };
-                let hit = line
-                    .goid
-                    .and_then(|g| starts.get(&g))
-                    .is_some_and(|s| re.is_match(s))
-                    || line.site.as_deref().is_some_and(|s| re.is_match(s))
-                    || symbols
-                        .stack(stack)
-                        .iter()
-                        .any(|f| re.is_match(&f.function));
-                if !hit {
+                if args.json && closed_or_decision && io_error.borrow().is_none() {
+                    let mut out = out.borrow_mut();
+                    if let Err(err) = serde_json::to_writer(&mut *out, n)
+                        .map_err(std::io::Error::other)
+                        .and_then(|()| writeln!(out))
+                    {
+                        *io_error.borrow_mut() = Some(err);
+                    }
+                }
+            },
+            event: |e: &Event| {
+                if !kinds.contains(&e.kind()) || io_error.borrow().is_some() {
+                    if let Event::Create(c) = e
+                        && args.func.is_some()
+                    {
+                        symbols.resolve_event(&target.binary, target.bias, e);
+                        starts.insert(c.goid, symbols.function(c.startpc, false));
+                    }
                     return;
                 }
-            }
-            let mut out = out.borrow_mut();
-            let r = if args.json {
-                serde_json::to_writer(&mut *out, &line)
-                    .map_err(std::io::Error::other)
-                    .and_then(|()| writeln!(out))
-            } else {
-                lifecycle::write_event_line(&mut *out, &line)
-            };
-            if let Err(err) = r {
-                io_error = Some(err);
-            }
-        },
-        |_, _| {
-            let _ = out.borrow_mut().flush();
+                symbols.resolve_event(&target.binary, target.bias, e);
+                let ctx = Context {
+                    symbols: &symbols,
+                    wait_reasons: &wait_reasons,
+                    start_ktime,
+                    baseline: &[],
+                };
+                let line = lifecycle::event_line(e, &ctx);
+                if let Event::Create(c) = e {
+                    starts.insert(c.goid, line.start.clone().unwrap_or_default());
+                }
+                if let Some(re) = &args.func {
+                    let stack = match e {
+                        Event::Park(p) => &p.stack[..(p.stack_len as usize).min(p.stack.len())],
+                        Event::Ready(r) => &r.stack[..(r.stack_len as usize).min(r.stack.len())],
+                        _ => &[][..],
+                    };
+                    let hit = line
+                        .goid
+                        .and_then(|g| starts.get(&g))
+                        .is_some_and(|s| re.is_match(s))
+                        || line.site.as_deref().is_some_and(|s| re.is_match(s))
+                        || symbols
+                            .stack(stack)
+                            .iter()
+                            .any(|f| re.is_match(&f.function));
+                    if !hit {
+                        return;
+                    }
+                }
+                let mut out = out.borrow_mut();
+                let r = if args.json {
+                    serde_json::to_writer(&mut *out, &line)
+                        .map_err(std::io::Error::other)
+                        .and_then(|()| writeln!(out))
+                } else {
+                    lifecycle::write_event_line(&mut *out, &line)
+                };
+                if let Err(err) = r {
+                    *io_error.borrow_mut() = Some(err);
+                }
+            },
+            tick: |_, _: &Counts| {
+                let _ = out.borrow_mut().flush();
+            },
         },
     )?;
     out.borrow_mut().flush()?;
     drop(out);
-    if let Some(e) = io_error {
+    if let Some(e) = io_error.into_inner() {
         return Err(e.into());
     }
     lifecycle::write_losses(
@@ -152,5 +197,8 @@ pub fn run(args: &Args) -> Result<Exit> {
             probes: super::record::probe_counts(&summary.counts),
         },
     )?;
+    if summary.sampling.gaps > 0 {
+        eprintln!("{}", super::record::sampling_line(&summary));
+    }
     Ok(Exit::Ok)
 }

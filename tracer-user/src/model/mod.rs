@@ -9,6 +9,12 @@
 //! — netpoll's `injectglist`, or `unlockf` refusing — ends here); `goschedImpl` → *runnable*
 //! (yield, preemption); `goexit0` → *dead*.
 //! Identity is the goid (one model per process): `g` structs are recycled, goids are not.
+//!
+//! Sampled captures: when the overhead governor switched the hot probes off for a while, the
+//! caller declares each such gap ([`Model::unobserved`]). No duration is computed across a
+//! gap: a park whose end (or a runnable spell whose execute) is seen only after a gap is
+//! marked cut (duration unknown) instead of being reported as long, and counted in
+//! [`Unobserved`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,6 +24,9 @@ use tracer_common::event::Event;
 pub const MAX_PARKS_PER_GOROUTINE: usize = 256;
 /// Goroutines kept; further creations are counted in [`Anomalies::goroutines_over_limit`].
 pub const MAX_GOROUTINES: usize = 1 << 20;
+/// Gaps kept; beyond it, a new gap is merged into the last one (conservative: more
+/// intervals are marked cut, none is measured across a gap).
+pub const MAX_GAPS: usize = 1 << 20;
 
 /// Interned stacks: equal stacks share one id, so millions of parks stay small.
 #[derive(Debug, Clone, Default)]
@@ -86,11 +95,18 @@ pub struct Park {
     pub wake: Option<Wake>,
     /// When it ran again.
     pub resumed: Option<u64>,
+    /// Its end fell after a gap of the hot probes: how long it lasted is unknown (and `wake`
+    /// is not recorded: the ready seen may belong to a later, unobserved park).
+    pub cut: bool,
 }
 
 impl Park {
-    /// Time parked: until readied, else until it ran again; `None` while still parked.
+    /// Time parked: until readied, else until it ran again; `None` while still parked or
+    /// when [`Park::cut`].
     pub fn duration(&self) -> Option<u64> {
+        if self.cut {
+            return None;
+        }
         self.wake
             .map(|w| w.at)
             .or(self.resumed)
@@ -176,6 +192,20 @@ pub struct Anomalies {
     pub goroutines_over_limit: u64,
 }
 
+/// What sampling (gaps of the hot probes) hid from the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Unobserved {
+    /// Gaps declared.
+    pub gaps: u64,
+    /// Parks whose end came after a gap: duration unknown, not in the blocking totals.
+    pub parks_cut: u64,
+    /// Runnable spells whose `execute` came after a gap: no latency sample.
+    pub latencies_cut: u64,
+    /// Events that did not fit the previous state but followed a gap (expected: the
+    /// transitions in between were not seen); not counted as anomalies.
+    pub after_gap: u64,
+}
+
 /// Totals over the aggregated parks: key = (wait reason, parking stack id).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SiteTotal {
@@ -210,6 +240,10 @@ pub struct Model {
     pub created: u64,
     /// Exits seen.
     pub exited: u64,
+    /// Gaps of the hot probes, sorted and disjoint: `(start, end)` kernel times.
+    pub gaps: Vec<(u64, u64)>,
+    /// What the gaps hid.
+    pub unobserved: Unobserved,
 }
 
 impl Model {
@@ -225,6 +259,56 @@ impl Model {
                 .entry(goid)
                 .or_insert_with(|| Goroutine::new(goid, true));
         }
+    }
+
+    /// Declares that the hot probes (park, ready, execute, yield) emitted nothing between
+    /// kernel times `start` and `end` (`u64::MAX`: until the end). Call it before applying
+    /// the events that follow the gap; gaps may also all be declared up front.
+    pub fn unobserved(&mut self, start: u64, end: u64) {
+        let end = end.max(start);
+        self.unobserved.gaps += 1;
+        let pos = self.gaps.partition_point(|g| g.0 <= start);
+        // Merge with overlapping neighbours so the list stays sorted and disjoint.
+        let mut lo = start;
+        let mut hi = end;
+        let mut first = pos;
+        if first > 0 && self.gaps[first - 1].1 >= start {
+            first -= 1;
+            lo = self.gaps[first].0;
+            hi = hi.max(self.gaps[first].1);
+        }
+        let mut last = pos;
+        while last < self.gaps.len() && self.gaps[last].0 <= hi {
+            hi = hi.max(self.gaps[last].1);
+            last += 1;
+        }
+        if first == last && self.gaps.len() >= MAX_GAPS {
+            if let Some(g) = self.gaps.last_mut() {
+                g.1 = g.1.max(hi);
+            }
+            return;
+        }
+        self.gaps.splice(first..last, [(lo, hi)]);
+    }
+
+    /// True when a gap overlaps the open interval `(from, to)`: what happened in between was
+    /// not fully observed.
+    pub fn crosses_gap(&self, from: u64, to: u64) -> bool {
+        let i = self.gaps.partition_point(|g| g.1 <= from);
+        self.gaps.get(i).is_some_and(|g| g.0 < to)
+    }
+
+    /// Fraction of `[from, to]` during which the hot probes emitted (1 without gaps).
+    pub fn observed_fraction(&self, from: u64, to: u64) -> f64 {
+        if to <= from {
+            return 1.0;
+        }
+        let hidden: u64 = self
+            .gaps
+            .iter()
+            .map(|&(a, b)| b.min(to).saturating_sub(a.max(from)))
+            .sum();
+        1.0 - hidden as f64 / (to - from) as f64
     }
 
     /// Applies one event.
@@ -267,6 +351,7 @@ impl Model {
                     stack,
                     wake: None,
                     resumed: None,
+                    cut: false,
                 };
                 if g.parks.len() < MAX_PARKS_PER_GOROUTINE {
                     g.parks.push(park);
@@ -288,10 +373,19 @@ impl Model {
                 {
                     w.woke_others += 1;
                 }
+                let gap = state_since(self.goroutines.get(&r.goid).map(|g| g.state))
+                    .is_some_and(|since| self.crosses_gap(since, t));
                 let Some(g) = slot(&mut self.goroutines, &mut self.anomalies, r.goid) else {
                     return;
                 };
                 match g.state {
+                    State::Waiting(_) if gap => {
+                        if let Some(p) = g.parks.last_mut() {
+                            p.cut = true;
+                        }
+                        self.unobserved.parks_cut += 1;
+                        g.state = State::Runnable(t);
+                    }
                     State::Waiting(_) => {
                         if let Some(p) = g.parks.last_mut() {
                             p.wake = Some(Wake {
@@ -305,17 +399,33 @@ impl Model {
                     }
                     State::Dead(_) => self.anomalies.after_exit += 1,
                     _ => {
-                        self.anomalies.ready_not_waiting += 1;
+                        if gap {
+                            self.unobserved.after_gap += 1;
+                        } else {
+                            self.anomalies.ready_not_waiting += 1;
+                        }
                         g.state = State::Runnable(t);
                     }
                 }
             }
             Event::Execute(x) => {
                 let tid = x.header.tid;
+                let gap = state_since(self.goroutines.get(&x.goid).map(|g| g.state))
+                    .is_some_and(|since| self.crosses_gap(since, t));
                 let Some(g) = slot(&mut self.goroutines, &mut self.anomalies, x.goid) else {
                     return;
                 };
                 match g.state {
+                    State::Runnable(_) if gap => self.unobserved.latencies_cut += 1,
+                    State::Waiting(_) if gap => {
+                        if let Some(p) = g.parks.last_mut()
+                            && p.wake.is_none()
+                            && !p.cut
+                        {
+                            p.cut = true;
+                            self.unobserved.parks_cut += 1;
+                        }
+                    }
                     State::Runnable(since) => {
                         let lat = t.saturating_sub(since);
                         g.sched_latency_total += lat;
@@ -375,6 +485,14 @@ impl Model {
     /// Scheduling latency percentile `p` (0..=100), nearest-rank; `None` without samples.
     pub fn latency_percentile(&self, p: f64) -> Option<u64> {
         percentile(&self.sched_latencies, p)
+    }
+}
+
+/// When a goroutine entered its current state (`None`: unknown, or dead).
+fn state_since(s: Option<State>) -> Option<u64> {
+    match s? {
+        State::Runnable(t) | State::Waiting(t) | State::Running { since: t, .. } => Some(t),
+        State::Unknown | State::Dead(_) => None,
     }
 }
 

@@ -151,3 +151,86 @@ fn percentiles() {
     assert_eq!(percentile(&[5, 1, 3, 2, 4], 0.0), Some(1));
     assert_eq!(percentile(&[10; 100], 99.0), Some(10));
 }
+
+#[test]
+fn gaps_are_merged_and_queried() {
+    let mut m = Model::new();
+    m.unobserved(100, 200);
+    m.unobserved(300, 400);
+    m.unobserved(150, 250);
+    m.unobserved(1_000, u64::MAX);
+    assert_eq!(m.gaps, vec![(100, 250), (300, 400), (1_000, u64::MAX)]);
+    assert_eq!(m.unobserved.gaps, 4);
+    assert!(!m.crosses_gap(10, 100));
+    assert!(m.crosses_gap(10, 101));
+    assert!(!m.crosses_gap(250, 300));
+    assert!(m.crosses_gap(399, 500));
+    assert!(m.crosses_gap(500, 2_000));
+    assert!(!m.crosses_gap(400, 1_000));
+    assert!((m.observed_fraction(0, 1_000) - 0.75).abs() < 1e-9);
+    assert!((m.observed_fraction(5, 5) - 1.0).abs() < f64::EPSILON);
+    m.unobserved(50, 1_200);
+    assert_eq!(m.gaps, vec![(50, u64::MAX)]);
+}
+
+#[test]
+fn no_duration_across_a_gap() {
+    let mut m = Model::new();
+    // Park seen in a window; its ready falls in the gap [100, 900); the next ready seen is
+    // for a later park: the first park must not be reported as 990 ns long.
+    m.unobserved(100, 900);
+    for e in [
+        create(1, 7, 1),
+        one(EventKind::Execute, 5, 7),
+        park(10, 7, 14, &[0xa]),
+        ready(1_000, 7, 1),
+        one(EventKind::Execute, 1_003, 7),
+        // A park wholly inside the next window is measured.
+        park(1_010, 7, 14, &[0xa]),
+        ready(1_040, 7, 1),
+        one(EventKind::Execute, 1_045, 7),
+    ] {
+        m.apply(&e);
+    }
+    let g = &m.goroutines[&7];
+    assert!(g.parks[0].cut);
+    assert_eq!(g.parks[0].duration(), None);
+    assert_eq!(g.parks[0].wake, None);
+    assert_eq!(g.parks[1].duration(), Some(30));
+    assert_eq!(m.unobserved.parks_cut, 1);
+    let site = m.sites[&(14, m.goroutines[&7].parks[0].stack)];
+    assert_eq!(
+        (site.count, site.max_ns),
+        (1, 30),
+        "only the observed park is totalled"
+    );
+    // Latencies: create→execute (4) and the two ready→execute (3, 5) are all observed.
+    assert_eq!(m.sched_latencies, vec![4, 3, 5]);
+    assert_eq!(m.anomalies, Anomalies::default());
+}
+
+#[test]
+fn latency_and_unreadied_parks_across_a_gap() {
+    let mut m = Model::new();
+    m.unobserved(20, 80);
+    for e in [
+        create(10, 8, 1),
+        // Runnable since 10, executed at 100 after a gap: no latency sample.
+        one(EventKind::Execute, 100, 8),
+        park(110, 8, 2, &[0xb]),
+    ] {
+        m.apply(&e);
+    }
+    m.unobserved(120, 200);
+    // Executed again without a ready seen (it happened in the gap): cut, not 90 ns parked.
+    m.apply(&one(EventKind::Execute, 200, 8));
+    // A ready of a goroutine seen running before a gap is expected, not an anomaly.
+    m.unobserved(210, 300);
+    m.apply(&ready(310, 8, 1));
+    assert!(m.sched_latencies.is_empty(), "{:?}", m.sched_latencies);
+    assert_eq!(m.unobserved.latencies_cut, 1);
+    assert_eq!(m.unobserved.parks_cut, 1);
+    assert_eq!(m.unobserved.after_gap, 1);
+    assert!(m.sites.is_empty());
+    assert_eq!(m.anomalies, Anomalies::default());
+}

@@ -167,6 +167,60 @@ pub struct Summary {
     /// Empty when every probed instruction was verified restored after detaching (or the
     /// target had exited); otherwise what differed.
     pub detach_problem: String,
+    /// What the overhead governor did (sampled fraction 1 when every event is exact).
+    pub sampling: SamplingReport,
+}
+
+/// How much of the hot events the capture holds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SamplingReport {
+    /// The `--max-overhead` budget, percent (`None`: no governor).
+    pub max_overhead_pct: Option<f64>,
+    /// Fraction of the event window during which the hot probes (park, ready, execute,
+    /// yield, scheduler tracepoints) emitted; 1 = every event recorded.
+    pub observed_fraction: f64,
+    /// What the gaps hid from the model (cut parks and latencies are not measured).
+    pub unobserved: crate::model::Unobserved,
+    /// Hits of the hot probes, exact even while sampled out (`name → hits`): the true
+    /// totals the observed counts are a sample of.
+    pub hot_hits: std::collections::BTreeMap<String, u64>,
+    /// The governor's decisions, in order.
+    pub decisions: Vec<crate::capture::GovernorNote>,
+    /// The gaps, ns from the capture start: `(start, end)`, end `None` when the capture
+    /// ended inside the gap.
+    pub gaps_ns: Vec<(u64, Option<u64>)>,
+}
+
+impl SamplingReport {
+    /// Fills in what the capture says about the governor: budget, decisions, probe hits.
+    pub fn from_capture(&mut self, cap: &crate::capture::Capture) {
+        let pct = cap.header.max_overhead_pct;
+        self.max_overhead_pct = (pct > 0.0).then_some(pct);
+        self.decisions.clone_from(&cap.governor);
+        let t0 = cap.header.started_ktime_ns;
+        self.gaps_ns = cap
+            .gap_intervals()
+            .into_iter()
+            .map(|(a, b)| {
+                (
+                    a.saturating_sub(t0),
+                    (b != u64::MAX).then(|| b.saturating_sub(t0)),
+                )
+            })
+            .collect();
+        if let Some(f) = &cap.footer {
+            self.hot_hits = f
+                .probes
+                .iter()
+                .filter(|p| {
+                    crate::probes::governor::HOT
+                        .iter()
+                        .any(|h| h.name() == p.probe)
+                })
+                .map(|p| (p.probe.clone(), p.hits))
+                .collect();
+        }
+    }
 }
 
 /// Target identity for [`summary`].
@@ -237,6 +291,16 @@ pub fn summary(m: &Model, ctx: &Context<'_>, target: TargetInfo, losses: Losses)
         anomalies: m.anomalies,
         losses,
         detach_problem: target.detach_problem,
+        sampling: sampling(m),
+    }
+}
+
+/// What the model says about sampling (the capture's part: [`SamplingReport::from_capture`]).
+pub fn sampling(m: &Model) -> SamplingReport {
+    SamplingReport {
+        observed_fraction: m.span.map_or(1.0, |(a, b)| m.observed_fraction(a, b)),
+        unobserved: m.unobserved,
+        ..SamplingReport::default()
     }
 }
 
@@ -336,7 +400,40 @@ pub fn write_summary(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     if !s.detach_problem.is_empty() {
         writeln!(w, "warning: after detaching: {}", s.detach_problem)?;
     }
+    write_sampling(w, &s.sampling)?;
     write_losses(w, &s.losses)
+}
+
+/// Says how much of the hot events were sampled out, when any were.
+pub fn write_sampling(w: &mut dyn Write, s: &SamplingReport) -> io::Result<()> {
+    if s.unobserved.gaps == 0 {
+        return Ok(());
+    }
+    let u = &s.unobserved;
+    writeln!(
+        w,
+        "\nSAMPLED: the overhead governor (budget {}) recorded park/ready/execute/yield and \
+         scheduler events {:.1}% of the time ({} gaps). Their counts, blocking totals, wakers \
+         and latencies above are of the observed windows only (divide by {:.3} to estimate \
+         totals); create/exit counts are exact. {} parks and {} scheduling latencies that \
+         straddle a gap are left unmeasured, never reported as long.",
+        s.max_overhead_pct
+            .map_or_else(|| "?".to_owned(), |p| format!("{p}%")),
+        100.0 * s.observed_fraction,
+        u.gaps,
+        s.observed_fraction,
+        u.parks_cut,
+        u.latencies_cut
+    )?;
+    if !s.hot_hits.is_empty() {
+        let hits: Vec<String> = s.hot_hits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(
+            w,
+            "exact probe hits (sampled out or not): {}",
+            hits.join(", ")
+        )?;
+    }
+    Ok(())
 }
 
 /// One park in a goroutine's life.
@@ -358,6 +455,8 @@ pub struct ParkReport {
     pub waker_stack: Vec<Frame>,
     /// Runnable → running, ns.
     pub sched_latency_ns: Option<u64>,
+    /// Its end is hidden by a sampling gap: `duration_ns` is unknown, not "still parked".
+    pub duration_unknown: bool,
 }
 
 /// One goroutine's life.
@@ -401,7 +500,9 @@ pub fn goroutine(m: &Model, ctx: &Context<'_>, goid: u64) -> Option<GoroutineRep
         .iter()
         .map(|p| {
             let stack = ctx.symbols.stack(m.stacks.get(p.stack));
+            let unknown = p.cut || (p.duration().is_none() && m.crosses_gap(p.at, u64::MAX));
             ParkReport {
+                duration_unknown: unknown,
                 at_ns: ctx.rel(p.at),
                 reason: ctx.reason(p.reason),
                 duration_ns: p.duration(),
@@ -454,13 +555,12 @@ pub fn write_goroutine(w: &mut dyn Write, g: &GoroutineReport) -> io::Result<()>
                 w,
                 "  existed before the capture: [{}] at attach{}",
                 p.state,
-                if p.created_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ", created by {} (goroutine {})",
-                        p.created_by, p.parent_goid
-                    )
+                match (p.created_by.is_empty(), p.parent_goid) {
+                    (true, _) => String::new(),
+                    // Go 1.20 and older keep no creator goid in `g` (0 = unknown).
+                    (false, 0) => format!(", created by {}", p.created_by),
+                    (false, parent) =>
+                        format!(", created by {} (goroutine {parent})", p.created_by),
                 }
             )?,
             None => writeln!(w, "  existed before the capture")?,
@@ -485,7 +585,11 @@ pub fn write_goroutine(w: &mut dyn Write, g: &GoroutineReport) -> io::Result<()>
             "  +{} parked [{}] for {}{}{} at {}",
             dur(p.at_ns),
             p.reason,
-            opt_dur(p.duration_ns),
+            if p.duration_unknown {
+                "? (end hidden by a sampling gap)".to_owned()
+            } else {
+                opt_dur(p.duration_ns)
+            },
             woke,
             p.sched_latency_ns
                 .map(|l| format!(", ran {} later", dur(l)))
@@ -612,4 +716,61 @@ pub fn write_event_line(w: &mut dyn Write, l: &EventLine) -> io::Result<()> {
         write!(w, " → tid {t}")?;
     }
     writeln!(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preexisting(parent_goid: u64) -> GoroutineReport {
+        GoroutineReport {
+            goid: 39,
+            created_at_ns: None,
+            parent: None,
+            created_by: None,
+            start: None,
+            preexisting: true,
+            at_attach: Some(crate::capture::Preexisting {
+                goid: 39,
+                state: "IO wait".into(),
+                created_by: "net/http.(*Server).Serve (net/http/server.go:3102)".into(),
+                parent_goid,
+            }),
+            parks: Vec::new(),
+            parks_not_listed: 0,
+            runs: 0,
+            sched_latency_total_ns: 0,
+            woke_others: 0,
+            yields: 0,
+            exited_at_ns: None,
+        }
+    }
+
+    fn first_lines(g: &GoroutineReport) -> String {
+        let mut out = Vec::new();
+        write_goroutine(&mut out, g).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Seen on Debian's `node_exporter` (Go 1.19): no `parentGoid` in `g` before Go 1.21, so the
+    /// creator goid is unknown and must not be shown as "goroutine 0".
+    #[test]
+    fn an_unknown_creator_goid_is_not_printed() {
+        let old = first_lines(&preexisting(0));
+        assert!(
+            old.ends_with("created by net/http.(*Server).Serve (net/http/server.go:3102)"),
+            "{old}"
+        );
+        assert!(!old.contains("goroutine 0"), "{old}");
+        let new = first_lines(&preexisting(7));
+        assert!(
+            new.ends_with("(net/http/server.go:3102) (goroutine 7)"),
+            "{new}"
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //! stripped Go binaries have no symbols, and probe sites are chosen inside functions (after
 //! the stack-bound check) by `gobin::probesite`.
 
+pub mod governor;
 pub mod lifecycle;
 pub mod session;
 
@@ -16,12 +17,15 @@ use std::{collections::BTreeMap, num::NonZeroU32, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{TracePoint, UProbe, uprobe::UProbeScope},
 };
 use tracer_common::{
     config::{CONFIG_GLOBAL, Config},
-    counters::{DROPS_MAP, ERRORS_MAP, HITS_MAP, TARGET_TGID_GLOBAL},
+    counters::{
+        CONTROL_EMIT, CONTROL_MAP, CONTROL_SAMPLED_OUT, DROPS_MAP, ERRORS_MAP, HITS_MAP,
+        TARGET_TGID_GLOBAL,
+    },
     event::EVENTS_MAP,
     probe::ProbeId,
 };
@@ -177,6 +181,39 @@ impl ProbeSet {
             errors: self.sum(ERRORS_MAP)?,
             drops: self.sum(DROPS_MAP)?,
         })
+    }
+
+    /// Switches `probe` between emitting its events and only counting its hits (the
+    /// `CONTROL` map every lifecycle program reads after counting its hit).
+    pub fn set_sampled_out(&mut self, probe: ProbeId, sampled_out: bool) -> Result<(), ProbeError> {
+        let m = self.ebpf.map_mut(CONTROL_MAP).ok_or(ProbeError::Map(
+            CONTROL_MAP,
+            aya::maps::MapError::InvalidName {
+                name: CONTROL_MAP.into(),
+            },
+        ))?;
+        let mut arr: Array<_, u32> =
+            Array::try_from(m).map_err(|e| ProbeError::Map(CONTROL_MAP, e))?;
+        let v = if sampled_out {
+            CONTROL_SAMPLED_OUT
+        } else {
+            CONTROL_EMIT
+        };
+        arr.set(probe as u32, v, 0)
+            .map_err(|e| ProbeError::Map(CONTROL_MAP, e))
+    }
+
+    /// Detaches every program (their maps stay readable): nothing produces events or
+    /// counts any more, so the ring buffer can then be drained to its end.
+    pub fn detach_all(&mut self) {
+        for (_, prog) in self.ebpf.programs_mut() {
+            // Errors mean "not loaded": nothing attached.
+            let _ = match prog {
+                aya::programs::Program::UProbe(p) => p.unload(),
+                aya::programs::Program::TracePoint(p) => p.unload(),
+                _ => Ok(()),
+            };
+        }
     }
 
     /// Takes the event ring buffer (once); `None` if already taken.

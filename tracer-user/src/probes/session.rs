@@ -4,6 +4,12 @@
 //!
 //! Draining on a 10 ms timer (the programs submit with `BPF_RB_NO_WAKEUP`) costs a few tens of
 //! nanoseconds per event instead of a wake-up per event.
+//!
+//! With a budget ([`Options::max_overhead`]) the loop also runs the overhead governor
+//! ([`super::governor`]): every [`governor::EVALUATE_EVERY`] it turns hit counts and the
+//! target's CPU time into a duty, then opens and closes the hot probes' windows through the
+//! `CONTROL` map. Every closed window (a gap: hot events not emitted) is reported as a
+//! [`Notice::Gap`] with kernel timestamps, so that no duration is computed across it.
 
 use std::{
     path::PathBuf,
@@ -17,7 +23,8 @@ use std::{
 use tracer_common::event::{Event, decode};
 
 use super::{
-    Counts, ProbeError,
+    Counts, ProbeError, ProbeSet,
+    governor::{self, Decision, Governor},
     lifecycle::{self, LifecycleError, Plan},
     verify_all_detached,
 };
@@ -25,6 +32,11 @@ use crate::{gobin::GoBinary, target::Process};
 
 /// How often the ring buffer is drained.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest final drain (a full 32 MiB ring buffer takes well under a second to read in a
+/// release build).
+const FINAL_DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// Longest single drain before the loop's other duties (stop conditions, governor).
+const MAX_DRAIN: Duration = Duration::from_millis(10);
 
 /// Why a capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -54,6 +66,8 @@ pub struct Summary {
     /// `None` when every probed instruction was verified intact after detaching (or the
     /// target was gone); otherwise what was wrong.
     pub detach_problem: Option<String>,
+    /// What the overhead governor did.
+    pub sampling: Sampling,
 }
 
 impl Summary {
@@ -132,12 +146,73 @@ impl Target {
 }
 
 /// Options of [`run`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Stop after this long.
     pub duration: Option<Duration>,
     /// Raised by a signal handler to stop.
     pub stop: Arc<AtomicBool>,
+    /// Overhead budget, percent of the target's own CPU time; `None` = no governor (every
+    /// event exact, whatever it costs).
+    pub max_overhead: Option<f64>,
+    /// Benchmark only: every probe counts its hit and returns without emitting (the cost of
+    /// the probe sites themselves, `cargo xtask bench overhead`'s "empty probe").
+    pub empty_probes: bool,
+}
+
+/// What the overhead governor did, as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    /// The duty of the hot probes changed (sampling started, changed or ended).
+    Governor {
+        /// Kernel time of the change.
+        ktime_ns: u64,
+        /// Duty before.
+        previous_duty: f64,
+        /// The new decision.
+        decision: Decision,
+    },
+    /// The hot probes stopped emitting at `start_ktime_ns`; `end_ktime_ns` is `None` while
+    /// the gap is open (reported at its start so that a capture cut short still knows it),
+    /// then reported again with its end.
+    Gap {
+        /// Kernel time the hot probes were switched off (taken before the switch).
+        start_ktime_ns: u64,
+        /// Kernel time they were switched on again (taken after the switch).
+        end_ktime_ns: Option<u64>,
+    },
+}
+
+/// What the overhead governor did over a whole capture.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Sampling {
+    /// The budget, percent (`None`: no governor).
+    pub max_overhead_pct: Option<f64>,
+    /// Gaps (closed windows of the hot probes).
+    pub gaps: u64,
+    /// Total time the hot probes were sampled out, ns.
+    pub sampled_out_ns: u64,
+    /// Smallest duty used (1 = always exact).
+    pub min_duty: f64,
+    /// Highest estimated overhead of exact tracing seen, percent.
+    pub peak_full_pct: f64,
+    /// False if at some point even sampled-out probes exceeded the budget.
+    pub reachable: bool,
+}
+
+/// The callbacks of [`run_with`]; `FnMut`s borrowing the caller's state.
+pub struct Callbacks<A, E, P, N, T> {
+    /// Once the probes are live (e.g. to take a baseline or resume a stopped child).
+    pub attached: A,
+    /// Every lifecycle event, in ring-buffer order.
+    pub event: E,
+    /// Every raw panic-path record (decode with `tracer_common::panic::decode`).
+    pub panic: P,
+    /// Every governor notice.
+    pub notice: N,
+    /// About every `DRAIN_INTERVAL`: events so far and the counters.
+    pub tick: T,
 }
 
 /// Attaches to `target`, calls `on_event` for every event in ring-buffer order and `on_tick`
@@ -161,11 +236,46 @@ pub fn run_with_panics(
     target: &Target,
     opts: &Options,
     panics: Option<&crate::panics::PanicPlan>,
-    mut on_attached: impl FnMut(),
-    mut on_event: impl FnMut(&Event),
-    mut on_panic: impl FnMut(&[u8]),
-    mut on_tick: impl FnMut(u64, &Counts),
+    on_attached: impl FnMut(),
+    on_event: impl FnMut(&Event),
+    on_panic: impl FnMut(&[u8]),
+    on_tick: impl FnMut(u64, &Counts),
 ) -> Result<Summary, SessionError> {
+    run_with(
+        target,
+        opts,
+        panics,
+        Callbacks {
+            attached: on_attached,
+            event: on_event,
+            panic: on_panic,
+            notice: |_: &Notice| {},
+            tick: on_tick,
+        },
+    )
+}
+
+/// [`run_with_panics`] with every callback, governor notices included.
+pub fn run_with<A, E, P, N, T>(
+    target: &Target,
+    opts: &Options,
+    panics: Option<&crate::panics::PanicPlan>,
+    cb: Callbacks<A, E, P, N, T>,
+) -> Result<Summary, SessionError>
+where
+    A: FnMut(),
+    E: FnMut(&Event),
+    P: FnMut(&[u8]),
+    N: FnMut(&Notice),
+    T: FnMut(u64, &Counts),
+{
+    let Callbacks {
+        attached: mut on_attached,
+        event: mut on_event,
+        panic: mut on_panic,
+        notice: mut on_notice,
+        tick: mut on_tick,
+    } = cb;
     let pid = target.process.pid;
     let mut set = match lifecycle::attach_with_panics(
         pid,
@@ -178,13 +288,30 @@ pub fn run_with_panics(
         Err(e) => return Err(e.into()),
     };
     let mut ring = set.take_events().ok_or(SessionError::NoRingBuffer)?;
+    if opts.empty_probes {
+        for p in tracer_common::probe::ProbeId::ALL {
+            set.set_sampled_out(p, true)?;
+        }
+    }
     let start = Instant::now();
+    let mut gov = opts.max_overhead.map(|pct| Governed::new(pct, pid, start));
     on_attached();
     // (events, decode errors, process gone)
     let mut tally = (0u64, 0u64, false);
+    // Returns after at most MAX_DRAIN of records even if more keep coming, so that the stop
+    // conditions and the governor are still checked when the target outpaces the reader.
     let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
                      tally: &mut (u64, u64, bool)| {
-        while let Some(item) = ring.next() {
+        let began = Instant::now();
+        let mut n = 0u32;
+        loop {
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(1024) && began.elapsed() >= MAX_DRAIN {
+                return false;
+            }
+            let Some(item) = ring.next() else {
+                return true;
+            };
             let kind = item
                 .get(..4)
                 .and_then(|b| b.try_into().ok())
@@ -209,7 +336,7 @@ pub fn run_with_panics(
         }
     };
     let reason = loop {
-        drain(&mut ring, &mut tally);
+        let emptied = drain(&mut ring, &mut tally);
         if tally.2 || !target.process.is_alive() {
             break StopReason::TargetExited;
         }
@@ -220,11 +347,34 @@ pub fn run_with_panics(
             break StopReason::Duration;
         }
         if let Ok(c) = set.counts() {
+            if let Some(g) = &mut gov {
+                g.step(&mut set, &c, &mut on_notice)?;
+            }
             on_tick(tally.0, &c);
         }
-        std::thread::sleep(DRAIN_INTERVAL);
+        if emptied {
+            std::thread::sleep(DRAIN_INTERVAL);
+        }
     };
-    drain(&mut ring, &mut tally);
+    let sampling = match gov {
+        Some(mut g) => {
+            g.close(&mut on_notice);
+            g.sampling
+        }
+        None => Sampling {
+            min_duty: 1.0,
+            reachable: true,
+            ..Sampling::default()
+        },
+    };
+    // Detach first, then drain to the end: the ring may hold a backlog of seconds when the
+    // reader is slower than the target, and nothing is lost or left uncounted. The counters
+    // are read after detaching so that they match the events exactly. Programs already
+    // running finish within microseconds (RCU); the short sleep covers them.
+    set.detach_all();
+    std::thread::sleep(DRAIN_INTERVAL);
+    let last = Instant::now();
+    while !drain(&mut ring, &mut tally) && last.elapsed() < FINAL_DRAIN_LIMIT {}
     let (events, decode_errors, _) = tally;
     let counts = set.counts()?;
     let elapsed = start.elapsed();
@@ -248,5 +398,211 @@ pub fn run_with_panics(
         decode_errors,
         elapsed,
         detach_problem,
+        sampling,
     })
+}
+
+/// The governor's state inside a session: evaluation interval, window schedule, open gap.
+struct Governed {
+    governor: Governor,
+    pid: u32,
+    sampling: Sampling,
+    /// Start of the current evaluation interval, hits, drops and target CPU at its start.
+    interval: (
+        Instant,
+        [u64; tracer_common::probe::ProbeId::COUNT as usize],
+        u64,
+        Option<Duration>,
+    ),
+    /// Evaluations so far.
+    evaluations: u64,
+    /// Time the hot probes emitted during the current interval.
+    open_time: Duration,
+    last_step: Instant,
+    /// When the current sampling phase started (windows are aligned on it).
+    phase_start: Instant,
+    /// Start (kernel time) of the open gap, if the hot probes are switched off.
+    gap: Option<u64>,
+}
+
+impl Governed {
+    fn new(pct: f64, pid: u32, now: Instant) -> Self {
+        Self {
+            governor: Governor::new(pct),
+            pid,
+            sampling: Sampling {
+                max_overhead_pct: Some(pct),
+                min_duty: 1.0,
+                reachable: true,
+                ..Sampling::default()
+            },
+            interval: (
+                now,
+                [0; tracer_common::probe::ProbeId::COUNT as usize],
+                0,
+                target_cpu(pid),
+            ),
+            evaluations: 0,
+            open_time: Duration::ZERO,
+            last_step: now,
+            phase_start: now,
+            gap: None,
+        }
+    }
+
+    /// One loop iteration: account time, re-evaluate when due, open or close the window.
+    fn step(
+        &mut self,
+        set: &mut ProbeSet,
+        counts: &Counts,
+        on_notice: &mut impl FnMut(&Notice),
+    ) -> Result<(), ProbeError> {
+        let now = Instant::now();
+        if self.gap.is_none() {
+            self.open_time += now - self.last_step;
+        }
+        self.last_step = now;
+        let (since, hits0, drops0, cpu0) = self.interval;
+        let elapsed = now - since;
+        let every = if self.evaluations == 0 {
+            governor::FIRST_EVALUATION
+        } else {
+            governor::EVALUATE_EVERY
+        };
+        if elapsed >= every {
+            self.evaluations += 1;
+            let drops = counts.total_drops();
+            let hits = hits_by_probe(counts);
+            let cpu = target_cpu(self.pid);
+            let mut delta = [0; tracer_common::probe::ProbeId::COUNT as usize];
+            for (d, (a, b)) in delta.iter_mut().zip(hits.iter().zip(hits0)) {
+                *d = a.saturating_sub(b);
+            }
+            let previous = self.governor.duty();
+            let decision = self.governor.observe(&governor::Observation {
+                elapsed,
+                hits: delta,
+                target_cpu: match (cpu0, cpu) {
+                    (Some(a), Some(b)) => b.saturating_sub(a),
+                    _ => Duration::ZERO,
+                },
+                duty: (self.open_time.as_secs_f64() / elapsed.as_secs_f64()).min(1.0),
+                drops: drops.saturating_sub(drops0),
+            });
+            self.sampling.peak_full_pct = self.sampling.peak_full_pct.max(decision.full_pct);
+            if decision.duty < 1.0 {
+                self.sampling.min_duty = self.sampling.min_duty.min(decision.duty);
+                self.sampling.reachable &= decision.reachable;
+            }
+            if (decision.duty - previous).abs() > f64::EPSILON {
+                if previous >= 1.0 {
+                    self.phase_start = now;
+                }
+                on_notice(&Notice::Governor {
+                    ktime_ns: crate::cli::attach::ktime_now(),
+                    previous_duty: previous,
+                    decision,
+                });
+            }
+            self.interval = (now, hits, drops, cpu);
+            self.open_time = Duration::ZERO;
+        }
+        let open = governor::window_open(self.governor.duty(), now - self.phase_start);
+        match (open, self.gap) {
+            (false, None) => {
+                let start = crate::cli::attach::ktime_now();
+                set_hot(set, true)?;
+                self.gap = Some(start);
+                on_notice(&Notice::Gap {
+                    start_ktime_ns: start,
+                    end_ktime_ns: None,
+                });
+            }
+            (true, Some(start)) => {
+                set_hot(set, false)?;
+                self.end_gap(start, on_notice);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn end_gap(&mut self, start: u64, on_notice: &mut impl FnMut(&Notice)) {
+        let end = crate::cli::attach::ktime_now();
+        self.gap = None;
+        self.sampling.gaps += 1;
+        self.sampling.sampled_out_ns += end.saturating_sub(start);
+        on_notice(&Notice::Gap {
+            start_ktime_ns: start,
+            end_ktime_ns: Some(end),
+        });
+    }
+
+    /// At the end of the capture: closes an open gap (the probes are being detached).
+    fn close(&mut self, on_notice: &mut impl FnMut(&Notice)) {
+        if let Some(start) = self.gap {
+            self.end_gap(start, on_notice);
+        }
+    }
+}
+
+/// Switches every hot probe off (`true`) or on.
+fn set_hot(set: &mut ProbeSet, sampled_out: bool) -> Result<(), ProbeError> {
+    governor::HOT
+        .iter()
+        .try_for_each(|&p| set.set_sampled_out(p, sampled_out))
+}
+
+/// Hits per probe, indexed by `ProbeId as usize`.
+fn hits_by_probe(c: &Counts) -> [u64; tracer_common::probe::ProbeId::COUNT as usize] {
+    let mut out = [0; tracer_common::probe::ProbeId::COUNT as usize];
+    for p in tracer_common::probe::ProbeId::ALL {
+        out[p as usize] = c.hits.get(p.name()).copied().unwrap_or(0);
+    }
+    out
+}
+
+/// CPU time (user + system, every thread) of process `pid` so far, from `/proc/PID/stat`;
+/// `None` if it cannot be read (the process is gone).
+pub fn target_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_cpu(&stat, clock_ticks())
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(t).ok().filter(|t| *t > 0).unwrap_or(100)
+}
+
+/// utime + stime (fields 14 and 15, after the parenthesised command name) of a
+/// `/proc/PID/stat` line, in ticks of `1 / ticks_per_s` seconds.
+fn parse_stat_cpu(stat: &str, ticks_per_s: u64) -> Option<Duration> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    let ticks = utime.checked_add(stime)?;
+    Some(Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000 / ticks_per_s.max(1)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_cpu() {
+        let line = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 \
+                    5 0 123 0 0";
+        assert_eq!(parse_stat_cpu(line, 100), Some(Duration::from_millis(3250)));
+        assert_eq!(parse_stat_cpu("garbage", 100), None);
+        assert_eq!(parse_stat_cpu("1 (x) S 1 2", 100), None);
+    }
+
+    #[test]
+    fn own_cpu_is_readable() {
+        assert!(target_cpu(std::process::id()).is_some());
+    }
 }

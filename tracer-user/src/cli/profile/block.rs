@@ -52,6 +52,10 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
         &Options {
             duration: Some(duration),
             stop,
+            // Exact: parked-time totals would be wrong across sampling gaps, which the block
+            // recorder does not handle (yet).
+            max_overhead: None,
+            empty_probes: false,
         },
         || {
             let wall = SystemTime::now()
