@@ -43,6 +43,12 @@ rustup toolchain list | grep -q '^stable' || rustup toolchain install stable --p
 rustup component list --toolchain stable --installed 2>/dev/null | grep -q '^clippy' \
   || rustup component add --toolchain stable clippy rustfmt || true
 
+# --- cargo-fuzz (cargo xtask fuzz; see docs/FUZZING.md) ----------------------------------------
+if ! cargo +stable fuzz --version >/dev/null 2>&1; then
+  say "installing cargo-fuzz from crates.io (about a minute)"
+  cargo +stable install --quiet --locked cargo-fuzz || die "installing cargo-fuzz failed (see above)."
+fi
+
 # --- Debian packages -------------------------------------------------------------------------
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 nightly_src=""
@@ -51,7 +57,8 @@ if rustup run nightly rustc --print sysroot >/dev/null 2>&1; then
   [ -d "$s/lib/rustlib/src/rust/library/core" ] && nightly_src=1
 fi
 
-pkgs=(golang-1.19-go bpftrace python3-venv)
+# g++: libfuzzer-sys compiles libFuzzer (cargo xtask fuzz).
+pkgs=(golang-1.19-go bpftrace python3-venv g++)
 if [ -z "$nightly_src" ]; then
   pkgs+=(rustc-web cargo-web libstd-rust-web-dev-bpf rust-web-clippy)
 fi

@@ -14,6 +14,16 @@ use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=GTRACE_EBPF_TOOLCHAIN");
+    // cargo-fuzz builds with `--cfg fuzzing`. The fuzz targets only parse binaries and never
+    // load eBPF programs, so they get an empty object instead of an eBPF build (with its
+    // toolchain requirements and a sanitizer-instrumented aya-build run); loading it would
+    // fail with a parse error.
+    if env::var_os("CARGO_CFG_FUZZING").is_some() {
+        let out = env::var("OUT_DIR").context("OUT_DIR")?;
+        std::fs::write(Path::new(&out).join("tracer-ebpf"), b"")
+            .context("writing the empty eBPF object")?;
+        return Ok(());
+    }
     let toolchain = ebpf_toolchain::detect().map_err(|e| anyhow!(e))?;
     if !toolchain.build_std {
         // SAFETY: build scripts are single-threaded; aya-build's child cargo inherits this.

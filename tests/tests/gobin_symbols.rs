@@ -108,11 +108,19 @@ fn pcs_match_go_tool_addr2line() {
             tc.clone()
         };
         let want = addr2line(&tool, &path, &pcs);
+        // The batch path (decoded tables per function, address order) answers in input order
+        // exactly as one call per PC does.
+        let batch = bin.symbolize_many(&pcs);
         let mut mismatches = Vec::new();
-        for (pc, (wfunc, wpos)) in pcs.iter().zip(&want) {
+        for ((pc, (wfunc, wpos)), batched) in pcs.iter().zip(&want).zip(batch) {
             let frames = bin
                 .symbolize(*pc)
                 .unwrap_or_else(|e| panic!("{tc} {v} {pc:#x}: {e}"));
+            assert_eq!(
+                batched.as_ref().ok(),
+                Some(&frames),
+                "{tc} {v} {pc:#x}: symbolize_many differs"
+            );
             let inner = &frames[0];
             let outer = frames.last().unwrap();
             let pos = format!("{}:{}", inner.file, inner.line);
@@ -202,8 +210,16 @@ fn inline_expansion_matches_callers_frames() {
                     name
                 }
             };
-            let got: Vec<(String, String, u64, bool)> = bin
-                .symbolize(pc - bias - 1)
+            let one = bin.symbolize(pc - bias - 1);
+            let many = bin.symbolize_many(&[pc - bias - 1, pc - bias - 1]);
+            for m in many {
+                assert_eq!(
+                    m.as_ref().ok(),
+                    one.as_ref().ok(),
+                    "{tc} {v} {line}: symbolize_many"
+                );
+            }
+            let got: Vec<(String, String, u64, bool)> = one
                 .unwrap_or_else(|e| panic!("{tc} {v} {line}: {e}"))
                 .into_iter()
                 .map(|f| (shown(f.function), f.file, u64::from(f.line), f.inlined))
@@ -487,4 +503,69 @@ fn inline_trees_without_a_known_version() {
             );
         }
     }
+}
+
+/// The `gtrace` binary of the same profile as this test.
+fn gtrace() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("gtrace");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first with `cargo build -p tracer-user` (same profile as the tests)",
+        bin.display()
+    );
+    bin
+}
+
+/// `gtrace symbolize` reads PCs on stdin, symbolizes them in one batch (in address order) and
+/// prints them in input order, exactly as the library answers them one at a time — an
+/// unknown PC included.
+#[test]
+fn symbolize_cli_answers_in_input_order() {
+    use std::fmt::Write as _;
+    let tc = go::newest().unwrap();
+    let path = build("inline", &tc, Variant::Default);
+    let bin = open(&path);
+    let mut pcs = sample_pcs(&bin);
+    pcs.reverse();
+    pcs.insert(pcs.len() / 2, 1);
+    let input = pcs.iter().fold(String::new(), |mut s, pc| {
+        let _ = writeln!(s, "{pc:#x}");
+        s
+    });
+    let mut child = std::process::Command::new(gtrace())
+        .args(["symbolize", "-b"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success());
+    let mut want = String::new();
+    for pc in &pcs {
+        match bin.symbolize(*pc) {
+            Ok(frames) => {
+                for f in frames {
+                    let inlined = if f.inlined { "\t(inlined)" } else { "" };
+                    let _ = writeln!(
+                        want,
+                        "{pc:#x}\t{}\t{}:{}{inlined}",
+                        f.function, f.file, f.line
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(want, "{pc:#x}\t?\t({e})");
+            }
+        }
+    }
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
 }

@@ -1,9 +1,11 @@
 //! Rough timings of the Go binary reader (not a test; numbers vary by machine):
 //! `cargo run --release -p tracer-user --example gobin_bench -- BINARY [N_PCS [PCS_FILE]]`;
 //! `cargo xtask bench gobin` runs it against a reference and writes docs/PERFORMANCE.md.
-//! Prints the time to open the binary, to build the name index, to resolve the probe site of
-//! every probed runtime function, and to symbolize N PCs, then writes the same PCs to
-//! `/tmp/gobin_bench_pcs.txt` for comparison with `go tool addr2line BINARY < that file`.
+//! Prints the time to open the binary, to look up the first runtime function by name (which
+//! indexes the `runtime.` package), to resolve the probe site of every probed runtime function,
+//! and to symbolize N PCs one call at a time and in one batch (`symbolize_each`), then writes
+//! the same PCs to `/tmp/gobin_bench_pcs.txt` for comparison with `gtrace symbolize` and
+//! `go tool addr2line BINARY < that file`.
 
 use std::{fmt::Write as _, time::Instant};
 
@@ -40,15 +42,21 @@ fn main() {
     for &pc in &pcs {
         frames += bin.symbolize(pc).map_or(0, |f| f.len());
     }
+    let one_by_one = t.elapsed();
+    let t = Instant::now();
+    let mut batch = 0;
+    bin.symbolize_each(&pcs, |_, r| batch += r.map_or(0, <[_]>::len));
     let sym = t.elapsed();
+    assert_eq!(batch, frames, "symbolize_each and symbolize disagree");
     let text = pcs.iter().fold(String::new(), |mut s, pc| {
         let _ = writeln!(s, "{pc:#x}");
         s
     });
     std::fs::write(&pcs_out, text).expect("write pcs");
     println!(
-        "{path}: {} functions; open {open:?}; name index {index:?}; {sites} probe sites {probe:?}; \
-         symbolize {n} pcs ({frames} frames) {sym:?} = {:.2} µs/pc",
+        "{path}: {} functions; open {open:?}; first name lookup {index:?}; {sites} probe sites {probe:?}; \
+         symbolize {n} pcs ({frames} frames) one by one {one_by_one:?}, \
+         batched {sym:?} = {:.2} µs/pc",
         funcs.len(),
         sym.as_secs_f64() * 1e6 / n as f64
     );

@@ -5,13 +5,16 @@
 
 mod bench;
 mod bench_dump;
+mod bench_gobin;
 mod bench_overhead;
+mod bigbin;
 mod demo;
 // The eBPF compiler detection, shared with `tracer-user/build.rs`.
 #[path = "../../tracer-user/build/ebpf_toolchain.rs"]
 #[allow(dead_code, reason = "shared with build.rs, which uses other parts")]
 mod ebpf_toolchain;
 mod fixtures;
+mod fuzz;
 mod gen_offsets;
 mod go_toolchains;
 mod record_dumps;
@@ -39,6 +42,8 @@ enum Command {
     Bench(bench::Args),
     /// Run the whole test suite as CI does: rustfmt, clippy, toolchains, fixtures, cargo test.
     Test(test::Args),
+    /// Run each cargo-fuzz target of fuzz/ for a short budget from real seed corpora.
+    Fuzz(fuzz::Args),
     /// Build gtrace and the bundled demo Go service, start it and run gtrace against it.
     Demo(demo::Args),
     /// Record real Go goroutine dumps (SIGQUIT, fatal panics) as parser test data.
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
         Command::RecordDumps(args) => record_dumps::run(&args),
         Command::GenOffsets(args) => gen_offsets::run(&args),
     };

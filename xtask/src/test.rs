@@ -3,7 +3,8 @@
 //! Order: cheap static checks first (rustfmt, clippy with the workspace lints), then the Go
 //! toolchains and fixture cache the integration tests need, then `cargo test` over the whole
 //! workspace, which loads real eBPF programs and attaches them to real Go processes — hence
-//! root. Nothing is skipped silently: a missing prerequisite fails the run and says the fix.
+//! root. Then each fuzz target runs for a short budget (`cargo xtask fuzz`). Nothing is
+//! skipped silently: a missing prerequisite fails the run and says the fix.
 
 use std::{process::Command, time::Instant};
 
@@ -14,9 +15,15 @@ pub(crate) struct Args {
     /// Skip rustfmt and clippy (quicker local iterations).
     #[arg(long)]
     no_lint: bool,
+    /// Skip the fuzz targets (`cargo xtask fuzz`).
+    #[arg(long)]
+    no_fuzz: bool,
+    /// Seconds to fuzz each target.
+    #[arg(long, default_value_t = 25)]
+    fuzz_seconds: u64,
     /// Extra arguments passed to `cargo test` (e.g. a test name filter), after `--`.
-    #[arg(last = true)]
-    cargo_test_args: Vec<String>,
+    #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
+    cargo_test: Vec<String>,
 }
 
 fn cargo() -> Command {
@@ -121,10 +128,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         "tracer-ebpf",
         "--no-fail-fast",
     ]);
-    if !args.cargo_test_args.is_empty() {
-        test.arg("--").args(&args.cargo_test_args);
+    if !args.cargo_test.is_empty() {
+        test.arg("--").args(&args.cargo_test);
     }
     step("cargo test", test)?;
+    if !args.no_fuzz {
+        // Last: its seed corpora come from the fixtures, and its build is the longest step.
+        println!("==> fuzz");
+        let t = Instant::now();
+        crate::fuzz::run(&crate::fuzz::Args::new(args.fuzz_seconds))?;
+        println!("==> fuzz: ok in {:.1?}", t.elapsed());
+    }
     println!("all tests passed in {:.0?}", started.elapsed());
     Ok(())
 }

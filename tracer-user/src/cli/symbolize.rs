@@ -1,11 +1,15 @@
 //! `gtrace symbolize`: program counters → frames (inlined calls expanded, innermost first),
 //! like `go tool addr2line` but with inlining and for stripped binaries.
 
-use std::{io::BufRead as _, path::PathBuf};
+use std::{
+    fmt::Write as _,
+    io::{Read as _, Write as _},
+    path::PathBuf,
+};
 
 use anyhow::Context as _;
 
-use crate::gobin::inspect::format_frames;
+use crate::gobin::inspect::write_frames;
 
 /// Arguments of `gtrace symbolize`.
 #[derive(Debug, clap::Args)]
@@ -31,11 +35,13 @@ pub struct SymbolizeArgs {
 }
 
 fn parse_hex(s: &str) -> Result<u64, String> {
-    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16)
+    let t = s.trim();
+    u64::from_str_radix(t.strip_prefix("0x").unwrap_or(t), 16)
         .map_err(|e| format!("`{s}` is not a hex address: {e}"))
 }
 
-/// Runs `gtrace symbolize`.
+/// Runs `gtrace symbolize`. All addresses are read first and symbolized in one batch
+/// ([`crate::gobin::GoBinary::symbolize_each`], in address order), then printed in input order.
 pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     let bin = super::inspect::open(args.binary.as_ref(), args.pid)?;
     let bias = match (args.bias, args.pid) {
@@ -43,21 +49,46 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
         (None, Some(pid)) if bin.image().is_pie() => load_bias(pid, &bin)?,
         _ => 0,
     };
-    let pcs: Vec<String> = if args.pcs.is_empty() {
-        std::io::stdin().lock().lines().collect::<Result<_, _>>()?
+    let mut input = String::new();
+    if args.pcs.is_empty() {
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("reading addresses from stdin")?;
     } else {
-        args.pcs.clone()
-    };
-    for text in pcs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let pc = parse_hex(text).map_err(anyhow::Error::msg)?;
-        let lookup = pc
-            .wrapping_sub(bias)
-            .wrapping_sub(u64::from(args.return_address));
-        match bin.symbolize(lookup) {
-            Ok(frames) => print!("{}", format_frames(pc, &frames)),
-            Err(e) => println!("{pc:#x}\t?\t({e})"),
-        }
+        input = args.pcs.join("\n");
     }
+    let pcs = input
+        .lines()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_hex)
+        .collect::<Result<Vec<u64>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let lookups: Vec<u64> = pcs
+        .iter()
+        .map(|pc| {
+            pc.wrapping_sub(bias)
+                .wrapping_sub(u64::from(args.return_address))
+        })
+        .collect();
+    // One text buffer in address order, then its pieces in input order.
+    let mut text = String::with_capacity(pcs.len() * 160);
+    let mut spans = vec![(0, 0); pcs.len()];
+    bin.symbolize_each(&lookups, |i, frames| {
+        let start = text.len();
+        match frames {
+            Ok(frames) => write_frames(&mut text, pcs[i], frames),
+            Err(e) => {
+                let _ = writeln!(text, "{:#x}\t?\t({e})", pcs[i]);
+            }
+        }
+        spans[i] = (start, text.len());
+    });
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    for &(start, end) in &spans {
+        out.write_all(&text.as_bytes()[start..end])?;
+    }
+    out.flush()?;
     Ok(())
 }
 

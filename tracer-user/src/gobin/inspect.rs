@@ -13,7 +13,7 @@ use super::{
     buildinfo::BuildInfo,
     layout::{RuntimeLayout, Source},
     moduledata::ModuleData,
-    pclntab::{Frame, PclnFormat},
+    pclntab::{FrameRef, PclnFormat},
     probesite::{self, ProbeSite},
     symbols::{GoBinary, SymbolSources},
     waitreason::{TableSource, WaitReasons},
@@ -360,19 +360,32 @@ impl Report {
     }
 }
 
-/// `gtrace symbolize` output for one PC: one line per frame, innermost first,
-/// `0xPC  function  file:line` with ` (inlined)` on inlined frames.
-pub fn format_frames(pc: u64, frames: &[Frame]) -> String {
-    let mut s = String::new();
-    for f in frames {
-        let _ = writeln!(
-            s,
-            "{pc:#x}\t{}\t{}:{}{}",
-            f.function,
-            f.file,
-            f.line,
-            if f.inlined { "\t(inlined)" } else { "" }
-        );
+/// `gtrace symbolize` output for one PC, appended to `out`: one line per frame, innermost
+/// first, `0xPC  function  file:line` with ` (inlined)` on inlined frames. Written piece by
+/// piece rather than through `format!`: it is the hot loop of symbolizing many PCs.
+pub fn write_frames(out: &mut String, pc: u64, frames: &[FrameRef<'_>]) {
+    let mut hex = [0u8; 18];
+    let mut i = hex.len();
+    let mut v = pc;
+    loop {
+        i -= 1;
+        hex[i] = b"0123456789abcdef"[(v & 0xf) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
     }
-    s
+    i -= 2;
+    hex[i..i + 2].copy_from_slice(b"0x");
+    let hex = std::str::from_utf8(&hex[i..]).unwrap_or("0x?");
+    for f in frames {
+        out.push_str(hex);
+        out.push('\t');
+        out.push_str(&f.function);
+        out.push('\t');
+        out.push_str(&f.file);
+        out.push(':');
+        let _ = write!(out, "{}", f.line);
+        out.push_str(if f.inlined { "\t(inlined)\n" } else { "\n" });
+    }
 }

@@ -45,6 +45,7 @@ mod layout_exceptions;
 mod layout_table;
 pub mod moduledata;
 pub mod pclntab;
+pub mod pcruns;
 pub mod probesite;
 pub mod symbols;
 pub mod table_gen;

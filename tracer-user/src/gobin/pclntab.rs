@@ -15,12 +15,21 @@
 //!   field is always 0 and the caller must supply the text start (moduledata, `runtime.text`).
 //!
 //! Every read is bounds-checked; malformed tables give [`GobinError::BadPclntab`].
+//! Those errors are built lazily (`ok_or_else`): built eagerly, each successful read also
+//! runs the error's destructor, which showed up at 7 % of symbolizing time.
+#![allow(
+    clippy::unnecessary_lazy_evaluations,
+    reason = "see the module docs: eager errors cost a destructor call per read"
+)]
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 
-use super::error::{GobinError, Result};
+use super::{
+    error::{GobinError, Result},
+    pcruns::{FuncTables, PcRuns},
+};
 
 /// `PCDATA_InlTreeIndex` (`internal/abi/symtab.go`).
 pub const PCDATA_INL_TREE_INDEX: u32 = 2;
@@ -272,6 +281,32 @@ pub struct Frame {
     pub inlined: bool,
 }
 
+/// A [`Frame`] whose names borrow from the binary's tables (no allocation when they are
+/// valid UTF-8, as the Go linker writes them): what the batch paths produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// Fully qualified function name.
+    pub function: Cow<'a, str>,
+    /// Source file (`?` if unknown).
+    pub file: Cow<'a, str>,
+    /// Source line (0 if unknown).
+    pub line: u32,
+    /// True for a call inlined into the next (outer) frame.
+    pub inlined: bool,
+}
+
+impl FrameRef<'_> {
+    /// The owned frame.
+    pub fn to_frame(&self) -> Frame {
+        Frame {
+            function: self.function.clone().into_owned(),
+            file: self.file.clone().into_owned(),
+            line: self.line,
+            inlined: self.inlined,
+        }
+    }
+}
+
 impl<'a> Pclntab<'a> {
     /// A view over `data` (starting at the header) with a layout from [`PclnLayout::parse`].
     pub fn new(data: &'a [u8], layout: PclnLayout, mem: &'a dyn Memory) -> Result<Self> {
@@ -302,13 +337,13 @@ impl<'a> Pclntab<'a> {
     }
 
     fn word(&self, off: usize) -> Result<u64> {
-        read_word(self.data, off, self.layout.ptr_size).ok_or(GobinError::BadPclntab(
-            "a pointer-sized read runs past the data",
-        ))
+        read_word(self.data, off, self.layout.ptr_size)
+            .ok_or_else(|| GobinError::BadPclntab("a pointer-sized read runs past the data"))
     }
 
     fn u32_at(&self, off: usize) -> Result<u32> {
-        read_u32(self.data, off).ok_or(GobinError::BadPclntab("a 32-bit read runs past the data"))
+        read_u32(self.data, off)
+            .ok_or_else(|| GobinError::BadPclntab("a 32-bit read runs past the data"))
     }
 
     /// Entry address and `_func` offset of function table slot `i` (`i == nfunc` is the
@@ -409,6 +444,38 @@ impl<'a> Pclntab<'a> {
         (0..self.layout.nfunc).map(|i| self.func(i))
     }
 
+    /// `(name, index)` of every function whose name starts with `prefix`, in table order;
+    /// other names are compared in place, never copied. Records that do not parse are skipped.
+    pub fn funcs_with_prefix(&self, prefix: &[u8]) -> Vec<(String, u32)> {
+        // Offset of `nameOff` in `_func`: after the entry field.
+        let name_field = match self.layout.format {
+            PclnFormat::Go12 | PclnFormat::Go116 => usize::from(self.layout.ptr_size),
+            PclnFormat::Go118 | PclnFormat::Go120 => 4,
+        };
+        let mut out = Vec::new();
+        for i in 0..self.layout.nfunc {
+            let Ok((_, off)) = self.ftab(i) else { continue };
+            let Some(name_off) = off
+                .checked_add(name_field)
+                .and_then(|at| read_u32(self.data, at))
+            else {
+                continue;
+            };
+            let at = self.layout.funcname.saturating_add(name_off as usize);
+            let matches = at
+                .checked_add(prefix.len())
+                .and_then(|end| self.data.get(at..end))
+                .is_some_and(|b| b == prefix);
+            if matches
+                && self.func(i).is_ok()
+                && let Ok(name) = self.name_at(name_off as i32)
+            {
+                out.push((name.into_owned(), i));
+            }
+        }
+        out
+    }
+
     /// The function containing `pc`, if any.
     pub fn find_func(&self, pc: u64) -> Result<Option<FuncRecord>> {
         let n = self.layout.nfunc;
@@ -432,15 +499,15 @@ impl<'a> Pclntab<'a> {
 
     fn cstr(&self, off: usize) -> Result<Cow<'a, str>> {
         let data: &'a [u8] = self.data;
-        let rest = data.get(off..).ok_or(GobinError::BadPclntab(
-            "a name offset points outside the table",
-        ))?;
+        let rest = data
+            .get(off..)
+            .ok_or_else(|| GobinError::BadPclntab("a name offset points outside the table"))?;
         let rest = &rest[..rest.len().min(MAX_NAME)];
-        let n = rest
-            .iter()
-            .position(|&c| c == 0)
-            .ok_or(GobinError::BadPclntab("a name is not NUL-terminated"))?;
-        Ok(String::from_utf8_lossy(&rest[..n]))
+        let n = memchr::memchr(0, rest)
+            .ok_or_else(|| GobinError::BadPclntab("a name is not NUL-terminated"))?;
+        // Names are UTF-8 in every binary the Go linker writes: check that first, cheaply.
+        Ok(std::str::from_utf8(&rest[..n])
+            .map_or_else(|_| String::from_utf8_lossy(&rest[..n]), Cow::Borrowed))
     }
 
     /// A name by `nameOff` (funcnametab offset, or table offset for Go 1.2).
@@ -462,9 +529,9 @@ impl<'a> Pclntab<'a> {
             return Ok(-1);
         }
         let start = self.layout.pctab.saturating_add(table as usize);
-        let p = self.data.get(start..).ok_or(GobinError::BadPclntab(
-            "a pc-value table offset points outside the table",
-        ))?;
+        let p = self.data.get(start..).ok_or_else(|| {
+            GobinError::BadPclntab("a pc-value table offset points outside the table")
+        })?;
         Ok(eval_pcvalue(p, f.entry, target, self.layout.min_lc)?.unwrap_or(-1))
     }
 
@@ -492,7 +559,7 @@ impl<'a> Pclntab<'a> {
         let at = usize::try_from(idx * 4)
             .ok()
             .and_then(|o| o.checked_add(l.cu));
-        let at = at.ok_or(GobinError::BadPclntab("a file index is out of range"))?;
+        let at = at.ok_or_else(|| GobinError::BadPclntab("a file index is out of range"))?;
         let off = self.u32_at(at)?;
         if off == u32::MAX {
             return Ok(Cow::Borrowed("?"));
@@ -545,31 +612,125 @@ impl<'a> Pclntab<'a> {
     }
 
     /// [`Self::frames`] for a function already looked up.
-    pub fn frames_in(&self, f: &FuncRecord, mut pc: u64) -> Result<Vec<Frame>> {
-        let tree = self.funcdata(f, FUNCDATA_INL_TREE)?;
-        let ix_table = self.pcdata_table(f, PCDATA_INL_TREE_INDEX)?;
+    pub fn frames_in(&self, f: &FuncRecord, pc: u64) -> Result<Vec<Frame>> {
         let mut frames = Vec::new();
+        self.expand(f, None, pc, &mut frames)?;
+        Ok(frames.iter().map(FrameRef::to_frame).collect())
+    }
+
+    /// `f`'s file, line and inline-index tables decoded once, for [`Self::frames_cached`]
+    /// (worth it from about two PCs in the same function). Never fails: a table that cannot
+    /// be read fails the lookups that need it, as [`Self::frames_in`] would.
+    pub fn func_tables(&self, f: &FuncRecord) -> FuncTables {
+        let mut t = FuncTables::default();
+        self.decode_func_tables(f, &mut t);
+        t
+    }
+
+    /// [`Self::func_tables`] into `t`, reusing its allocations.
+    pub fn decode_func_tables(&self, f: &FuncRecord, t: &mut FuncTables) {
+        let decode = |table: u32, runs: &mut PcRuns| {
+            if table == 0 {
+                runs.set_absent();
+                return;
+            }
+            match self
+                .data
+                .get(self.layout.pctab.saturating_add(table as usize)..)
+            {
+                Some(p) => runs.decode(p, f.entry, f.end, self.layout.min_lc),
+                None => runs.set_unreadable("a pc-value table offset points outside the table"),
+            }
+        };
+        decode(f.pcfile, &mut t.file);
+        decode(f.pcln, &mut t.line);
+        // When either read fails, `expand` repeats it to report the error.
+        let tree = self.funcdata(f, FUNCDATA_INL_TREE);
+        let index = self.pcdata_table(f, PCDATA_INL_TREE_INDEX);
+        (t.tree_read, t.tree) = match (tree, &index) {
+            (Ok(tree), Ok(_)) => (true, tree),
+            _ => (false, None),
+        };
+        match (t.tree, index) {
+            (Some(_), Ok(index)) => decode(index, &mut t.inline_index),
+            _ => t.inline_index.set_absent(),
+        }
+    }
+
+    /// [`Self::frames_in`] with `f`'s tables from [`Self::func_tables`]: the same frames, found
+    /// by binary search instead of a walk of each table, appended to `out` (which a caller
+    /// reuses across PCs). On error `out` may hold some frames of `pc`.
+    pub fn frames_cached(
+        &self,
+        f: &FuncRecord,
+        tables: &FuncTables,
+        pc: u64,
+        out: &mut Vec<FrameRef<'a>>,
+    ) -> Result<()> {
+        self.expand(f, Some(tables), pc, out)
+    }
+
+    /// Value of one of `f`'s tables at `pc`, from `tables` when given.
+    fn table_value(
+        &self,
+        f: &FuncRecord,
+        tables: Option<&FuncTables>,
+        which: Table,
+        pc: u64,
+    ) -> Result<i32> {
+        match (tables, which) {
+            (Some(t), Table::File) => t.file.get(pc),
+            (Some(t), Table::Line) => t.line.get(pc),
+            (Some(t), Table::InlineIndex) => t.inline_index.get(pc),
+            (None, Table::File) => self.pcvalue(f, f.pcfile, pc),
+            (None, Table::Line) => self.pcvalue(f, f.pcln, pc),
+            (None, Table::InlineIndex) => {
+                let table = self.pcdata_table(f, PCDATA_INL_TREE_INDEX)?;
+                self.pcvalue(f, table, pc)
+            }
+        }
+    }
+
+    fn expand(
+        &self,
+        f: &FuncRecord,
+        tables: Option<&FuncTables>,
+        mut pc: u64,
+        frames: &mut Vec<FrameRef<'a>>,
+    ) -> Result<()> {
+        let tree = if let Some(t) = tables.filter(|t| t.tree_read) {
+            t.tree
+        } else {
+            let tree = self.funcdata(f, FUNCDATA_INL_TREE)?;
+            // Fails, as it always has, when the index table's offset is unreadable.
+            self.pcdata_table(f, PCDATA_INL_TREE_INDEX)?;
+            tree
+        };
         for _ in 0..MAX_INLINE_DEPTH {
-            let (file, line) = self.file_line(f, pc)?;
+            let fileno = self.table_value(f, tables, Table::File, pc)?;
+            let line = self.table_value(f, tables, Table::Line, pc)?;
+            let (file, line) = if fileno < 0 || line < 0 {
+                (Cow::Borrowed("?"), 0)
+            } else {
+                (self.file_name(f, fileno as u32)?, line as u32)
+            };
             let ix = match tree {
-                Some(_) => self.pcvalue(f, ix_table, pc)?,
+                Some(_) => self.table_value(f, tables, Table::InlineIndex, pc)?,
                 None => -1,
             };
             let Some(tree) = tree.filter(|_| ix >= 0) else {
-                let function = self.name(f)?.into_owned();
-                frames.push(Frame {
-                    function,
-                    file: file.into_owned(),
+                frames.push(FrameRef {
+                    function: self.name(f)?,
+                    file,
                     line,
                     inlined: false,
                 });
-                return Ok(frames);
+                return Ok(());
             };
             let call = self.inlined_call(tree, ix as u32)?;
-            let function = self.name_at(call.name_off)?.into_owned();
-            frames.push(Frame {
-                function,
-                file: file.into_owned(),
+            frames.push(FrameRef {
+                function: self.name_at(call.name_off)?,
+                file,
                 line,
                 inlined: true,
             });
@@ -635,12 +796,9 @@ impl<'a> Pclntab<'a> {
         let new = self.layout.format == PclnFormat::Go120;
         let size = if new { 16 } else { 20 };
         let at = tree.wrapping_add(u64::from(ix) * size);
-        let b = self
-            .mem
-            .read(at, size as usize)
-            .ok_or(GobinError::BadPclntab(
-                "an inline tree entry is outside the mapped data",
-            ))?;
+        let b = self.mem.read(at, size as usize).ok_or_else(|| {
+            GobinError::BadPclntab("an inline tree entry is outside the mapped data")
+        })?;
         let i32_at = |o: usize| i32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
         Ok(if new {
             InlinedCall {
@@ -654,6 +812,14 @@ impl<'a> Pclntab<'a> {
             }
         })
     }
+}
+
+/// One of the pc-value tables a frame is built from.
+#[derive(Clone, Copy)]
+enum Table {
+    File,
+    Line,
+    InlineIndex,
 }
 
 struct InlinedCall {

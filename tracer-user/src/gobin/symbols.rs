@@ -3,7 +3,7 @@
 //! and link-time address ↔ file offset mapping. See the `gobin` module docs for the API
 //! overview.
 
-use std::{collections::HashMap, path::Path, sync::OnceLock};
+use std::{collections::HashMap, path::Path, sync::Mutex};
 
 use serde::Serialize;
 
@@ -12,7 +12,8 @@ use super::{
     elf::ElfImage,
     error::{GobinError, Result},
     moduledata::{self, ModuleData},
-    pclntab::{Frame, FuncRecord, Memory, PclnFormat, PclnLayout, Pclntab},
+    pclntab::{Frame, FrameRef, FuncRecord, Memory, PclnFormat, PclnLayout, Pclntab},
+    pcruns::FuncTables,
     version::GoVersion,
 };
 
@@ -60,7 +61,9 @@ pub struct GoBinary {
     build_info: Option<BuildInfo>,
     version: Option<GoVersion>,
     moduledata: Option<ModuleData>,
-    names: OnceLock<HashMap<String, u32>>,
+    /// Name → function index, built lazily one name prefix (package) at a time: see
+    /// [`Self::func_by_name`].
+    names: Mutex<HashMap<String, HashMap<String, u32>>>,
 }
 
 impl GoBinary {
@@ -148,7 +151,7 @@ impl GoBinary {
             build_info,
             version,
             moduledata,
-            names: OnceLock::new(),
+            names: Mutex::new(HashMap::new()),
         };
         // Fail now, not on first use, if the function table is unusable.
         bin.pclntab().func(0)?;
@@ -202,20 +205,28 @@ impl GoBinary {
     }
 
     /// The function named `name` (exact, e.g. `runtime.gopark`, `main.(*T).method`).
+    ///
+    /// Cheap for the few runtime functions gtrace asks for on every attach: no index of all
+    /// names is built. The first lookup under a package (`runtime.`, `main.`, …: see
+    /// [`name_prefix`]) scans the function table once, comparing that prefix in place, and
+    /// indexes only the functions that have it; later lookups in the package are hash lookups.
     pub fn func_by_name(&self, name: &str) -> Result<Function> {
         let tab = self.pclntab();
-        let names = self.names.get_or_init(|| {
-            let mut m = HashMap::with_capacity(tab.len() as usize);
-            for f in tab.funcs().filter_map(Result::ok) {
-                if let Ok(n) = tab.name(&f) {
-                    m.entry(n.into_owned()).or_insert(f.index);
-                }
-            }
-            m
-        });
-        let &i = names
-            .get(name)
-            .ok_or_else(|| GobinError::NoSuchFunction(name.to_owned()))?;
+        let prefix = name_prefix(name);
+        let index = {
+            let mut packages = self
+                .names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let package = packages.entry(prefix.to_owned()).or_insert_with(|| {
+                tab.funcs_with_prefix(prefix.as_bytes())
+                    .into_iter()
+                    .rev() // the first function of a name wins, as before
+                    .collect()
+            });
+            package.get(name).copied()
+        };
+        let i = index.ok_or_else(|| GobinError::NoSuchFunction(name.to_owned()))?;
         Self::describe(&tab, &tab.func(i)?)
     }
 
@@ -233,6 +244,72 @@ impl GoBinary {
         self.pclntab().frames(pc)
     }
 
+    /// [`Self::symbolize`] for many PCs, answers in the order of `pcs`; built on
+    /// [`Self::symbolize_each`].
+    pub fn symbolize_many(&self, pcs: &[u64]) -> Vec<Result<Vec<Frame>>> {
+        let mut answers: Vec<(usize, Result<Vec<Frame>>)> = Vec::with_capacity(pcs.len());
+        self.symbolize_each(pcs, |i, frames| {
+            answers.push((
+                i,
+                frames.map(|f| f.iter().map(FrameRef::to_frame).collect()),
+            ));
+        });
+        answers.sort_unstable_by_key(|&(i, _)| i);
+        answers.into_iter().map(|(_, a)| a).collect()
+    }
+
+    /// Symbolizes every PC of `pcs` (as [`Self::symbolize`] would), calling `each` with the
+    /// PC's index in `pcs` and its frames, innermost first. The PCs are visited in address
+    /// order, so each function's pc-value tables are decoded once for all of its PCs (see
+    /// [`super::pcruns`]) and the frames borrow their names from the binary: the fast path
+    /// for many PCs (`gtrace symbolize`, profiles, tracebacks).
+    pub fn symbolize_each<'s>(
+        &'s self,
+        pcs: &[u64],
+        mut each: impl FnMut(usize, Result<&[FrameRef<'s>]>),
+    ) {
+        let tab = self.pclntab();
+        let mut order: Vec<(u64, usize)> = pcs.iter().copied().zip(0..).collect();
+        order.sort_unstable();
+        let mut current: Option<FuncRecord> = None;
+        let mut tables = FuncTables::default();
+        let mut frames = Vec::new();
+        for (pc, i) in order {
+            let inside = |f: &FuncRecord| f.entry <= pc && pc < f.end;
+            if !current.as_ref().is_some_and(inside) {
+                // In address order the next function is usually the one after.
+                let next = current
+                    .and_then(|f| tab.func(f.index + 1).ok())
+                    .filter(inside);
+                let found = match next {
+                    Some(f) => Ok(Some(f)),
+                    None => tab.find_func(pc),
+                };
+                current = match found {
+                    Ok(Some(f)) => {
+                        tab.decode_func_tables(&f, &mut tables);
+                        Some(f)
+                    }
+                    Ok(None) => {
+                        each(i, Err(GobinError::NoFunctionForPc(pc)));
+                        continue;
+                    }
+                    Err(e) => {
+                        each(i, Err(e));
+                        continue;
+                    }
+                };
+            }
+            if let Some(f) = &current {
+                frames.clear();
+                match tab.frames_cached(f, &tables, pc, &mut frames) {
+                    Ok(()) => each(i, Ok(&frames)),
+                    Err(e) => each(i, Err(e)),
+                }
+            }
+        }
+    }
+
     /// File offset of link-time address `vaddr` (for uprobe attachment).
     pub fn vaddr_to_offset(&self, vaddr: u64) -> Option<u64> {
         self.image.vaddr_to_offset(vaddr)
@@ -246,6 +323,19 @@ impl GoBinary {
     /// `len` bytes of the file at link-time address `vaddr`.
     pub fn read_vaddr(&self, vaddr: u64, len: usize) -> Result<&[u8]> {
         self.image.read_vaddr(vaddr, len)
+    }
+}
+
+/// The part of a function name that [`GoBinary::func_by_name`] indexes by: its package path
+/// and the dot after it (`runtime.`, `cmd/compile/internal/ir.`), looking only before any
+/// type arguments (`main.f[example.com/x.T]` → `main.`); the whole name when it has no dot.
+/// Any prefix of the name would be correct; the package keeps the indexes few and small.
+fn name_prefix(name: &str) -> &str {
+    let head = &name[..name.find('[').unwrap_or(name.len())];
+    let pkg_start = head.rfind('/').map_or(0, |i| i + 1);
+    match head[pkg_start..].find('.') {
+        Some(dot) => &name[..=pkg_start + dot],
+        None => name,
     }
 }
 
@@ -393,4 +483,29 @@ fn read_go_string(image: &ElfImage, at: u64) -> Result<&[u8]> {
         return Err(GobinError::BadBuildInfo("a string is implausibly long"));
     }
     image.read_vaddr(data, len as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_prefix;
+
+    /// Every name starts with its prefix, which is its package path and dot where it has one.
+    #[test]
+    fn name_prefixes_are_packages() {
+        for (name, prefix) in [
+            ("runtime.gopark", "runtime."),
+            ("main.(*T).method", "main."),
+            (
+                "cmd/compile/internal/ir.(*Name).Sym",
+                "cmd/compile/internal/ir.",
+            ),
+            ("main.f[example.com/x.T]", "main."),
+            ("example.com/m/v2.F.func1", "example.com/m/v2."),
+            ("go:buildid", "go:buildid"),
+            ("", ""),
+        ] {
+            assert_eq!(name_prefix(name), prefix, "{name}");
+            assert!(name.starts_with(name_prefix(name)));
+        }
+    }
 }
