@@ -70,6 +70,21 @@
 //!   frames, count, nanoseconds; [`gotrace::DelayProfile::seconds`] per start function);
 //!   [`gotrace::gctrace_cycles_between`] counts `GODEBUG=gctrace=1` cycles. Its module docs
 //!   say what each profile counts per Go version (whose stack a wait is charged to).
+//! - [`dumpcmp`]: gtrace's dump against the runtime's own, field by field:
+//!   [`dumpcmp::as_go_dump`] (our goroutines rendered as Go text and parsed back),
+//!   [`dumpcmp::level1`] (a `SIGQUIT` dump filtered to the `GOTRACEBACK=all` view, with
+//!   [`dumpcmp::wrappers`] from the binary's pclntab), [`dumpcmp::compare`] (every difference
+//!   as a readable line).
+//! - [`freeze`]: [`freeze::Frozen::freeze`] stops every thread of a child under ptrace, so
+//!   gtrace and then the runtime's own `SIGQUIT` dump ([`freeze::Frozen::quit_and_collect`],
+//!   only the signalled thread runs) see the same state even under load.
+//! - [`debian`]: real Go programs from Debian's archive ([`debian::NODE_EXPORTER`],
+//!   [`debian::ETCD`]), fetched by [`debian::fetch`] with `apt-get download` + `dpkg-deb -x`
+//!   into `$GTRACE_CACHE/debian/<package>_<version>/` (never installed); errors, not skips,
+//!   when the archive cannot be reached. [`debian::free_port`], [`debian::http_get`].
+//! - [`servers`]: those programs running: [`servers::NodeExporter`], [`servers::Etcd`] (free
+//!   loopback ports, killed on drop), [`servers::Scrapers`] (load), [`servers::put`],
+//!   [`servers::TempDir`].
 //! - [`blocked`]: what the `blocked` fixture prints ([`blocked::parse_report`] →
 //!   [`blocked::Made`] `{ name, count, func, creator }`) and the status Go reports for each
 //!   kind per version ([`blocked::expected_status`]).
@@ -107,9 +122,13 @@
 //! ~0.1 s); `cargo xtask record-dumps` re-records `tests/testdata/dumps/`.
 
 pub mod blocked;
+pub mod debian;
+pub mod dumpcmp;
 pub mod fixture;
+pub mod freeze;
 pub mod go;
 pub mod gotrace;
 pub mod gtrace;
 pub mod process;
+pub mod servers;
 pub mod traceback;

@@ -145,6 +145,17 @@ fn doctor_cli_passes_on_every_version_and_variant() {
             json["probe_test"]["hits"]["runtime.gopark"].is_u64(),
             "{ctx}: {json}"
         );
+        // Only the probes doctor attached are reported (not zeros for the others).
+        let listed: Vec<&String> = json["probe_test"]["hits"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(
+            listed,
+            ["runtime.gopark", "runtime.newproc1", "sched:sched_switch"],
+            "{ctx}"
+        );
         let layout = target.iter().find(|c| c["name"] == "layout").unwrap()["detail"]
             .as_str()
             .unwrap()

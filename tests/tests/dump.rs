@@ -7,22 +7,22 @@
 //! is parsed by the harness's parser of Go dumps, so the comparison also proves that tools
 //! reading Go dumps read ours.
 
-use std::{collections::BTreeSet, time::Instant};
+use std::time::Instant;
 
 use gtrace_tests::{
+    dumpcmp::{as_go_dump, compare, level1, wrappers},
     fixture::{self, Variant},
     go::Toolchain,
     process::{GOTRACEBACK_ALL, Spawned, quit_and_collect},
     traceback::{self, Dump},
 };
 use tracer_user::{
-    gobin::GoBinary,
     goroutines::{
         DumpOptions, DumpStats, Goroutine,
         group::{Group, Grouper},
         target::{DumpError, Target},
     },
-    output::{dump_json::JsonDumpWriter, traceback::write_goroutine},
+    output::dump_json::JsonDumpWriter,
 };
 
 fn spawn(bin: &std::path::Path, args: &[&str]) -> Spawned {
@@ -43,45 +43,6 @@ fn collect(t: &Target, system: bool) -> (Vec<Goroutine>, DumpStats) {
     (v, stats)
 }
 
-/// Our goroutines rendered as Go text and parsed back by the harness's Go-dump parser.
-fn as_go_dump(gs: &[Goroutine], minor: u32) -> Dump {
-    let mut text = Vec::new();
-    for g in gs {
-        write_goroutine(&mut text, g, minor).unwrap();
-    }
-    let text = String::from_utf8(text).unwrap();
-    let mut dump = traceback::parse(&text)
-        .unwrap_or_else(|e| panic!("our text does not parse as a Go dump: {e}\n{text}"));
-    // We print every frame's arguments as `(...)`, which Go uses only for inlined frames, so
-    // the parser cannot tell them apart: take the flag from our records (same order).
-    assert_eq!(
-        dump.goroutines.len(),
-        gs.len(),
-        "goroutine count after parsing our text"
-    );
-    for (parsed, ours) in dump.goroutines.iter_mut().zip(gs) {
-        let flags: Vec<bool> = ours
-            .stack
-            .frames
-            .iter()
-            .chain(&ours.stack.tail)
-            .map(|f| f.src.inlined)
-            .collect();
-        assert_eq!(
-            parsed.frames.len(),
-            flags.len(),
-            "g{}: frame count after parsing our text",
-            ours.goid
-        );
-        for (f, inl) in parsed.frames.iter_mut().zip(flags) {
-            f.inlined = inl;
-        }
-    }
-    dump
-}
-
-/// `isExportedRuntime` + `showfuncinfo` at level 1, written independently of gtrace's code
-/// from runtime/traceback.go, to filter the level-2 ground truth down to `GOTRACEBACK=all`.
 /// The JSON output read back as a Go dump, to compare it with Go's own (the JSON carries the
 /// `inlined` flag itself). Also checks every object has the keys the schema requires.
 fn json_as_go_dump(v: &serde_json::Value) -> Dump {
@@ -142,158 +103,6 @@ fn json_as_go_dump(v: &serde_json::Value) -> Dump {
     dump
 }
 
-/// `showfuncinfo` at level 1, written independently of gtrace's code from
-/// runtime/traceback.go, to filter the level-2 ground truth down to `GOTRACEBACK=all`.
-/// `wrapper` says whether the binary's pclntab marks the function `abi.FuncIDWrapper` (the
-/// text cannot: `go` statement wrappers, promoted-method wrappers).
-fn shown_at_level1(name: &str, first: bool, wrapper: bool) -> bool {
-    if wrapper {
-        return false;
-    }
-    if name == "panic" {
-        return !first;
-    }
-    let Some(rest) = name.strip_prefix("runtime.") else {
-        return name.contains('.');
-    };
-    let (rcvr, f) = rest.rsplit_once('.').unwrap_or(("", rest));
-    let rcvr = rcvr.trim_start_matches("(*").trim_end_matches(')');
-    let up = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-    up(f) && (rcvr.is_empty() || up(rcvr))
-}
-
-/// `abi.FuncIDWrapper` is the last `FuncID` of each release (internal/abi/symtab.go,
-/// runtime/symtab.go in 1.19).
-fn wrapper_id(minor: u32) -> u8 {
-    match minor {
-        ..=21 => 21,
-        22..=24 => 22,
-        _ => 23,
-    }
-}
-
-/// A predicate "is this (non-inlined) function a compiler wrapper" from the binary's pclntab.
-fn wrappers(bin: &std::path::Path, minor: u32) -> impl Fn(&str) -> bool {
-    let gb = GoBinary::open(bin).expect("open fixture binary");
-    let id = wrapper_id(minor);
-    let mut set = std::collections::HashSet::new();
-    let tab = gb.pclntab();
-    for f in tab.funcs().filter_map(Result::ok) {
-        if f.func_id == id
-            && let Ok(n) = tab.name(&f)
-        {
-            set.insert(n.into_owned());
-        }
-    }
-    move |name: &str| set.contains(name)
-}
-
-/// A runtime goroutine by `isSystemGoroutine`'s rule, judged from Go's own dump: its start
-/// function (outermost frame before `runtime.goexit`) is a `runtime.` function other than
-/// `runtime.main`.
-fn is_system(g: &traceback::Goroutine) -> bool {
-    let start = g
-        .frames
-        .iter()
-        .rev()
-        .find(|f| !f.function.starts_with("runtime.goexit"));
-    start.is_some_and(|f| f.function.starts_with("runtime.") && f.function != "runtime.main")
-}
-
-fn level1(go: &Dump, is_wrapper: &dyn Fn(&str) -> bool) -> Dump {
-    let mut out = go.clone();
-    out.goroutines.retain(|g| !is_system(g));
-    for g in &mut out.goroutines {
-        let mut kept = Vec::new();
-        for f in &g.frames {
-            if shown_at_level1(
-                &f.function,
-                kept.is_empty(),
-                !f.inlined && is_wrapper(&f.function),
-            ) {
-                kept.push(f.clone());
-            }
-        }
-        if !kept.is_empty() {
-            g.frames = kept;
-        }
-        if g.created_by
-            .as_ref()
-            .is_some_and(|c| !shown_at_level1(&c.function, false, is_wrapper(&c.function)))
-        {
-            g.created_by = None;
-            g.parent_goid = None;
-        }
-    }
-    out
-}
-
-/// Every difference between our parsed dump and Go's, as readable lines.
-fn compare(ours: &Dump, go: &Dump) -> Vec<String> {
-    let mut diffs = Vec::new();
-    // goroutine 0 is the g0 that handled SIGQUIT: not a goroutine of the list.
-    let go_ids: BTreeSet<u64> = go
-        .goroutines
-        .iter()
-        .map(|g| g.goid)
-        .filter(|&id| id != 0)
-        .collect();
-    let our_ids: BTreeSet<u64> = ours.goroutines.iter().map(|g| g.goid).collect();
-    if go_ids != our_ids {
-        diffs.push(format!(
-            "goroutine ids differ: only Go {:?}, only gtrace {:?}",
-            go_ids.difference(&our_ids).collect::<Vec<_>>(),
-            our_ids.difference(&go_ids).collect::<Vec<_>>()
-        ));
-    }
-    for g in &go.goroutines {
-        let Some(o) = ours.goroutine(g.goid) else {
-            continue;
-        };
-        let id = g.goid;
-        if o.status != g.status {
-            diffs.push(format!("g{id}: status {:?} vs Go {:?}", o.status, g.status));
-        }
-        let cb =
-            |x: &traceback::Goroutine| x.created_by.as_ref().map(|c| (c.function.clone(), c.line));
-        if cb(o) != cb(g) || o.parent_goid != g.parent_goid {
-            diffs.push(format!(
-                "g{id}: created by {:?} in {:?} vs Go {:?} in {:?}",
-                cb(o),
-                o.parent_goid,
-                cb(g),
-                g.parent_goid
-            ));
-        }
-        if g.stack_unavailable || g.status == "running" || o.stack_unavailable {
-            continue;
-        }
-        let fr = |x: &traceback::Goroutine| -> Vec<(String, String, u32, bool)> {
-            x.frames
-                .iter()
-                .map(|f| (f.function.clone(), f.file.clone(), f.line, f.inlined))
-                .collect()
-        };
-        if fr(o) != fr(g) {
-            diffs.push(format!(
-                "g{id} [{}]: frames\n  gtrace {:#?}\n  Go     {:#?}",
-                g.status,
-                fr(o),
-                fr(g)
-            ));
-        }
-        if o.elided.iter().map(|e| e.count).collect::<Vec<_>>()
-            != g.elided.iter().map(|e| e.count).collect::<Vec<_>>()
-        {
-            diffs.push(format!(
-                "g{id}: elision {:?} vs Go {:?}",
-                o.elided, g.elided
-            ));
-        }
-    }
-    diffs
-}
-
 fn check_one(tc: &Toolchain, variant: Variant) -> Vec<String> {
     let what = format!("go{} {variant}", tc.version);
     let bin =
@@ -323,6 +132,9 @@ fn check_one(tc: &Toolchain, variant: Variant) -> Vec<String> {
     );
     assert_eq!(v["go_version"], format!("go{}", tc.version), "{what}");
 
+    let bias = p
+        .load_bias()
+        .unwrap_or_else(|e| panic!("{what}: load bias: {e:#}"));
     let text = quit_and_collect(&mut p).unwrap_or_else(|e| panic!("{what}: SIGQUIT dump: {e:#}"));
     let go = traceback::parse(&text).unwrap_or_else(|e| panic!("{what}: parse Go dump: {e}"));
     let mut diffs = Vec::new();
@@ -336,7 +148,7 @@ fn check_one(tc: &Toolchain, variant: Variant) -> Vec<String> {
             .into_iter()
             .map(|d| format!("--system: {d}")),
     );
-    let go_level1 = level1(&go, &wrappers(&bin, minor));
+    let go_level1 = level1(&go, &wrappers(&bin, minor, bias));
     diffs.extend(
         compare(&as_go_dump(&user, minor), &go_level1)
             .into_iter()

@@ -83,6 +83,23 @@ fn spawned_under_gtrace(tc: &Toolchain, v: Variant, dir: &Path) {
     p.write_line(&N.to_string()).unwrap();
     p.wait_for_line(&format!("done {N}"), TIMEOUT)
         .expect("churn done");
+    // "done" follows the last wg.Done(), not the last exit: let every worker reach goexit0
+    // before quitting, or the process ends with one still on its way out.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        p.write_line("goroutines").unwrap();
+        let lines = p
+            .wait_for(TIMEOUT, |l| l.starts_with("goroutines "))
+            .expect("goroutines reply");
+        if lines.last().is_some_and(|l| l == "goroutines 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: workers never exited"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     p.write_line("quit").unwrap();
     let st = p
         .wait_exit(TIMEOUT)

@@ -16,7 +16,7 @@ use gtrace_tests::{
     process::Spawned,
 };
 
-const TIMEOUT: Duration = Duration::from_mins(1);
+const TIMEOUT: Duration = Duration::from_mins(3);
 
 fn gtrace() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -48,8 +48,20 @@ fn drive(mut p: Spawned, script: &[(&str, &str)], own: impl Fn(&str) -> bool) ->
     p.stdout_seen()
         .iter()
         .filter(|l| !own(l))
-        .cloned()
+        .map(|l| normalize(l))
         .collect()
+}
+
+/// Goroutine ids are not reproducible from run to run even untraced (each P takes ids from
+/// the scheduler in batches), so pingpong's `pp A B` keeps only its shape.
+fn normalize(line: &str) -> String {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    match f[..] {
+        ["pp", a, b] if a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok() => {
+            "pp <goid> <goid>".to_owned()
+        }
+        _ => line.to_owned(),
+    }
 }
 
 fn compare(name: &str, script: &[(&str, &str)]) {
@@ -120,8 +132,9 @@ fn churn_output_is_unchanged_by_tracing() {
         &[
             ("200", "done 200"),
             ("calls 1000", "called 1000"),
+            // Not `goroutines`: NumGoroutine still counts workers that called wg.Done but
+            // have not exited yet, a race of the fixture itself, traced or not.
             ("count", "count "),
-            ("goroutines", "goroutines "),
         ],
     );
 }

@@ -367,7 +367,11 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
     std::fs::create_dir_all(&tmp)?;
     let client = tmp.join("httpload-client");
     std::fs::copy(
-        &bins.iter().find(|(w, _)| *w == Workload::Http).expect("built").1,
+        &bins
+            .iter()
+            .find(|(w, _)| *w == Workload::Http)
+            .expect("built")
+            .1,
         &client,
     )?;
     let bench = Bench {

@@ -90,8 +90,9 @@ pub fn run(args: &Args) -> Result<Exit> {
         let counts = probe_test_run(p, bin, args.duration)?;
         if !args.json {
             println!("probe test ({:?} on PID {}):", args.duration, p.pid);
+            let width = counts.hits.keys().map(|k| k.len()).max().unwrap_or(0);
             for (name, n) in &counts.hits {
-                println!("  {name:<22} {n:>10} hits");
+                println!("  {name:<width$} {n:>10} hits");
             }
             let errs: u64 = counts.errors.values().sum();
             if errs > 0 {
@@ -139,7 +140,12 @@ fn probe_test_run(p: &Process, bin: &Sites, d: Duration) -> Result<crate::probes
     }
     set.attach_sched_switch()?;
     std::thread::sleep(d);
-    let counts = set.counts()?;
+    let mut counts = set.counts()?;
+    // The object counts every program; only these three were attached.
+    let attached = [ProbeId::Newproc1, ProbeId::Gopark, ProbeId::SchedSwitch].map(ProbeId::name);
+    for map in [&mut counts.hits, &mut counts.errors, &mut counts.drops] {
+        map.retain(|name, _| attached.contains(name));
+    }
     drop(set);
     if !p.is_alive() {
         bail!(crate::target::TargetError::NoSuchProcess { pid: p.pid });

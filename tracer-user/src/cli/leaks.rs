@@ -264,7 +264,7 @@ fn traced<'a>(
         &Options {
             duration: None,
             stop: stop.clone(),
-            // No governor: every event exact, as before the governor existed.
+            // Exact: the leak window's model does not handle sampling gaps (yet).
             max_overhead: None,
             empty_probes: false,
         },

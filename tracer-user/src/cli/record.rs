@@ -322,6 +322,8 @@ pub fn run(args: &Args) -> Result<Exit> {
     };
     let start = Instant::now();
     let budget = args.overhead.max_overhead.0;
+    // The governor's current duty, for the progress line.
+    let duty = std::cell::Cell::new(1.0_f64);
     let summary = session::run_with(
         &target,
         &Options {
@@ -376,6 +378,9 @@ pub fn run(args: &Args) -> Result<Exit> {
                 write_panics(&writer, reporter, ancestry, finished, &mut panic_error);
             },
             notice: |n: &Notice| {
+                if let Notice::Governor { decision, .. } = n {
+                    duty.set(decision.duty);
+                }
                 if let Some(line) = notice_line(n, budget.unwrap_or(0.0)) {
                     if tty {
                         eprint!("\r\x1b[K");
@@ -392,11 +397,19 @@ pub fn run(args: &Args) -> Result<Exit> {
                 if last_progress.elapsed() >= every {
                     last_progress = Instant::now();
                     let line = format!(
-                        "recording pid {}: {:.1}s, {} events, {} lost",
+                        "recording pid {}: {:.1}s, {} events, {} lost{}",
                         attached.pid,
                         start.elapsed().as_secs_f64(),
                         events,
-                        counts.total_drops()
+                        counts.total_drops(),
+                        if duty.get() < 1.0 {
+                            format!(
+                                ", hot probes sampled {:.0}% of the time",
+                                duty.get() * 100.0
+                            )
+                        } else {
+                            String::new()
+                        }
                     );
                     if tty {
                         eprint!("\r{line}\x1b[K");

@@ -95,7 +95,19 @@ pub fn run(args: &Args) -> Result<Exit> {
         },
         None,
         Callbacks {
-            attached: || attached.resume(),
+            attached: || {
+                // Attaching takes a while on large binaries: say when events start to flow.
+                eprintln!(
+                    "gtrace: tracing pid {} ({} probes) until {}",
+                    attached.pid,
+                    target.plan.sites.len() + 3,
+                    args.duration.map_or_else(
+                        || "Ctrl-C or the target exits".to_owned(),
+                        |d| format!("{:.1}s have passed", d.as_secs_f64())
+                    )
+                );
+                attached.resume();
+            },
             panic: |_: &[u8]| {},
             // Text: the governor's decisions on stderr. JSON: also one object per decision and
             // per closed gap on stdout, in stream order, so consumers know what was not seen.

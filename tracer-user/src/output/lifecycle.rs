@@ -555,13 +555,12 @@ pub fn write_goroutine(w: &mut dyn Write, g: &GoroutineReport) -> io::Result<()>
                 w,
                 "  existed before the capture: [{}] at attach{}",
                 p.state,
-                if p.created_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ", created by {} (goroutine {})",
-                        p.created_by, p.parent_goid
-                    )
+                match (p.created_by.is_empty(), p.parent_goid) {
+                    (true, _) => String::new(),
+                    // Go 1.20 and older keep no creator goid in `g` (0 = unknown).
+                    (false, 0) => format!(", created by {}", p.created_by),
+                    (false, parent) =>
+                        format!(", created by {} (goroutine {parent})", p.created_by),
                 }
             )?,
             None => writeln!(w, "  existed before the capture")?,
@@ -723,4 +722,61 @@ pub fn write_event_line(w: &mut dyn Write, l: &EventLine) -> io::Result<()> {
         write!(w, " → tid {t}")?;
     }
     writeln!(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preexisting(parent_goid: u64) -> GoroutineReport {
+        GoroutineReport {
+            goid: 39,
+            created_at_ns: None,
+            parent: None,
+            created_by: None,
+            start: None,
+            preexisting: true,
+            at_attach: Some(crate::capture::Preexisting {
+                goid: 39,
+                state: "IO wait".into(),
+                created_by: "net/http.(*Server).Serve (net/http/server.go:3102)".into(),
+                parent_goid,
+            }),
+            parks: Vec::new(),
+            parks_not_listed: 0,
+            runs: 0,
+            sched_latency_total_ns: 0,
+            woke_others: 0,
+            yields: 0,
+            exited_at_ns: None,
+        }
+    }
+
+    fn first_lines(g: &GoroutineReport) -> String {
+        let mut out = Vec::new();
+        write_goroutine(&mut out, g).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Seen on Debian's `node_exporter` (Go 1.19): no `parentGoid` in `g` before Go 1.21, so the
+    /// creator goid is unknown and must not be shown as "goroutine 0".
+    #[test]
+    fn an_unknown_creator_goid_is_not_printed() {
+        let old = first_lines(&preexisting(0));
+        assert!(
+            old.ends_with("created by net/http.(*Server).Serve (net/http/server.go:3102)"),
+            "{old}"
+        );
+        assert!(!old.contains("goroutine 0"), "{old}");
+        let new = first_lines(&preexisting(7));
+        assert!(
+            new.ends_with("(net/http/server.go:3102) (goroutine 7)"),
+            "{new}"
+        );
+    }
 }

@@ -52,7 +52,8 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
         &Options {
             duration: Some(duration),
             stop,
-            // No governor: every event exact, as before the governor existed.
+            // Exact: parked-time totals would be wrong across sampling gaps, which the block
+            // recorder does not handle (yet).
             max_overhead: None,
             empty_probes: false,
         },
