@@ -649,6 +649,27 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
     // the fixture's clock at `trace-start`. Pauses within a few ms of an edge can fall on
     // either side (the offset is measured by this process, to ~ms), hence STW_SLACK.
     let gc_stw_all = lat.stw.iter().filter(|s| is_gc_stw(&s.reason)).count();
+    // The comparisons assume the two windows are (nearly) the same 4 s. If the trace
+    // started late (a long "start trace" stop-the-world, a starved signal handler), the cell
+    // cannot be judged: say so instead of comparing different windows.
+    if let Some(a) = attached_at {
+        let late = window.started_at.saturating_duration_since(a).as_secs_f64();
+        if late > 0.25 * WINDOW.as_secs_f64() {
+            #[allow(clippy::cast_precision_loss)] // ns of seconds
+            let start_stw: Vec<String> = lat
+                .stw
+                .iter()
+                .filter(|s| !is_gc_stw(&s.reason))
+                .map(|s| format!("{} {:.1} ms", s.reason, s.duration_ns as f64 / 1e6))
+                .collect();
+            failures.push(format!(
+                "{what}: Go's trace started {late:.3}s into gtrace's {:.3}s window, so the two \
+                 windows hardly overlap and this cell cannot be judged (other pauses seen by \
+                 gtrace: {start_stw:?})",
+                lat.window_seconds
+            ));
+        }
+    }
     let mut pause_time = None;
     let (gc_stw, go_pauses, overlap) = match attached_at {
         Some(a) => {
