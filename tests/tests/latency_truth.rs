@@ -619,7 +619,9 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
         "{what}: gtrace latency failed ({st}): {}",
         tracer.stderr()
     );
-    while tracer.next_line(Duration::from_millis(200)).is_ok() {}
+    // Read stdout to its end: after the exit, next_line fails at once on EOF; the timeout
+    // only bounds a reader thread starved by the load.
+    while tracer.next_line(TIMEOUT).is_ok() {}
     let json = tracer.stdout_seen().join("\n");
     let kept = keep_dir().join(format!("{}-{v}.json", tc.minor_str()));
     std::fs::write(&kept, &json).expect("keep gtrace's JSON");
