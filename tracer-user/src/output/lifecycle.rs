@@ -73,6 +73,36 @@ fn frame_text(f: &Frame) -> String {
     format!("{} ({}:{})", f.function, f.file, f.line)
 }
 
+/// Sites are grouped by (wait reason, whole stack) but shown by one frame, so two rows can
+/// read the same (`net.(*netFD).Read` reached from two callers): extend such rows with their
+/// callers (`site ← caller ← …`) until they differ or the stacks end.
+fn distinct_sites(sites: &mut [BlockingSite]) {
+    for depth in 1..=4 {
+        let mut dup = vec![false; sites.len()];
+        for i in 0..sites.len() {
+            for j in i + 1..sites.len() {
+                if sites[i].reason == sites[j].reason && sites[i].site == sites[j].site {
+                    dup[i] = true;
+                    dup[j] = true;
+                }
+            }
+        }
+        if !dup.contains(&true) {
+            return;
+        }
+        for (b, _) in sites.iter_mut().zip(dup).filter(|(_, d)| *d) {
+            let Some(at) =
+                user_frame(&b.stack).and_then(|u| b.stack.iter().position(|f| std::ptr::eq(f, u)))
+            else {
+                continue;
+            };
+            if let Some(caller) = b.stack.get(at + depth) {
+                b.site = format!("{} ← {}", b.site, frame_text(caller));
+            }
+        }
+    }
+}
+
 /// Losses and counters of a capture.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Losses {
@@ -241,7 +271,7 @@ pub struct TargetInfo {
 pub fn summary(m: &Model, ctx: &Context<'_>, target: TargetInfo, losses: Losses) -> Summary {
     let mut sites: Vec<_> = m.sites.iter().collect();
     sites.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(b.0)));
-    let blocking = sites
+    let mut blocking: Vec<BlockingSite> = sites
         .into_iter()
         .take(TOP)
         .map(|((reason, stack), t)| {
@@ -256,6 +286,7 @@ pub fn summary(m: &Model, ctx: &Context<'_>, target: TargetInfo, losses: Losses)
             }
         })
         .collect();
+    distinct_sites(&mut blocking);
     let mut wakers: Vec<_> = m.wakers.iter().collect();
     wakers.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let wakers = wakers
@@ -751,6 +782,56 @@ mod tests {
             yields: 0,
             exited_at_ns: None,
         }
+    }
+
+    fn frame(function: &str, line: u32) -> Frame {
+        Frame {
+            function: function.into(),
+            file: "x.go".into(),
+            line,
+            inlined: false,
+        }
+    }
+
+    fn site(reason: &str, stack: Vec<Frame>) -> BlockingSite {
+        BlockingSite {
+            reason: reason.into(),
+            site: user_frame(&stack).map_or_else(|| "?".into(), frame_text),
+            count: 1,
+            total_ns: 1,
+            max_ns: 1,
+            stack,
+        }
+    }
+
+    /// Seen on Debian's `node_exporter`: two sites that differ only below their first user
+    /// frame printed as two identical rows.
+    #[test]
+    fn rows_that_read_the_same_show_their_callers() {
+        let gopark = frame("runtime.gopark", 1);
+        let read = frame("net.(*netFD).Read", 55);
+        let mut sites = vec![
+            site(
+                "IO wait",
+                vec![gopark.clone(), read.clone(), frame("main.a", 1)],
+            ),
+            site(
+                "IO wait",
+                vec![gopark.clone(), read.clone(), frame("main.b", 2)],
+            ),
+            site("chan receive", vec![gopark, read, frame("main.c", 3)]),
+        ];
+        distinct_sites(&mut sites);
+        assert_eq!(
+            sites[0].site,
+            "net.(*netFD).Read (x.go:55) ← main.a (x.go:1)"
+        );
+        assert_eq!(
+            sites[1].site,
+            "net.(*netFD).Read (x.go:55) ← main.b (x.go:2)"
+        );
+        // A different wait reason already tells its row apart.
+        assert_eq!(sites[2].site, "net.(*netFD).Read (x.go:55)");
     }
 
     fn first_lines(g: &GoroutineReport) -> String {
