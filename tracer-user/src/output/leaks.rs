@@ -223,9 +223,14 @@ fn short(s: &Site) -> String {
 /// Writes the report as text: leaks first (the caller's order), one block per group.
 pub fn write_text(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
     let leaks = r.groups.iter().filter(|(_, v)| v.leak).count();
+    let suspects = r
+        .groups
+        .iter()
+        .filter(|(_, v)| v.suspect && !v.leak)
+        .count();
     writeln!(
         w,
-        "pid {} ({}): {} snapshots over {:.1} s, {} goroutines in {} groups; {} leaking{}",
+        "pid {} ({}): {} snapshots over {:.1} s, {} goroutines in {} groups; {} leaking{}{}",
         r.pid,
         r.go_version,
         r.snapshots,
@@ -236,6 +241,11 @@ pub fn write_text(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
             "none".to_owned()
         } else {
             format!("{leaks} group(s)")
+        },
+        if suspects > 0 {
+            format!(", {suspects} suspect")
+        } else {
+            String::new()
         },
         if r.hidden_groups > 0 {
             format!(

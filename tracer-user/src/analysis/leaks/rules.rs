@@ -170,10 +170,12 @@ impl Rule for LongParked {
     }
     fn summary(&self) -> &'static str {
         "parked longer than the threshold (10 min) and none woke; network I/O, syscalls and \
-         runtime waits are exempt (idle connections wait that long)"
+         runtime waits are exempt (idle connections wait that long), and so is the main \
+         goroutine (a server's main waits for its whole life)"
     }
     fn check(&self, g: &GroupReport, cfg: &Config) -> bool {
         stuck(g)
+            && g.key.created_by.is_some()
             && !matches!(
                 g.category,
                 Category::Wait(WaitCategory::Io | WaitCategory::Runtime) | Category::Syscall
@@ -374,6 +376,12 @@ mod tests {
         assert!(!LongParked.check(&io, &cfg()));
         io.orphans = None;
         assert!(!Orphaned.check(&io, &cfg()));
+        // A server's main goroutine (no creator) waiting on its workers all its life.
+        let mut main = group("sync.WaitGroup.Wait", true);
+        main.first_count = main.count;
+        assert!(LongParked.check(&main, &cfg()));
+        main.key.created_by = None;
+        assert!(!LongParked.check(&main, &cfg()));
     }
 
     #[test]
