@@ -505,20 +505,9 @@ fn inline_trees_without_a_known_version() {
     }
 }
 
-/// The `gtrace` binary of the same profile as this test.
+/// The `gtrace` binary of this build.
 fn gtrace() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("gtrace");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p tracer-user` (same profile as the tests)",
-        bin.display()
-    );
-    bin
+    gtrace_tests::gtrace::bin()
 }
 
 /// `gtrace symbolize` reads PCs on stdin, symbolizes them in one batch (in address order) and

@@ -24,19 +24,9 @@ const TIMEOUT: Duration = Duration::from_mins(2);
 /// Round trips: long enough (seconds under the probes) for several governor evaluations.
 const ROUNDS: u64 = 150_000;
 
+/// The `gtrace` binary of this build.
 fn gtrace() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("gtrace");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p tracer-user` (same profile as the tests)",
-        bin.display()
-    );
-    bin
+    gtrace_tests::gtrace::bin()
 }
 
 fn report(file: &Path, args: &[&str]) -> Value {

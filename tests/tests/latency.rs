@@ -11,7 +11,7 @@
 //! goroutine seen from its creation).
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -26,19 +26,9 @@ use serde_json::Value;
 const TIMEOUT: Duration = Duration::from_mins(1);
 const WINDOW: &str = "2s";
 
+/// The `gtrace` binary of this build.
 fn gtrace() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("gtrace");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p tracer-user` (same profile as the tests)",
-        bin.display()
-    );
-    bin
+    gtrace_tests::gtrace::bin()
 }
 
 fn f(v: &Value) -> f64 {

@@ -25,19 +25,9 @@ use serde_json::Value;
 const TIMEOUT: Duration = Duration::from_secs(30);
 const N: u64 = 150;
 
+/// The `gtrace` binary of this build.
 fn gtrace() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("gtrace");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p tracer-user` (same profile as the tests)",
-        bin.display()
-    );
-    bin
+    gtrace_tests::gtrace::bin()
 }
 
 fn report(file: &Path, args: &[&str]) -> String {

@@ -5,10 +5,7 @@
 //! tid <tid> …`, on the same stdout and they are filtered out). Oldest and newest Go.
 //! Needs root and the `gtrace` binary (`cargo build -p tracer-user`, same profile).
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use gtrace_tests::{
     fixture::{self, Variant},
@@ -18,19 +15,9 @@ use gtrace_tests::{
 
 const TIMEOUT: Duration = Duration::from_mins(3);
 
+/// The `gtrace` binary of this build.
 fn gtrace() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("gtrace");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p tracer-user` (same profile as the tests)",
-        bin.display()
-    );
-    bin
+    gtrace_tests::gtrace::bin()
 }
 
 /// Feeds `script` (line, expected line prefix) to `p`; returns the target's stdout lines.
