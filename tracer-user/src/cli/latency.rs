@@ -209,10 +209,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                 }
                 Notice::Governor { .. } => {
                     if let Some(line) = super::record::notice_line(n, budget.unwrap_or(0.0)) {
-                        if tty {
-                            eprint!("\r\x1b[K");
-                        }
-                        eprintln!("{line}");
+                        super::progress::message(tty, &line);
                     }
                 }
             },
@@ -226,11 +223,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                         events,
                         counts.total_drops()
                     );
-                    if tty {
-                        eprint!("\r{line}\x1b[K");
-                    } else {
-                        eprintln!("{line}");
-                    }
+                    super::progress::update(tty, &line);
                 }
             },
         },

@@ -10,6 +10,7 @@ pub mod latency;
 pub mod leaks;
 pub mod panics;
 pub mod profile;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod symbolize;

@@ -382,10 +382,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                     duty.set(decision.duty);
                 }
                 if let Some(line) = notice_line(n, budget.unwrap_or(0.0)) {
-                    if tty {
-                        eprint!("\r\x1b[K");
-                    }
-                    eprintln!("{line}");
+                    super::progress::message(tty, &line);
                 }
                 if write_error.borrow().is_none()
                     && let Err(err) = write_notice(&mut writer.borrow_mut(), n)
@@ -411,11 +408,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                             String::new()
                         }
                     );
-                    if tty {
-                        eprint!("\r{line}\x1b[K");
-                    } else {
-                        eprintln!("{line}");
-                    }
+                    super::progress::update(tty, &line);
                 }
             },
         },
