@@ -754,19 +754,17 @@ fn cell(tc: &Toolchain, v: Variant, dir: &Path, log: &mut String) -> Vec<String>
         // Same pauses, two clocks: gtrace's probes around stopping and restarting the world
         // vs the runtime's work.pauseNS (from when it began stopping to after the restart).
         // The floor allows ~250 µs of bookkeeping per pause over a window's ~20 pauses.
-        // Not a failure (yet): on a loaded machine gtrace's pauses came out shorter than
-        // PauseNs for short pauses (long ones match); docs/latency.md, "Known gaps".
-        if (ours - runtime).abs() > (TOLERANCE * runtime).max(STW_FLOOR) {
-            let _ = writeln!(
-                log,
-                "  WARN {}",
-                format_args!(
-                    "{what}: the {n} GC cycles inside the overlap stopped the world {:.2} ms by \
+        // gtrace ends a pause where Go's tracer does (after the Ps restart, at the RETs of
+        // startTheWorldWithSema); the runtime's PauseNs stops its clock before that restart for
+        // mark termination, so gtrace may be somewhat longer (1.1–1.4× seen under load), but
+        // never shorter beyond the tolerance — that would mean pauses cut or missed.
+        if ours < runtime * (1.0 - TOLERANCE) - STW_FLOOR || ours > 2.0 * runtime + STW_FLOOR {
+            failures.push(format!(
+                "{what}: the {n} GC cycles inside the overlap stopped the world {:.2} ms by \
                  gtrace, {:.2} ms by the runtime (MemStats.PauseNs)",
-                    ours * 1e3,
-                    runtime * 1e3
-                )
-            );
+                ours * 1e3,
+                runtime * 1e3
+            ));
         }
         let _ = writeln!(
             log,

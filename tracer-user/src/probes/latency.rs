@@ -115,11 +115,6 @@ pub fn extend(bin: &GoBinary, plan: &mut Plan) -> Result<Vec<Degradation>, Lifec
         "stop-the-world pauses are not seen",
     )?;
     add(
-        ProbeId::StartTheWorld,
-        &["runtime.startTheWorldWithSema"],
-        "stop-the-world pauses never end",
-    )?;
-    add(
         ProbeId::GcStart,
         &["runtime.gcStart"],
         "GC cycles are found from their pauses only",
@@ -148,6 +143,40 @@ pub fn extend(bin: &GoBinary, plan: &mut Plan) -> Result<Vec<Degradation>, Lifec
         Ok(_) | Err(crate::gobin::GobinError::NoSuchFunction(_)) => degraded.push(Degradation {
             function: "runtime.gcAssistAlloc".into(),
             effect: "GC mark assists count as running".into(),
+        }),
+        Err(e) => return Err(e.into()),
+    }
+    // A pause ends where Go's tracer (`STWDone`) and the runtime's pause clock end it: after
+    // the Ps are restarted, i.e. at the RETs of startTheWorldWithSema, not at its entry (the
+    // restart takes milliseconds on a loaded machine).
+    match probesite::ret_sites(bin, "runtime.startTheWorldWithSema") {
+        Ok(rets) if !rets.is_empty() => {
+            for r in rets {
+                plan.sites.push(Site {
+                    probe: ProbeId::StartTheWorld,
+                    function: "runtime.startTheWorldWithSema".into(),
+                    vaddr: r.vaddr,
+                    offset: r.offset,
+                });
+            }
+        }
+        Ok(_) => {
+            let s = probesite::probe_site(bin, "runtime.startTheWorldWithSema")?;
+            plan.sites.push(Site {
+                probe: ProbeId::StartTheWorld,
+                function: s.function,
+                vaddr: s.vaddr,
+                offset: s.offset,
+            });
+            degraded.push(Degradation {
+                function: "runtime.startTheWorldWithSema".into(),
+                effect: "no RET found: pauses end when the restart begins, its time not counted"
+                    .into(),
+            });
+        }
+        Err(crate::gobin::GobinError::NoSuchFunction(_)) => degraded.push(Degradation {
+            function: "runtime.startTheWorldWithSema".into(),
+            effect: "stop-the-world pauses never end".into(),
         }),
         Err(e) => return Err(e.into()),
     }
