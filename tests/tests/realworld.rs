@@ -163,9 +163,23 @@ fn check_inspect(pkg: &Package) {
     );
     let sites = v["probe_sites"].as_array().unwrap();
     assert!(sites.len() >= 10, "{what}: {} probe sites", sites.len());
+    // Version alternatives: `exitsyscall0` up to Go 1.25, `exitsyscallNoP` from 1.26.
+    let alts = ["runtime.exitsyscall0", "runtime.exitsyscallNoP"];
+    let mut alternatives = 0;
     for s in sites {
+        if alts.contains(&s["function"].as_str().unwrap_or_default())
+            && s["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("no function named"))
+        {
+            continue;
+        }
+        if alts.contains(&s["function"].as_str().unwrap_or_default()) {
+            alternatives += 1;
+        }
         assert!(s["site"].is_object(), "{what}: no probe site: {s}");
     }
+    assert_eq!(alternatives, 1, "{what}: one of {alts:?} must be probed");
     println!(
         "{what}: {version}, stripped {}, PIE {}, cgo {}, {} functions",
         !has(".symtab"),

@@ -7,7 +7,7 @@
 //! the end. The only thing added here is the same sum keyed by the *waker's* stack, taken from
 //! the model's state just before it applies each `ready`. Parks that began before the probes
 //! were attached have no park event, so they are not in the profile (their wakes are counted in
-//! `Anomalies::ready_not_waiting`).
+//! `Model::preexisting_wakes`).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -269,7 +269,7 @@ mod tests {
             .fold((0, 0), |(c, t), s| (c + s.count, t + s.total_ns));
         assert_eq!(model, (2, 130));
         assert_eq!(BlockProfile::totals(&prof.parked), (3, 930));
-        assert_eq!(rec.model.anomalies.ready_not_waiting, 1);
+        assert_eq!(rec.model.preexisting_wakes, 1);
     }
 
     #[test]

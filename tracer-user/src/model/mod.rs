@@ -251,6 +251,9 @@ pub struct Model {
     pub created: u64,
     /// Exits seen.
     pub exited: u64,
+    /// Wake-ups of goroutines whose park began before the capture (no park event: the time
+    /// parked before it is unknown).
+    pub preexisting_wakes: u64,
     /// Process-wide state of the time model (window, threads, stop-the-world, GC).
     pub time: latency::Global,
     /// Gaps of the hot probes, sorted and disjoint: `(start, end)` kernel times.
@@ -473,7 +476,10 @@ impl Model {
                     State::Dead(_) => self.anomalies.after_exit += 1,
                     // A goroutine that existed before the capture and was waiting there: its
                     // first event being its wake-up is the normal order, not an anomaly.
-                    State::Unknown => g.state = State::Runnable(t),
+                    State::Unknown => {
+                        self.preexisting_wakes += 1;
+                        g.state = State::Runnable(t);
+                    }
                     _ => {
                         if gap {
                             self.unobserved.after_gap += 1;

@@ -118,6 +118,7 @@ fn anomalies_are_counted_not_fatal() {
     let mut m = Model::new();
     m.apply(&ready(3, 9, 0)); // unknown goroutine (parked before attach): normal order
     assert_eq!(m.anomalies.ready_not_waiting, 0);
+    assert_eq!(m.preexisting_wakes, 1);
     m.apply(&one(EventKind::Execute, 4, 9));
     m.apply(&ready(5, 9, 0)); // running, not parked
     m.apply(&one(EventKind::Exit, 6, 9));

@@ -147,7 +147,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
             profile.open
         );
     }
-    let before = rec.model.anomalies.ready_not_waiting;
+    let before = rec.model.preexisting_wakes;
     if before > 0 {
         eprintln!(
             "gtrace: {before} wakes of goroutines that parked before the probes were attached \
