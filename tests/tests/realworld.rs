@@ -715,11 +715,21 @@ fn trace_doctor_leaks_and_panics_on_a_live_server() {
     let st = tr.wait_exit(TIMEOUT).expect("trace exits on SIGTERM");
     assert!(st.success(), "{what}: trace: {}", tr.stderr());
     while tr.next_line(Duration::from_millis(200)).is_ok() {}
-    let creates: Vec<Value> = tr
+    let lines: Vec<Value> = tr
         .stdout_seen()
         .iter()
         .map(|l| serde_json::from_str(l).expect("trace JSON line"))
         .collect();
+    // Under load the overhead governor samples the hot probes and says so in the stream
+    // (`governor` decisions, `gap`s); creations stay exact.
+    let (creates, other): (Vec<Value>, Vec<Value>) =
+        lines.into_iter().partition(|l| l["kind"] == "create");
+    assert!(
+        other
+            .iter()
+            .all(|l| l["kind"] == "governor" || l["kind"] == "gap"),
+        "{what}: unexpected trace lines {other:#?}"
+    );
     assert_eq!(creates.len(), K, "{what}: trace lines {creates:#?}");
     for c in &creates {
         assert_eq!(c["kind"], "create", "{what}: {c}");
