@@ -131,14 +131,12 @@ pub fn extend(bin: &GoBinary, plan: &mut Plan) -> Result<Vec<Degradation>, Lifec
                 &["runtime.gcAssistAlloc"],
                 "GC mark assists count as running",
             )?;
-            for r in rets {
-                plan.sites.push(Site {
-                    probe: ProbeId::GcAssistDone,
-                    function: "runtime.gcAssistAlloc".into(),
-                    vaddr: r.vaddr,
-                    offset: r.offset,
-                });
-            }
+            push_rets(
+                &mut plan.sites,
+                ProbeId::GcAssistDone,
+                "runtime.gcAssistAlloc",
+                &rets,
+            );
         }
         Ok(_) | Err(crate::gobin::GobinError::NoSuchFunction(_)) => degraded.push(Degradation {
             function: "runtime.gcAssistAlloc".into(),
@@ -151,14 +149,12 @@ pub fn extend(bin: &GoBinary, plan: &mut Plan) -> Result<Vec<Degradation>, Lifec
     // restart takes milliseconds on a loaded machine).
     match probesite::ret_sites(bin, "runtime.startTheWorldWithSema") {
         Ok(rets) if !rets.is_empty() => {
-            for r in rets {
-                plan.sites.push(Site {
-                    probe: ProbeId::StartTheWorld,
-                    function: "runtime.startTheWorldWithSema".into(),
-                    vaddr: r.vaddr,
-                    offset: r.offset,
-                });
-            }
+            push_rets(
+                &mut plan.sites,
+                ProbeId::StartTheWorld,
+                "runtime.startTheWorldWithSema",
+                &rets,
+            );
         }
         Ok(_) => {
             let s = probesite::probe_site(bin, "runtime.startTheWorldWithSema")?;
@@ -181,6 +177,16 @@ pub fn extend(bin: &GoBinary, plan: &mut Plan) -> Result<Vec<Degradation>, Lifec
         Err(e) => return Err(e.into()),
     }
     Ok(degraded)
+}
+
+/// Probe `probe` at each `RET` of `function` (entry-only uprobes: never uretprobes on Go code).
+fn push_rets(sites: &mut Vec<Site>, probe: ProbeId, function: &str, rets: &[probesite::RetSite]) {
+    sites.extend(rets.iter().map(|r| Site {
+        probe,
+        function: function.into(),
+        vaddr: r.vaddr,
+        offset: r.offset,
+    }));
 }
 
 /// Whether `stopTheWorldWithSema` takes a `stwReason` (Go 1.21+).
