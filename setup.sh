@@ -61,6 +61,11 @@ fi
 pkgs=(golang-1.19-go bpftrace python3-venv g++)
 if [ -z "$nightly_src" ]; then
   pkgs+=(rustc-web cargo-web libstd-rust-web-dev-bpf rust-web-clippy)
+else
+  # `cargo xtask test` lints the eBPF crate with the compiler that builds it.
+  rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^clippy' \
+    || rustup component add --toolchain nightly clippy \
+    || die "the eBPF crate is linted with nightly's clippy: 'rustup component add --toolchain nightly clippy' failed."
 fi
 missing=()
 for p in "${pkgs[@]}"; do have_pkg "$p" || missing+=("$p"); done
