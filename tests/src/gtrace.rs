@@ -35,3 +35,17 @@ where
     cmd.args(args);
     cmd
 }
+
+/// The standard output of `gtrace report FILE ARGS` (panics with gtrace's stderr on failure).
+pub fn report(file: &std::path::Path, args: &[&str]) -> String {
+    let out = command(["report".as_ref(), file.as_os_str()])
+        .args(args)
+        .output()
+        .expect("run gtrace report");
+    assert!(
+        out.status.success(),
+        "gtrace report {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}

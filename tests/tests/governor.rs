@@ -9,7 +9,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
@@ -30,18 +29,7 @@ fn gtrace() -> PathBuf {
 }
 
 fn report(file: &Path, args: &[&str]) -> Value {
-    let out = Command::new(gtrace())
-        .arg("report")
-        .arg(file)
-        .args(args)
-        .output()
-        .expect("run gtrace report");
-    assert!(
-        out.status.success(),
-        "gtrace report {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("report JSON")
+    serde_json::from_str(&gtrace_tests::gtrace::report(file, args)).expect("report JSON")
 }
 
 fn hits(s: &Value, probe: &str) -> u64 {

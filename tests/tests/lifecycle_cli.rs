@@ -11,7 +11,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
@@ -31,18 +30,7 @@ fn gtrace() -> PathBuf {
 }
 
 fn report(file: &Path, args: &[&str]) -> String {
-    let out = Command::new(gtrace())
-        .arg("report")
-        .arg(file)
-        .args(args)
-        .output()
-        .expect("run gtrace report");
-    assert!(
-        out.status.success(),
-        "gtrace report {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    gtrace_tests::gtrace::report(file, args)
 }
 
 fn json(file: &Path, args: &[&str]) -> Value {
