@@ -69,7 +69,7 @@ fn capture<R: Send + 'static>(
             &opts,
             || go_tx.send(()).expect("worker alive"),
             |e| m1.borrow_mut().apply(e),
-            |_, _| {
+            |_| {
                 if r2.borrow().is_none()
                     && let Ok(r) = res_rx.try_recv()
                 {

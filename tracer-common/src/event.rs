@@ -332,7 +332,7 @@ impl Default for GoReady {
 }
 
 #[cfg(feature = "user")]
-pub use decode::{DecodeError, Event, decode, encode};
+pub use decode::{DecodeError, Event, Raw, decode, encode};
 
 #[cfg(feature = "user")]
 mod decode {
@@ -444,45 +444,147 @@ mod decode {
 
     /// Decodes one ring-buffer record.
     pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
-        let h: Header = read(bytes)?;
-        let kind = EventKind::try_from(h.kind).map_err(DecodeError::Kind)?;
-        let check = |n: u32| {
-            if n as usize > super::MAX_STACK {
-                Err(DecodeError::StackLen(n))
-            } else {
-                Ok(())
+        Raw::new(bytes).map(Raw::event)
+    }
+
+    /// A ring-buffer record checked to be a well-formed event (known kind, long enough, stack
+    /// length in range), read in place: what a consumer that stores records as they are
+    /// (`gtrace record`) looks at without copying a whole [`Event`] (up to ~420 bytes).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Raw<'a> {
+        bytes: &'a [u8],
+        kind: EventKind,
+        /// End of the meaningful bytes: the kind's size, or the end of the valid stack.
+        used: usize,
+    }
+
+    impl<'a> Raw<'a> {
+        /// Checks `bytes` as [`decode`] does, without copying it.
+        pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+            let h: Header = read(bytes)?;
+            let kind = EventKind::try_from(h.kind).map_err(DecodeError::Kind)?;
+            let need = kind.size();
+            if bytes.len() < need {
+                return Err(DecodeError::Short {
+                    got: bytes.len(),
+                    need,
+                });
             }
-        };
-        Ok(match kind {
-            EventKind::Create => Event::Create(read(bytes)?),
-            EventKind::Park => {
-                let e: GoPark = read(bytes)?;
-                check(e.stack_len)?;
-                Event::Park(e)
+            let stack = match kind {
+                EventKind::Park => Some((
+                    core::mem::offset_of!(GoPark, stack_len),
+                    core::mem::offset_of!(GoPark, stack),
+                )),
+                EventKind::Ready => Some((
+                    core::mem::offset_of!(GoReady, stack_len),
+                    core::mem::offset_of!(GoReady, stack),
+                )),
+                _ => None,
+            };
+            let used = match stack {
+                Some((len_at, stack_at)) => {
+                    let n = u32_at(bytes, len_at);
+                    if n as usize > super::MAX_STACK {
+                        return Err(DecodeError::StackLen(n));
+                    }
+                    stack_at + 8 * n as usize
+                }
+                None => need,
+            };
+            Ok(Self { bytes, kind, used })
+        }
+
+        /// The kind.
+        pub fn kind(self) -> EventKind {
+            self.kind
+        }
+
+        /// The whole record, as delivered.
+        pub fn bytes(self) -> &'a [u8] {
+            self.bytes
+        }
+
+        /// The record up to the end of what it says: without the unused entries of its stack
+        /// array (and anything after its kind's struct). Padding it with zeros to the kind's
+        /// size gives back the same [`Event`].
+        pub fn used(self) -> &'a [u8] {
+            &self.bytes[..self.used]
+        }
+
+        /// The valid part of the user stack (park and ready; empty for other kinds), as
+        /// native-endian `u64` PCs, innermost first.
+        pub fn stack_bytes(self) -> &'a [u8] {
+            let at = match self.kind {
+                EventKind::Park => core::mem::offset_of!(GoPark, stack),
+                EventKind::Ready => core::mem::offset_of!(GoReady, stack),
+                _ => return &[],
+            };
+            &self.bytes[at..self.used]
+        }
+
+        /// The PCs of [`Self::stack_bytes`], innermost first.
+        pub fn stack(self) -> impl Iterator<Item = u64> + 'a {
+            self.stack_bytes()
+                .chunks_exact(8)
+                .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        }
+
+        /// The creation, for a [`EventKind::Create`] record (`None` for other kinds): a copy
+        /// of 48 bytes rather than of a whole [`Event`].
+        pub fn create(self) -> Option<GoCreate> {
+            (self.kind == EventKind::Create).then(|| {
+                // SAFETY: `new` checked that `bytes` holds at least `EventKind::Create.size()`
+                // (= size_of::<GoCreate>()) bytes, and the kind is Create.
+                unsafe { read_checked(self.bytes) }
+            })
+        }
+
+        /// The decoded event (a copy).
+        pub fn event(self) -> Event {
+            let b = self.bytes;
+            // SAFETY: every `read_checked` below reads the struct of `self.kind`, and `new`
+            // checked that `b` holds at least `self.kind.size()` bytes, its size.
+            unsafe {
+                match self.kind {
+                    EventKind::Create => Event::Create(read_checked(b)),
+                    EventKind::Park => Event::Park(read_checked(b)),
+                    EventKind::Ready => Event::Ready(read_checked(b)),
+                    EventKind::Execute => Event::Execute(read_checked(b)),
+                    EventKind::Exit => Event::Exit(read_checked(b)),
+                    EventKind::Switch => Event::Switch(read_checked(b)),
+                    EventKind::Wakeup => Event::Wakeup(read_checked(b)),
+                    EventKind::ThreadExit => Event::ThreadExit(read_checked(b)),
+                    EventKind::Yield => Event::Yield(read_checked(b)),
+                    k @ (EventKind::Syscall
+                    | EventKind::SyscallExit
+                    | EventKind::SyscallNoP
+                    | EventKind::Injected
+                    | EventKind::Suspended
+                    | EventKind::StwStart
+                    | EventKind::StwDone
+                    | EventKind::GcStart
+                    | EventKind::GcMarkTerm
+                    | EventKind::AssistStart
+                    | EventKind::AssistDone) => Event::Sched(k, read_checked(b)),
+                }
             }
-            EventKind::Ready => {
-                let e: GoReady = read(bytes)?;
-                check(e.stack_len)?;
-                Event::Ready(e)
-            }
-            EventKind::Execute => Event::Execute(read(bytes)?),
-            EventKind::Exit => Event::Exit(read(bytes)?),
-            EventKind::Switch => Event::Switch(read(bytes)?),
-            EventKind::Wakeup => Event::Wakeup(read(bytes)?),
-            EventKind::ThreadExit => Event::ThreadExit(read(bytes)?),
-            EventKind::Yield => Event::Yield(read(bytes)?),
-            k @ (EventKind::Syscall
-            | EventKind::SyscallExit
-            | EventKind::SyscallNoP
-            | EventKind::Injected
-            | EventKind::Suspended
-            | EventKind::StwStart
-            | EventKind::StwDone
-            | EventKind::GcStart
-            | EventKind::GcMarkTerm
-            | EventKind::AssistStart
-            | EventKind::AssistDone) => Event::Sched(k, read(bytes)?),
-        })
+        }
+    }
+
+    /// The native-endian `u32` at `at` (the caller checked `at + 4 <= bytes.len()`).
+    fn u32_at(bytes: &[u8], at: usize) -> u32 {
+        u32::from_ne_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+    }
+
+    /// Reads a `T` from the start of `bytes`.
+    ///
+    /// # Safety
+    /// `bytes` must hold at least `size_of::<T>()` bytes.
+    unsafe fn read_checked<T: Plain>(bytes: &[u8]) -> T {
+        debug_assert!(bytes.len() >= size_of::<T>());
+        // SAFETY: the caller guarantees the length; the read is unaligned-safe and `T: Plain`
+        // makes every byte pattern valid.
+        unsafe { bytes.as_ptr().cast::<T>().read_unaligned() }
     }
 
     /// The record bytes of `e` (what the kernel side writes).
@@ -623,6 +725,70 @@ mod decode {
                     Err(DecodeError::Short { .. })
                 ));
             }
+        }
+
+        #[test]
+        fn raw_view_agrees_with_decode() {
+            let mut stack = [0u64; MAX_STACK];
+            stack[..3].copy_from_slice(&[0x40_1000, 0x40_2000, 0x40_3000]);
+            let park = Event::Park(GoPark {
+                header: h(EventKind::Park),
+                goid: 7,
+                reason: 2,
+                stack_len: 3,
+                stack,
+            });
+            let ready = Event::Ready(GoReady {
+                header: h(EventKind::Ready),
+                goid: 7,
+                waker_goid: 9,
+                stack_len: 2,
+                pad: 0,
+                stack: {
+                    let mut two = stack;
+                    two[2] = 0;
+                    two
+                },
+            });
+            let exit = Event::Exit(GoId {
+                header: h(EventKind::Exit),
+                goid: 7,
+            });
+            for (e, pcs) in [
+                (park, &stack[..3]),
+                (ready, &stack[..2]),
+                (exit, &stack[..0]),
+            ] {
+                let bytes = encode(&e);
+                let raw = Raw::new(bytes).unwrap();
+                assert_eq!(raw.kind(), e.kind());
+                assert_eq!(raw.event(), e);
+                assert_eq!(raw.create(), None);
+                assert_eq!(raw.bytes(), bytes);
+                assert!(raw.stack().eq(pcs.iter().copied()));
+                assert_eq!(raw.stack_bytes().len(), 8 * pcs.len());
+                // The used part, padded with zeros, is the same event.
+                let mut padded = raw.used().to_vec();
+                assert!(padded.len() < bytes.len() || pcs.is_empty());
+                padded.resize(bytes.len(), 0);
+                assert_eq!(decode(&padded), Ok(e));
+            }
+            let create = GoCreate {
+                header: h(EventKind::Create),
+                goid: 7,
+                parent_goid: 1,
+                gopc: 0x40_0000,
+                startpc: 0x40_0100,
+            };
+            let ce = Event::Create(create);
+            let raw = Raw::new(encode(&ce)).unwrap();
+            assert_eq!(raw.create(), Some(create));
+            assert_eq!(raw.used(), encode(&ce));
+            let mut long = encode(&park).to_vec();
+            long.extend_from_slice(&[1, 2, 3]);
+            let raw = Raw::new(&long).unwrap();
+            assert_eq!(raw.bytes().len(), long.len());
+            assert_eq!(raw.used().len(), 32 + 3 * 8);
         }
 
         #[test]

@@ -1,9 +1,9 @@
 //! PCs resolved to source frames, keyed by `(pc, is_return_address)`: filled from the binary
 //! while recording (or live), stored in the capture, read back by reports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use tracer_common::event::Event;
+use tracer_common::event::{Event, EventKind, Raw};
 
 use super::{Frame, PcInfo, Symbols};
 use crate::gobin::GoBinary;
@@ -27,6 +27,67 @@ pub fn event_pcs(e: &Event) -> Vec<(u64, bool)> {
         Event::Park(p) => stack(&p.stack[..(p.stack_len as usize).min(p.stack.len())]),
         Event::Ready(r) => stack(&r.stack[..(r.stack_len as usize).min(r.stack.len())]),
         _ => Vec::new(),
+    }
+}
+
+/// Distinct stacks remembered by [`PcSet`] before it forgets them all (a cache: forgetting
+/// only costs re-reading the PCs of the next stacks; bounds its memory at a few MiB).
+const MAX_STACKS: usize = 1 << 14;
+
+/// The PCs events mention, collected while recording and symbolized in one batch at the end
+/// ([`SymbolTable::resolve_pcs`]).
+///
+/// Per event this is the hot path of `gtrace record`, so it stays cheap: a stack seen before
+/// (most are) costs one hash of its bytes and one comparison; only new stacks add their PCs,
+/// into a set with a fast non-cryptographic hash (the keys come from the kernel, not from an
+/// adversary choosing collisions).
+#[derive(Debug, Default)]
+pub struct PcSet {
+    stacks: HashSet<Box<[u8]>, foldhash::fast::FixedState>,
+    pcs: HashSet<(u64, bool), foldhash::fast::FixedState>,
+}
+
+impl PcSet {
+    /// Adds the PCs of one event (the `go` statement and start function of a creation, the
+    /// stack of a park or ready).
+    pub fn add(&mut self, e: Raw<'_>) {
+        match e.kind() {
+            EventKind::Create => {
+                if let Some(c) = e.create() {
+                    self.pcs.insert((c.gopc, true));
+                    self.pcs.insert((c.startpc, false));
+                }
+            }
+            EventKind::Park | EventKind::Ready => {
+                let stack = e.stack_bytes();
+                if self.stacks.contains(stack) {
+                    return;
+                }
+                if self.stacks.len() >= MAX_STACKS {
+                    self.stacks.clear();
+                }
+                self.stacks.insert(stack.into());
+                for (i, pc) in e.stack().enumerate() {
+                    self.pcs.insert((pc, i > 0));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Number of distinct `(pc, is_return_address)` pairs.
+    pub fn len(&self) -> usize {
+        self.pcs.len()
+    }
+
+    /// True when no PC was seen.
+    pub fn is_empty(&self) -> bool {
+        self.pcs.is_empty()
+    }
+
+    /// The pairs, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, bool)> + '_ {
+        self.pcs.iter().copied()
     }
 }
 
@@ -67,6 +128,37 @@ impl SymbolTable {
                     inlined: f.inlined,
                 })
                 .collect()
+        });
+    }
+
+    /// Resolves every PC of `pcs` not yet in the table, in one pass over the binary's
+    /// tables in address order ([`GoBinary::symbolize_each`]); the same frames as
+    /// [`Self::resolve`] one by one.
+    pub fn resolve_pcs(&mut self, bin: &GoBinary, bias: u64, pcs: &PcSet) {
+        let todo: Vec<(u64, bool)> = pcs.iter().filter(|k| !self.map.contains_key(k)).collect();
+        let vaddrs: Vec<u64> = todo
+            .iter()
+            .map(|&(pc, ret)| pc.wrapping_sub(bias).wrapping_sub(u64::from(ret)))
+            .collect();
+        for key in &todo {
+            self.map.insert(*key, Vec::new());
+        }
+        bin.symbolize_each(&vaddrs, |i, frames| {
+            let (Ok(frames), Some(key)) = (frames, todo.get(i)) else {
+                return;
+            };
+            self.map.insert(
+                *key,
+                frames
+                    .iter()
+                    .map(|f| Frame {
+                        function: f.function.clone().into_owned(),
+                        file: f.file.clone().into_owned(),
+                        line: f.line,
+                        inlined: f.inlined,
+                    })
+                    .collect(),
+            );
         });
     }
 

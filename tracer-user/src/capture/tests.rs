@@ -190,3 +190,64 @@ fn gaps_and_governor_notes_round_trip() {
     );
     assert!((cap.header.max_overhead_pct - 5.0).abs() < f64::EPSILON);
 }
+
+#[test]
+fn event_records_are_written_as_prost_would() {
+    use tracer_common::event::{GoPark, MAX_STACK};
+    let mut stack = [0u64; MAX_STACK];
+    for (i, pc) in stack.iter_mut().take(20).enumerate() {
+        *pc = 0x40_0000 + 0x100 * i as u64;
+    }
+    let park = Event::Park(GoPark {
+        header: tracer_common::event::Header {
+            kind: EventKind::Park as u32,
+            tid: 3,
+            ktime_ns: 77,
+        },
+        goid: 12,
+        reason: 2,
+        stack_len: 20,
+        stack,
+    });
+    let exit = Event::Exit(GoId {
+        header: tracer_common::event::Header {
+            kind: EventKind::Exit as u32,
+            tid: 0,
+            ktime_ns: 0,
+        },
+        goid: 0,
+    });
+    // Sizes around the one-byte varint limit (127) too.
+    let mut odd = encode(&exit).to_vec();
+    odd.resize(200, 0x55);
+    let mut big = encode(&exit).to_vec();
+    big.resize(20_000, 0x66);
+    for raw in [
+        encode(&park),
+        encode(&exit),
+        &odd[..126],
+        &odd[..127],
+        &odd[..128],
+        &odd,
+        &big,
+    ] {
+        let mut w = Writer::new(Vec::new(), header()).unwrap();
+        let start = w.out.len();
+        w.event(raw).unwrap();
+        let mut want = Vec::new();
+        Record {
+            body: Some(Body::Event(compact(raw).to_vec())),
+        }
+        .encode_length_delimited(&mut want)
+        .unwrap();
+        assert_eq!(&w.out[start..], want, "record of {} bytes", raw.len());
+        let bytes = w.finish(Symbols::default(), Footer::default()).unwrap();
+        let cap = parse(&bytes).unwrap();
+        assert_eq!(cap.events, vec![expand(compact(raw).to_vec())]);
+    }
+    // What the reader gives back decodes to the event written.
+    let mut w = Writer::new(Vec::new(), header()).unwrap();
+    w.event(encode(&park)).unwrap();
+    let cap = parse(&w.finish(Symbols::default(), Footer::default()).unwrap()).unwrap();
+    assert_eq!(tracer_common::event::decode(&cap.events[0]), Ok(park));
+}

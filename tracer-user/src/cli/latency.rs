@@ -30,7 +30,7 @@ use crate::{
         latency::{self as out, Filter, Sampling},
         lifecycle::{Context, Losses},
     },
-    probes::session::{self, Callbacks, Notice, Options, StopReason, Summary, Target},
+    probes::session::{self, Callbacks, Notice, Options, StopReason, Summary, Target, Tick},
 };
 
 /// Flags of `gtrace latency`.
@@ -178,7 +178,8 @@ pub fn run(args: &Args) -> Result<Exit> {
                 );
                 attached.resume();
             },
-            event: |e: &tracer_common::event::Event| {
+            event: |raw: tracer_common::event::Raw<'_>| {
+                let e = &raw.event();
                 let mut m = model.borrow_mut();
                 // The window is exactly the requested duration, however late the reader
                 // notices it has passed: later events are not part of it.
@@ -213,15 +214,15 @@ pub fn run(args: &Args) -> Result<Exit> {
                     }
                 }
             },
-            tick: |events, counts: &crate::probes::Counts| {
+            tick: |t: &Tick<'_>| {
                 if last_progress.elapsed() >= every {
                     last_progress = Instant::now();
                     let line = format!(
                         "latency pid {}: {:.1}s, {} events, {} lost",
                         attached.pid,
                         start.elapsed().as_secs_f64(),
-                        events,
-                        counts.total_drops()
+                        t.events,
+                        t.counts().map_or(0, |c| c.total_drops())
                     );
                     super::progress::update(tty, &line);
                 }

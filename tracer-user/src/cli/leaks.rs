@@ -280,7 +280,7 @@ fn traced<'a>(
                 life.apply(e);
             }
         },
-        |_, _| take_due(&stop),
+        |_| take_due(&stop),
     )?;
     let mut s = sampler.into_inner();
     s.end_progress();

@@ -11,7 +11,7 @@ use std::{
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
-use tracer_common::event::{Event, encode};
+use tracer_common::event::Raw;
 
 use super::{
     attach::{TargetArgs, ktime_now, stop_flag},
@@ -19,12 +19,12 @@ use super::{
     exit::Exit,
 };
 use crate::{
-    capture::{self, Footer, Header, Preexisting, ProbeCount, SymbolTable},
+    capture::{self, Footer, Header, PcSet, Preexisting, ProbeCount, SymbolTable},
     gobin::waitreason::WaitReasons,
     panics::ancestry::{Ancestry, Creator},
     probes::{
         Counts, governor,
-        session::{self, Callbacks, Notice, Options, StopReason, Summary, Target},
+        session::{self, Callbacks, Notice, Options, StopReason, Summary, Target, Tick},
     },
 };
 
@@ -244,6 +244,9 @@ fn write_panics<W: std::io::Write>(
     }
 }
 
+/// Capacity of the capture file's write buffer (one `write` per this many bytes of events).
+const WRITE_BUFFER: usize = 256 << 10;
+
 /// Runs `gtrace record`.
 pub fn run(args: &Args) -> Result<Exit> {
     let stop = stop_flag()?;
@@ -287,7 +290,11 @@ pub fn run(args: &Args) -> Result<Exit> {
             Err(e) => header.baseline_note = format!("baseline unavailable: {e}"),
         }
     }
-    let writer = std::cell::RefCell::new(capture::Writer::new(BufWriter::new(file), header)?);
+    // Large writes: fewer system calls per event.
+    let writer = std::cell::RefCell::new(capture::Writer::new(
+        BufWriter::with_capacity(WRITE_BUFFER, file),
+        header,
+    )?);
     // Panics are recorded too: their probes cost nothing until the target panics.
     let panic_plan = match crate::panics::plan(&target.binary) {
         Ok(p) => Some(p),
@@ -309,7 +316,8 @@ pub fn run(args: &Args) -> Result<Exit> {
     }));
     let mut panic_errors = 0u64;
     let mut panic_error = None;
-    let mut symbols = SymbolTable::default();
+    // PCs are collected per event and symbolized in one batch once the capture is over.
+    let mut pcs = PcSet::default();
     // Shared by the event and notice callbacks: the first write error wins.
     let write_error = std::cell::RefCell::new(None);
     let tty = std::io::stderr().is_terminal();
@@ -347,9 +355,11 @@ pub fn run(args: &Args) -> Result<Exit> {
                 );
                 attached.resume();
             },
-            event: |e: &Event| {
-                symbols.resolve_event(&target.binary, target.bias, e);
-                if let Event::Create(c) = e
+            // The hot path: the record goes to the file as the kernel wrote it (no decoding
+            // beyond what is needed here), its PCs into a set.
+            event: |e: Raw<'_>| {
+                pcs.add(e);
+                if let Some(c) = e.create()
                     && let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut()
                 {
                     ancestry.insert(
@@ -361,7 +371,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                     );
                 }
                 if write_error.borrow().is_none()
-                    && let Err(err) = writer.borrow_mut().event(encode(e))
+                    && let Err(err) = writer.borrow_mut().event(e.used())
                 {
                     *write_error.borrow_mut() = Some(err);
                 }
@@ -390,15 +400,15 @@ pub fn run(args: &Args) -> Result<Exit> {
                     *write_error.borrow_mut() = Some(err);
                 }
             },
-            tick: |events, counts: &Counts| {
+            tick: |t: &Tick<'_>| {
                 if last_progress.elapsed() >= every {
                     last_progress = Instant::now();
                     let line = format!(
                         "recording pid {}: {:.1}s, {} events, {} lost{}",
                         attached.pid,
                         start.elapsed().as_secs_f64(),
-                        events,
-                        counts.total_drops(),
+                        t.events,
+                        t.counts().map_or(0, |c| c.total_drops()),
                         if duty.get() < 1.0 {
                             format!(
                                 ", hot probes sampled {:.0}% of the time",
@@ -434,6 +444,8 @@ pub fn run(args: &Args) -> Result<Exit> {
         .iter()
         .map(|d| format!("{}: {}", d.function, d.effect))
         .collect();
+    let mut symbols = SymbolTable::default();
+    symbols.resolve_pcs(&target.binary, target.bias, &pcs);
     writer.finish(symbols.to_proto(), foot)?;
     eprintln!(
         "wrote {}: {} events in {:.1}s, ended by {:?}",

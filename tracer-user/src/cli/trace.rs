@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use regex::Regex;
-use tracer_common::event::{Event, EventKind};
+use tracer_common::event::{Event, EventKind, Raw};
 
 use super::{
     attach::{TargetArgs, ktime_now, stop_flag},
@@ -17,10 +17,7 @@ use crate::{
     capture::SymbolTable,
     gobin::waitreason::WaitReasons,
     output::lifecycle::{self, Context, Losses},
-    probes::{
-        Counts,
-        session::{self, Callbacks, Notice, Options, Target},
-    },
+    probes::session::{self, Callbacks, Notice, Options, Target, Tick},
 };
 
 /// Flags of `gtrace trace`.
@@ -129,7 +126,8 @@ pub fn run(args: &Args) -> Result<Exit> {
                     }
                 }
             },
-            event: |e: &Event| {
+            event: |raw: Raw<'_>| {
+                let e = &raw.event();
                 if !kinds.contains(&e.kind()) || io_error.borrow().is_some() {
                     if let Event::Create(c) = e
                         && args.func.is_some()
@@ -181,7 +179,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                     *io_error.borrow_mut() = Some(err);
                 }
             },
-            tick: |_, _: &Counts| {
+            tick: |_: &Tick<'_>| {
                 let _ = out.borrow_mut().flush();
             },
         },

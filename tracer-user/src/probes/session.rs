@@ -1,9 +1,15 @@
 //! One live capture: attach the lifecycle probes to a process, drain the ring buffer on a
-//! timer, hand every decoded event to the caller, stop on a deadline, a signal or the
+//! timer, hand every event to the caller, stop on a deadline, a signal or the
 //! target's exit, then detach and check that no breakpoint was left in the target.
 //!
 //! Draining on a 10 ms timer (the programs submit with `BPF_RB_NO_WAKEUP`) costs a few tens of
-//! nanoseconds per event instead of a wake-up per event.
+//! nanoseconds per event instead of a wake-up per event. The timer itself is kept cheap, since
+//! it runs whether events come or not: it slows down to [`IDLE_INTERVAL`] while the target is
+//! quiet; the probe counters (three per-CPU maps, one system call per probe and map) are read
+//! only when a caller or the governor needs them; whether the target still lives is asked
+//! every [`ALIVE_CHECK`], not every tick (its exit is normally seen sooner, as the
+//! `group_dead` thread exit). Events reach the caller as checked but undecoded records
+//! ([`Raw`]): `gtrace record` stores them as they are.
 //!
 //! With a budget ([`Options::max_overhead`]) the loop also runs the overhead governor
 //! ([`super::governor`]): every [`governor::EVALUATE_EVERY`] it turns hit counts and the
@@ -20,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::event::{Event, decode};
+use tracer_common::event::{Event, EventKind, Raw};
 
 use super::{
     Counts, ProbeError, ProbeSet,
@@ -37,6 +43,16 @@ pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 const FINAL_DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// Longest single drain before the loop's other duties (stop conditions, governor).
 const MAX_DRAIN: Duration = Duration::from_millis(10);
+/// Longest pause between drains while the target is quiet: each wake-up of the reader costs
+/// tens of microseconds (a timer and two context switches, more under a hypervisor), which
+/// dominates gtrace's CPU at low event rates. The 32 MiB ring holds far more than a burst of
+/// this long (~100 k events even if all carry full stacks).
+pub const IDLE_INTERVAL: Duration = Duration::from_millis(50);
+/// Below this many events per drain the target counts as quiet and the pause grows (doubling
+/// up to [`IDLE_INTERVAL`]); above it, drains are every [`DRAIN_INTERVAL`] again.
+const QUIET_EVENTS: u64 = 256;
+/// How often `/proc/PID/stat` is read to see whether the target still lives.
+const ALIVE_CHECK: Duration = Duration::from_millis(100);
 
 /// Why a capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -222,26 +238,43 @@ pub struct Sampling {
 pub struct Callbacks<A, E, P, N, T> {
     /// Once the probes are live (e.g. to take a baseline or resume a stopped child).
     pub attached: A,
-    /// Every lifecycle event, in ring-buffer order.
+    /// Every lifecycle event, in ring-buffer order, checked but not copied
+    /// ([`Raw::event`] decodes it).
     pub event: E,
     /// Every raw panic-path record (decode with `tracer_common::panic::decode`).
     pub panic: P,
     /// Every governor notice.
     pub notice: N,
-    /// About every `DRAIN_INTERVAL`: events so far and the counters.
+    /// After every drain ([`DRAIN_INTERVAL`], up to [`IDLE_INTERVAL`] while the target is
+    /// quiet): events so far, and the counters on demand.
     pub tick: T,
 }
 
+/// What a tick callback sees: the running event count, and the probe counters if it asks
+/// (reading them costs system calls: ask only when they are used, e.g. for a progress line).
+pub struct Tick<'a> {
+    /// Events delivered so far.
+    pub events: u64,
+    set: &'a ProbeSet,
+}
+
+impl Tick<'_> {
+    /// The probe counters now (`None` if the maps could not be read).
+    pub fn counts(&self) -> Option<Counts> {
+        self.set.counts().ok()
+    }
+}
+
 /// Attaches to `target`, calls `on_event` for every event in ring-buffer order and `on_tick`
-/// about every `DRAIN_INTERVAL` with the running totals, until a stop condition; detaches and
-/// verifies. `on_attached` runs once the probes are live (e.g. to take a baseline or tell a
-/// test to start its workload).
+/// after every drain, until a stop condition; detaches and verifies. `on_attached`
+/// runs once the probes are live (e.g. to take a baseline or tell a test to start its
+/// workload).
 pub fn run(
     target: &Target,
     opts: &Options,
     on_attached: impl FnMut(),
     on_event: impl FnMut(&Event),
-    on_tick: impl FnMut(u64, &Counts),
+    on_tick: impl FnMut(&Tick<'_>),
 ) -> Result<Summary, SessionError> {
     run_with_panics(target, opts, None, on_attached, on_event, |_| {}, on_tick)
 }
@@ -254,9 +287,9 @@ pub fn run_with_panics(
     opts: &Options,
     panics: Option<&crate::panics::PanicPlan>,
     on_attached: impl FnMut(),
-    on_event: impl FnMut(&Event),
+    mut on_event: impl FnMut(&Event),
     on_panic: impl FnMut(&[u8]),
-    on_tick: impl FnMut(u64, &Counts),
+    on_tick: impl FnMut(&Tick<'_>),
 ) -> Result<Summary, SessionError> {
     run_with(
         target,
@@ -264,7 +297,7 @@ pub fn run_with_panics(
         panics,
         Callbacks {
             attached: on_attached,
-            event: on_event,
+            event: |e: Raw<'_>| on_event(&e.event()),
             panic: on_panic,
             notice: |_: &Notice| {},
             tick: on_tick,
@@ -281,10 +314,10 @@ pub fn run_with<A, E, P, N, T>(
 ) -> Result<Summary, SessionError>
 where
     A: FnMut(),
-    E: FnMut(&Event),
+    E: FnMut(Raw<'_>),
     P: FnMut(&[u8]),
     N: FnMut(&Notice),
-    T: FnMut(u64, &Counts),
+    T: FnMut(&Tick<'_>),
 {
     let Callbacks {
         attached: mut on_attached,
@@ -339,24 +372,34 @@ where
                 on_panic(&item);
                 continue;
             }
-            match decode(&item) {
+            match Raw::new(&item) {
                 Ok(e) => {
-                    if let Event::ThreadExit(x) = &e
+                    if e.kind() == EventKind::ThreadExit
+                        && let Event::ThreadExit(x) = e.event()
                         && x.group_dead != 0
                     {
                         tally.2 = true;
                     }
                     tally.0 += 1;
-                    on_event(&e);
+                    on_event(e);
                 }
                 Err(_) => tally.1 += 1,
             }
         }
     };
+    let mut alive_checked = start;
+    let mut pause = DRAIN_INTERVAL;
     let reason = loop {
+        let before = tally.0;
         let emptied = drain(&mut ring, &mut tally);
-        if tally.2 || !target.process.is_alive() {
+        if tally.2 {
             break StopReason::TargetExited;
+        }
+        if alive_checked.elapsed() >= ALIVE_CHECK {
+            alive_checked = Instant::now();
+            if !target.process.is_alive() {
+                break StopReason::TargetExited;
+            }
         }
         if opts.stop.load(Ordering::Relaxed) {
             break StopReason::Signal;
@@ -364,14 +407,23 @@ where
         if opts.duration.is_some_and(|d| start.elapsed() >= d) {
             break StopReason::Duration;
         }
-        if let Ok(c) = set.counts() {
-            if let Some(g) = &mut gov {
-                g.step(&mut set, &c, &mut on_notice)?;
-            }
-            on_tick(tally.0, &c);
+        if let Some(g) = &mut gov {
+            g.step(&mut set, &mut on_notice)?;
         }
+        on_tick(&Tick {
+            events: tally.0,
+            set: &set,
+        });
         if emptied {
-            std::thread::sleep(DRAIN_INTERVAL);
+            // The sampling windows of the governor need the short period.
+            let quiet = tally.0 - before < QUIET_EVENTS
+                && gov.as_ref().is_none_or(|g| g.governor.duty() >= 1.0);
+            pause = if quiet {
+                (pause * 2).min(IDLE_INTERVAL)
+            } else {
+                DRAIN_INTERVAL
+            };
+            std::thread::sleep(pause);
         }
     };
     let stopped_ktime_ns = crate::cli::attach::ktime_now();
@@ -472,11 +524,11 @@ impl Governed {
         }
     }
 
-    /// One loop iteration: account time, re-evaluate when due, open or close the window.
+    /// One loop iteration: account time, re-evaluate when due (reading the counters), open or
+    /// close the window.
     fn step(
         &mut self,
         set: &mut ProbeSet,
-        counts: &Counts,
         on_notice: &mut impl FnMut(&Notice),
     ) -> Result<(), ProbeError> {
         let now = Instant::now();
@@ -491,10 +543,12 @@ impl Governed {
         } else {
             governor::EVALUATE_EVERY
         };
-        if elapsed >= every {
+        if elapsed >= every
+            && let Ok(counts) = set.counts()
+        {
             self.evaluations += 1;
             let drops = counts.total_drops();
-            let hits = hits_by_probe(counts);
+            let hits = hits_by_probe(&counts);
             let cpu = target_cpu(self.pid);
             let mut delta = [0; tracer_common::probe::ProbeId::COUNT as usize];
             for (d, (a, b)) in delta.iter_mut().zip(hits.iter().zip(hits0)) {

@@ -68,7 +68,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
             );
         },
         |e| rec.apply(e),
-        |_, _| {},
+        |_| {},
     )?;
     let (start_ktime, start_wall) = start.get();
     let window_ns = u64::try_from(summary.elapsed.as_nanos()).unwrap_or(u64::MAX);
