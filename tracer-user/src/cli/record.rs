@@ -247,7 +247,7 @@ fn write_panics<W: std::io::Write>(
 /// Runs `gtrace record`.
 pub fn run(args: &Args) -> Result<Exit> {
     let stop = stop_flag()?;
-    let attached = args.target.start()?;
+    let mut attached = args.target.start()?;
     // The scheduler-latency probes too: `gtrace report` shows where the time went.
     let target = Target::open_with(attached.pid, true)
         .with_context(|| format!("preparing to trace process {}", attached.pid))?;
@@ -454,11 +454,12 @@ pub fn run(args: &Args) -> Result<Exit> {
     if let Some(p) = &summary.detach_problem {
         eprintln!("warning: {p}");
     }
-    if let Some(mut c) = attached.child
+    if let Some(c) = attached.child.as_mut()
         && summary.reason == StopReason::TargetExited
     {
         let _ = c.wait();
     }
+    attached.release();
     let _ = std::io::stderr().flush();
     Ok(Exit::Ok)
 }
