@@ -567,6 +567,15 @@ impl<'a> Pclntab<'a> {
         self.cstr(l.filetab.saturating_add(off as usize))
     }
 
+    /// True when `f` has a pc-line table. Marker symbols of the linker (`go:textfipsstart`,
+    /// Go 1.24+) have none (offset 0): every PC of theirs is at `?:0`, as the runtime's
+    /// `pcvalue` answers -1 for offset 0. Go's `debug/gosym` (and so `go tool addr2line`)
+    /// does not check for 0 and decodes the pc-value data from its first byte, a padding
+    /// byte, giving made-up positions there.
+    pub const fn has_line_table(f: &FuncRecord) -> bool {
+        f.pcln != 0
+    }
+
     /// Stack-frame size at `pc` (the `pcsp` table; 0 at the entry).
     pub fn sp_delta(&self, f: &FuncRecord, pc: u64) -> Result<i32> {
         self.pcvalue(f, f.pcsp, pc)

@@ -238,6 +238,16 @@ impl GoBinary {
             .transpose()
     }
 
+    /// Whether the function containing `pc` has a pc-line table (`None` if no function
+    /// contains it): see [`Pclntab::has_line_table`]. Where it has none, every frame is at
+    /// `?:0` and `go tool addr2line` invents a position.
+    pub fn has_line_table(&self, pc: u64) -> Result<Option<bool>> {
+        Ok(self
+            .pclntab()
+            .find_func(pc)?
+            .map(|f| Pclntab::has_line_table(&f)))
+    }
+
     /// Frames for `pc`, innermost first, inlined calls expanded as `runtime.CallersFrames`
     /// does. For a return address pass `pc - 1` (as Go's tracebacks do).
     pub fn symbolize(&self, pc: u64) -> Result<Vec<Frame>> {
