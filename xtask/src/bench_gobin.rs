@@ -24,12 +24,13 @@ use tracer_user::gobin::GoBinary;
 
 use crate::bench::{median, root, write_section};
 
-/// Runs the `gobin_bench` example once; returns (open + all probe sites, its summary line).
+/// Runs the `gobin_bench` example once; returns open + all probe sites (wall, CPU) and its
+/// summary line.
 fn open_and_sites(
     example: &Path,
     bin: &Path,
     pcs_file: &Path,
-) -> anyhow::Result<(Duration, String)> {
+) -> anyhow::Result<((Duration, Duration), String)> {
     let out = Command::new(example)
         .arg(bin)
         .arg("100000")
@@ -46,12 +47,38 @@ fn open_and_sites(
         .split_whitespace()
         .find_map(|w| w.strip_prefix("open_and_sites_ns="))
         .with_context(|| format!("no open_and_sites_ns in {text}"))?;
+    let cpu_ns = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("open_and_sites_cpu_ns="))
+        .with_context(|| format!("no open_and_sites_cpu_ns in {text}"))?;
     let summary = text.lines().next().unwrap_or_default().to_owned();
-    Ok((Duration::from_nanos(ns.parse()?), summary))
+    Ok((
+        (
+            Duration::from_nanos(ns.parse()?),
+            Duration::from_nanos(cpu_ns.parse()?),
+        ),
+        summary,
+    ))
 }
 
-/// Runs `cmd` with `input` on stdin; returns its wall time and stdout.
-fn timed(cmd: &mut Command, input: &[u8]) -> anyhow::Result<(Duration, String)> {
+/// User + system CPU time of the children waited for so far.
+fn children_cpu() -> Duration {
+    // SAFETY: all-zero is a valid `rusage` (plain integers).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut ru) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs `cmd` with `input` on stdin; returns its (wall, CPU) time and stdout. The CPU time
+/// is its user + system time (all its threads and children), which other load on the machine
+/// disturbs far less than the wall time.
+fn timed(cmd: &mut Command, input: &[u8]) -> anyhow::Result<((Duration, Duration), String)> {
+    let cpu = children_cpu();
     let t = Instant::now();
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -64,13 +91,14 @@ fn timed(cmd: &mut Command, input: &[u8]) -> anyhow::Result<(Duration, String)> 
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output()?;
     let elapsed = t.elapsed();
+    let cpu = children_cpu().saturating_sub(cpu);
     writer
         .join()
         .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
     if !out.status.success() {
         bail!("{cmd:?} failed ({})", out.status);
     }
-    Ok((elapsed, String::from_utf8(out.stdout)?))
+    Ok(((elapsed, cpu), String::from_utf8(out.stdout)?))
 }
 
 /// How the two outputs compare, PC by PC.
@@ -248,30 +276,45 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
         }
         agree = a;
     }
-    let (open_big, open_compile) = (median(open_big), median(open_compile));
-    let (ours, theirs, go_tool) = (median(ours), median(theirs), median(go_tool));
+    // Medians of the wall and of the CPU times, each taken separately.
+    let med = |v: Vec<(Duration, Duration)>| {
+        let (wall, cpu): (Vec<_>, Vec<_>) = v.into_iter().unzip();
+        (median(wall), median(cpu))
+    };
+    let (open_big, open_compile) = (med(open_big), med(open_compile));
+    let (ours, theirs, go_tool) = (med(ours), med(theirs), med(go_tool));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     let table = format!(
-        "Measured by `cargo xtask bench gobin` ({runs} runs, medians), Go {ver}.\n\n\
-         | what | gtrace | reference | ratio |\n|---|---|---|---|\n\
-         | open + resolve all probe sites, generated stripped binary ({big_mb:.1} MB) | {ob:.1} ms | goal ≤ 20 ms | {rb:.2} of the goal |\n\
-         | open + resolve all probe sites, stripped `compile` ({compile_mb:.1} MB) | {oc:.1} ms | | |\n\
-         | symbolize {n_pcs} PCs of the stripped `compile` (whole process; inlined frames expanded) | {ours:.1} ms | addr2line binary: {theirs:.1} ms | {ratio:.1}× faster |\n\
-         | the same, against `go tool addr2line` as typed | | {go_tool:.1} ms | {ratio_go:.1}× faster |\n\n\
+        "Measured by `cargo xtask bench gobin` ({runs} runs, medians), Go {ver}. Wall time and \
+         CPU time (user + system, every thread; other load on the machine disturbs it far less).\n\n\
+         | what | gtrace wall / CPU | reference wall / CPU | ratio wall / CPU |\n|---|---|---|---|\n\
+         | open + resolve all probe sites, generated stripped binary ({big_mb:.1} MB) | {obw:.1} / {obc:.1} ms | goal ≤ 20 ms | {rbw:.2} / {rbc:.2} of the goal |\n\
+         | open + resolve all probe sites, stripped `compile` ({compile_mb:.1} MB) | {ocw:.1} / {occ:.1} ms | | |\n\
+         | symbolize {n_pcs} PCs of the stripped `compile` (whole process; inlined frames expanded) | {ow:.1} / {oc:.1} ms | addr2line binary: {tw:.1} / {tc_:.1} ms | {rw:.1}× / {rc:.1}× faster |\n\
+         | the same, against `go tool addr2line` as typed | | {gw:.1} / {gc:.1} ms | {rgw:.1}× / {rgc:.1}× faster |\n\n\
          The outputs agree on {same} of {n_pcs} PCs (addr2line's function = gtrace's outermost \
          frame, its `file:line` = gtrace's innermost). {quirk}\n\n\
          In-process detail (`gobin_bench` example):\n\n- {big_summary}\n- {compile_summary}",
         ver = tc.version,
         same = agree.same,
         quirk = quirk_note(&agree.addr2line_quirk),
-        ob = ms(open_big),
-        rb = ms(open_big) / 20.0,
-        oc = ms(open_compile),
-        ours = ms(ours),
-        theirs = ms(theirs),
-        go_tool = ms(go_tool),
-        ratio = theirs.as_secs_f64() / ours.as_secs_f64(),
-        ratio_go = go_tool.as_secs_f64() / ours.as_secs_f64(),
+        obw = ms(open_big.0),
+        obc = ms(open_big.1),
+        rbw = ms(open_big.0) / 20.0,
+        rbc = ms(open_big.1) / 20.0,
+        ocw = ms(open_compile.0),
+        occ = ms(open_compile.1),
+        ow = ms(ours.0),
+        oc = ms(ours.1),
+        tw = ms(theirs.0),
+        tc_ = ms(theirs.1),
+        gw = ms(go_tool.0),
+        gc = ms(go_tool.1),
+        rw = ratio(theirs.0, ours.0),
+        rc = ratio(theirs.1, ours.1),
+        rgw = ratio(go_tool.0, ours.0),
+        rgc = ratio(go_tool.1, ours.1),
     );
     println!("{table}");
     write_section("gobin", &table)

@@ -2,7 +2,6 @@
 //! like `go tool addr2line` but with inlining and for stripped binaries.
 
 use std::{
-    fmt::Write as _,
     io::{Read as _, Write as _},
     path::PathBuf,
 };
@@ -40,8 +39,46 @@ fn parse_hex(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("`{s}` is not a hex address: {e}"))
 }
 
+/// The addresses of `input`, one per line (blank lines skipped). Plain hex lines are parsed
+/// in place; anything else goes through [`parse_hex`], which also words the error.
+fn parse_addresses(input: &str) -> anyhow::Result<Vec<u64>> {
+    let mut pcs = Vec::with_capacity(input.len() / 8);
+    for line in input.lines() {
+        let t = line.as_bytes().trim_ascii();
+        if t.is_empty() {
+            continue;
+        }
+        let pc = match parse_hex_fast(t) {
+            Some(pc) => pc,
+            None if line.trim().is_empty() => continue,
+            None => parse_hex(line).map_err(anyhow::Error::msg)?,
+        };
+        pcs.push(pc);
+    }
+    Ok(pcs)
+}
+
+/// Up to 16 hex digits, optionally after `0x`; `None` for anything else.
+fn parse_hex_fast(t: &[u8]) -> Option<u64> {
+    let digits = t.strip_prefix(b"0x").unwrap_or(t);
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |v, &b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        Some(v << 4 | u64::from(d))
+    })
+}
+
 /// Runs `gtrace symbolize`. All addresses are read first and symbolized in one batch
-/// ([`crate::gobin::GoBinary::symbolize_each`], in address order), then printed in input order.
+/// ([`crate::gobin::GoBinary::symbolize_each_pc`], in address order) into one text (the names
+/// it copies are then read from the binary with locality), whose pieces are then written in
+/// input order.
 pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     let bin = super::inspect::open(args.binary.as_ref(), args.pid)?;
     let bias = match (args.bias, args.pid) {
@@ -57,13 +94,7 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     } else {
         input = args.pcs.join("\n");
     }
-    let pcs = input
-        .lines()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(parse_hex)
-        .collect::<Result<Vec<u64>, _>>()
-        .map_err(anyhow::Error::msg)?;
+    let pcs = parse_addresses(&input)?;
     let lookups: Vec<u64> = pcs
         .iter()
         .map(|pc| {
@@ -71,25 +102,43 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
                 .wrapping_sub(u64::from(args.return_address))
         })
         .collect();
-    // One text buffer in address order, then its pieces in input order.
-    let mut text = String::with_capacity(pcs.len() * 160);
+    let mut text: Vec<u8> = Vec::with_capacity(pcs.len() * 128);
+    advise_huge_pages(&text);
     let mut spans = vec![(0, 0); pcs.len()];
-    bin.symbolize_each(&lookups, |i, frames| {
+    let unbias = bias.wrapping_add(u64::from(args.return_address));
+    bin.symbolize_each_pc(&lookups, |i, lookup, frames| {
         let start = text.len();
+        // The address as given (`lookups` is `pcs` shifted), without reading `pcs[i]`.
+        let pc = lookup.wrapping_add(unbias);
         match frames {
-            Ok(frames) => write_frames(&mut text, pcs[i], frames),
+            Ok(frames) => write_frames(&mut text, pc, frames),
             Err(e) => {
-                let _ = writeln!(text, "{:#x}\t?\t({e})", pcs[i]);
+                let _ = writeln!(text, "{pc:#x}\t?\t({e})");
             }
         }
         spans[i] = (start, text.len());
     });
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     for &(start, end) in &spans {
-        out.write_all(&text.as_bytes()[start..end])?;
+        out.write_all(&text[start..end])?;
     }
     out.flush()?;
     Ok(())
+}
+
+/// Asks for transparent huge pages under `buf`'s allocation (where the system leaves it to
+/// `madvise`): a buffer of many megabytes written once otherwise costs a page fault per 4 KiB.
+fn advise_huge_pages(buf: &Vec<u8>) {
+    const PAGE: usize = 4096;
+    let start = (buf.as_ptr() as usize).next_multiple_of(PAGE);
+    let end = (buf.as_ptr() as usize + buf.capacity()) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: the range lies inside `buf`'s allocation, which we own; MADV_HUGEPAGE only
+        // changes how the kernel backs it, never its contents. Failure is harmless.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
 }
 
 /// Runtime minus link-time address of a running PIE: where its file offset 0 is mapped.

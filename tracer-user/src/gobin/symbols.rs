@@ -278,6 +278,16 @@ impl GoBinary {
         pcs: &[u64],
         mut each: impl FnMut(usize, Result<&[FrameRef<'s>]>),
     ) {
+        self.symbolize_each_pc(pcs, |i, _, frames| each(i, frames));
+    }
+
+    /// [`Self::symbolize_each`], also handing `each` the PC (`pcs[i]`): a caller that would
+    /// read it from `pcs` reads that array in random order, a cache miss per PC.
+    pub fn symbolize_each_pc<'s>(
+        &'s self,
+        pcs: &[u64],
+        mut each: impl FnMut(usize, u64, Result<&[FrameRef<'s>]>),
+    ) {
         let tab = self.pclntab();
         let mut order: Vec<(u64, usize)> = pcs.iter().copied().zip(0..).collect();
         order.sort_unstable();
@@ -301,20 +311,20 @@ impl GoBinary {
                         Some(f)
                     }
                     Ok(None) => {
-                        each(i, Err(GobinError::NoFunctionForPc(pc)));
+                        each(i, pc, Err(GobinError::NoFunctionForPc(pc)));
                         continue;
                     }
                     Err(e) => {
-                        each(i, Err(e));
+                        each(i, pc, Err(e));
                         continue;
                     }
                 };
             }
             if let Some(f) = &current {
                 frames.clear();
-                match tab.frames_cached(f, &tables, pc, &mut frames) {
-                    Ok(()) => each(i, Ok(&frames)),
-                    Err(e) => each(i, Err(e)),
+                match tab.frames_cached(f, &mut tables, pc, &mut frames) {
+                    Ok(()) => each(i, pc, Ok(&frames)),
+                    Err(e) => each(i, pc, Err(e)),
                 }
             }
         }
