@@ -94,21 +94,19 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     } else {
         input = args.pcs.join("\n");
     }
-    let pcs = parse_addresses(&input)?;
-    let lookups: Vec<u64> = pcs
-        .iter()
-        .map(|pc| {
-            pc.wrapping_sub(bias)
-                .wrapping_sub(u64::from(args.return_address))
-        })
-        .collect();
-    let mut text: Vec<u8> = Vec::with_capacity(pcs.len() * 128);
-    advise_huge_pages(&text);
-    let mut spans = vec![(0, 0); pcs.len()];
+    // The addresses as looked up; the callback gets each back and undoes the shift.
     let unbias = bias.wrapping_add(u64::from(args.return_address));
+    let mut lookups = parse_addresses(&input)?;
+    for pc in &mut lookups {
+        *pc = pc.wrapping_sub(unbias);
+    }
+    let mut text: Vec<u8> = Vec::with_capacity(lookups.len() * 128);
+    advise_huge_pages(&text);
+    let mut spans = vec![(0, 0); lookups.len()];
     bin.symbolize_each_pc(&lookups, |i, lookup, frames| {
         let start = text.len();
-        // The address as given (`lookups` is `pcs` shifted), without reading `pcs[i]`.
+        // The address as given, without reading the input again (in input order: a cache
+        // miss per address).
         let pc = lookup.wrapping_add(unbias);
         match frames {
             Ok(frames) => write_frames(&mut text, pc, frames),
