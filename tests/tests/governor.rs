@@ -163,6 +163,37 @@ fn sampled_pingpong(tc: &Toolchain, dir: &Path) {
         }
     }
     assert!(known > 0, "{what}: no park measured in any window");
+    // Perfetto draws every gap on its own track, at the capture's times, and cuts the
+    // goroutine slices open there ("unobserved" until their next event).
+    let trace: Value = serde_json::from_str(&gtrace_tests::gtrace::report(
+        &file,
+        &["--format", "perfetto"],
+    ))
+    .expect("perfetto JSON");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    let drawn: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["name"] == "hot probes off")
+        .collect();
+    let closed = gaps.iter().filter(|g| g[1].is_u64()).count();
+    assert!(
+        drawn.len() >= closed && drawn.len() <= gaps.len(),
+        "{what}: {} gap slices for {} gaps ({closed} closed)",
+        drawn.len(),
+        gaps.len()
+    );
+    #[allow(clippy::cast_precision_loss)] // ns of µs
+    let first_gap_us = gaps[0][0].as_u64().expect("gap start") as f64 / 1e3;
+    assert!(
+        drawn
+            .iter()
+            .any(|d| (d["ts"].as_f64().unwrap() - first_gap_us).abs() < 1.0),
+        "{what}: no gap slice at {first_gap_us} µs: {drawn:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["name"] == "unobserved"),
+        "{what}: no goroutine slice cut at a gap"
+    );
 }
 
 #[test]

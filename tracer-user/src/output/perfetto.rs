@@ -35,8 +35,11 @@ pub struct Builder {
     threads: HashMap<u32, u64>,
     /// The open stop-the-world pause: start and reason.
     stw: Option<(u64, String)>,
-    /// Gaps not yet reached by the events, latest first (popped in time order).
+    /// Gaps not yet reached by the events, latest first (popped in time order); an end of
+    /// `u64::MAX` means open at the end of the capture.
     gaps: Vec<(u64, u64)>,
+    /// The slice (index in `out`) and start of a gap open at the end of the capture.
+    open_gap: Option<(usize, u64)>,
 }
 
 /// The track of stop-the-world pauses.
@@ -60,6 +63,7 @@ impl Builder {
             threads: HashMap::new(),
             stw: None,
             gaps: Vec::new(),
+            open_gap: None,
         }
     }
 
@@ -79,6 +83,10 @@ impl Builder {
             }
             self.gaps.pop();
             self.track(GAP_TRACK, "sampled out (overhead governor)");
+            if end == u64::MAX {
+                // Still open when the capture ended: sized in `finish`.
+                self.open_gap = Some((self.out.len(), start));
+            }
             self.out.push(json!({
                 "name": "hot probes off", "ph": "X", "pid": self.pid, "tid": GAP_TRACK,
                 "ts": us(start.saturating_sub(ctx.start_ktime)),
@@ -260,6 +268,9 @@ impl Builder {
     /// Closes open slices at the last event time and writes the JSON document.
     pub fn finish(mut self, w: &mut dyn Write, ctx: &Context<'_>) -> io::Result<()> {
         self.reach(self.last, ctx);
+        if let Some((i, start)) = self.open_gap {
+            self.out[i]["dur"] = json!(us(self.last.saturating_sub(start)));
+        }
         let open: Vec<u64> = self.open.keys().copied().collect();
         for g in open {
             self.close(g, self.last, ctx);
@@ -311,7 +322,7 @@ mod tests {
             baseline: &[],
         };
         let mut b = Builder::new(42);
-        b.unobserved([(5_000, 8_000)]);
+        b.unobserved([(5_000, 8_000), (9_500, u64::MAX)]);
         b.push(
             &Event::Create(GoCreate {
                 header: h(EventKind::Create, 1_000),
@@ -339,12 +350,16 @@ mod tests {
                 ("runnable".to_owned(), 1.0, 1.0),
                 ("running".to_owned(), 2.0, 3.0),
                 ("unobserved".to_owned(), 5.0, 4.0),
-                ("running".to_owned(), 9.0, 1.0),
+                ("running".to_owned(), 9.0, 0.5),
+                ("unobserved".to_owned(), 9.5, 0.5),
             ]
         );
         assert_eq!(
             slices(&doc, GAP_TRACK),
-            [("hot probes off".to_owned(), 5.0, 3.0)]
+            [
+                ("hot probes off".to_owned(), 5.0, 3.0),
+                ("hot probes off".to_owned(), 9.5, 0.5),
+            ]
         );
     }
 }
