@@ -357,6 +357,93 @@ pub fn gctrace_cycles_between(stderr: &str, after: u64, upto: u64) -> usize {
         .count()
 }
 
+/// One stop-the-world interval of a `runtime/trace` recording: a `stop-the-world (REASON)`
+/// range as the newest toolchain's `go tool trace -d=parsed` prints it. Go's tracer begins it
+/// when `stopTheWorldWithSema` starts and ends it in `startTheWorldWithSema` once the Ps run
+/// again — the interval `gtrace latency` reports, measured by a second observer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StwRange {
+    /// The stop reason, e.g. `GC mark termination`.
+    pub reason: String,
+    /// Trace clock at the begin, ns (monotonic for Go ≥ 1.22; from the trace start before).
+    pub begin_ns: u64,
+    /// Trace clock at the end, ns.
+    pub end_ns: u64,
+}
+
+impl StwRange {
+    /// Length in nanoseconds.
+    pub fn duration_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.begin_ns)
+    }
+}
+
+/// The stop-the-world ranges of `trace`, in trace order, read with the newest installed
+/// toolchain's `go tool trace -d=parsed` (it reads every trace format since Go 1.11, converting
+/// the old one). The output is streamed: a few seconds of trace print tens of MB.
+pub fn stw_ranges(trace: &Path) -> anyhow::Result<Vec<StwRange>> {
+    use std::io::BufRead as _;
+    let tool = crate::go::newest()?;
+    let mut cmd = tool.command();
+    cmd.arg("tool")
+        .arg("trace")
+        .arg("-d=parsed")
+        .arg(trace)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let mut open: BTreeMap<String, u64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.context("reading go tool trace -d=parsed")?;
+        if let Some((begin, reason, time)) = parse_stw_line(&line) {
+            if begin {
+                open.insert(reason.to_owned(), time);
+            } else if let Some(begin_ns) = open.remove(reason) {
+                out.push(StwRange {
+                    reason: reason.to_owned(),
+                    begin_ns,
+                    end_ns: time,
+                });
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        bail!("{cmd:?} failed ({status}): {err}");
+    }
+    Ok(out)
+}
+
+/// `M=… RangeBegin Time=N Name="stop-the-world (REASON)" …` → (is begin, REASON, N).
+fn parse_stw_line(line: &str) -> Option<(bool, &str, u64)> {
+    let begin = if line.contains(" RangeBegin ") {
+        true
+    } else if line.contains(" RangeEnd ") {
+        false
+    } else {
+        return None;
+    };
+    let reason = line
+        .split_once("Name=\"stop-the-world (")?
+        .1
+        .split_once(")\"")?
+        .0;
+    let time = line
+        .split_once(" Time=")?
+        .1
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
+    Some((begin, reason, time))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,5 +578,22 @@ mod tests {
             "{a} {b}"
         );
         assert!((l.sweep_term_ms - 0.071).abs() < 1e-9 && (l.mark_term_ms - 0.052).abs() < 1e-9);
+    }
+
+    #[test]
+    fn stw_lines_parse() {
+        let b = r#"M=3665 P=0 G=1 RangeBegin Time=25462694669952 Name="stop-the-world (GC sweep termination)" Scope=Goroutine(1)"#;
+        let e = r#"M=3665 P=0 G=1 RangeEnd Time=25462694946944 Name="stop-the-world (GC sweep termination)" Scope=Goroutine(1) Attributes=[]"#;
+        let other = r#"M=3665 P=0 G=1 RangeBegin Time=25462694623616 Name="GC concurrent mark phase" Scope=None"#;
+        assert_eq!(
+            parse_stw_line(b),
+            Some((true, "GC sweep termination", 25_462_694_669_952))
+        );
+        assert_eq!(
+            parse_stw_line(e),
+            Some((false, "GC sweep termination", 25_462_694_946_944))
+        );
+        assert_eq!(parse_stw_line(other), None);
+        assert_eq!(parse_stw_line("M=1 P=0 G=1 Label Time=5"), None);
     }
 }

@@ -163,6 +163,37 @@ fn sampled_pingpong(tc: &Toolchain, dir: &Path) {
         }
     }
     assert!(known > 0, "{what}: no park measured in any window");
+    // Perfetto draws every gap on its own track, at the capture's times, and cuts the
+    // goroutine slices open there ("unobserved" until their next event).
+    let trace: Value = serde_json::from_str(&gtrace_tests::gtrace::report(
+        &file,
+        &["--format", "perfetto"],
+    ))
+    .expect("perfetto JSON");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    let drawn: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["name"] == "hot probes off")
+        .collect();
+    let closed = gaps.iter().filter(|g| g[1].is_u64()).count();
+    assert!(
+        drawn.len() >= closed && drawn.len() <= gaps.len(),
+        "{what}: {} gap slices for {} gaps ({closed} closed)",
+        drawn.len(),
+        gaps.len()
+    );
+    #[allow(clippy::cast_precision_loss)] // ns of µs
+    let first_gap_us = gaps[0][0].as_u64().expect("gap start") as f64 / 1e3;
+    assert!(
+        drawn
+            .iter()
+            .any(|d| (d["ts"].as_f64().unwrap() - first_gap_us).abs() < 1.0),
+        "{what}: no gap slice at {first_gap_us} µs: {drawn:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["name"] == "unobserved"),
+        "{what}: no goroutine slice cut at a gap"
+    );
 }
 
 #[test]
@@ -174,4 +205,98 @@ fn sampling_kicks_in_under_a_tiny_budget() {
         sampled_pingpong(&tc, &dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `gtrace latency` under a budget no tracing can meet: the window is sampled, the JSON says
+/// so, time inside the gaps is `unobserved` (credited to no state), every goroutine's states
+/// add up to its observed time, and observed + unobserved fit in the window.
+#[test]
+fn latency_under_sampling_accounts_the_gaps() {
+    let tc = go::newest().expect("Go toolchain (cargo xtask go-toolchains)");
+    let what = format!("governor latency go{}", tc.minor_str());
+    let bin = fixture::build("pingpong", &tc, Variant::Default).expect("build pingpong");
+    // The command's stdout is gtrace's: its "ready" / "pp" lines mix with the JSON.
+    let mut p = Spawned::spawn(
+        &gtrace(),
+        [
+            "latency",
+            "-d",
+            "3",
+            "--json",
+            "--max-overhead",
+            "0.1",
+            "--",
+            bin.to_str().unwrap(),
+        ],
+        &[("GOGC", "off")],
+    )
+    .expect("spawn gtrace latency");
+    p.wait_ready().expect("pingpong ready under gtrace");
+    p.write_line(&format!("pp {}", ROUNDS * 10)).unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while p.try_status().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The ping-pong outlives the window (gtrace leaves it running): end it.
+    let err = p.stderr();
+    if let Some(pid) = err
+        .split_once("attached to pid ")
+        .and_then(|(_, r)| r.split_whitespace().next()?.parse::<i32>().ok())
+    {
+        // SAFETY: kill(2) of the fixture this test started through gtrace.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let st = p.wait_exit(TIMEOUT).expect("gtrace exits after its window");
+    assert!(st.success(), "{what}: {}", p.stderr());
+    while p.next_line(Duration::from_secs(2)).is_ok() {}
+    let json: String = p
+        .stdout_seen()
+        .iter()
+        .filter(|l| !l.starts_with("ready") && !l.starts_with("pp "))
+        .fold(String::new(), |mut s, l| {
+            s.push_str(l);
+            s.push('\n');
+            s
+        });
+    let r: Value = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("{what}: bad JSON ({e}): {json}\n{}", p.stderr()));
+    let samp = &r["sampling"];
+    assert_eq!(samp["sampled"], true, "{what}: {samp:#}");
+    let fraction = samp["fraction"].as_f64().expect("fraction");
+    assert!(fraction > 0.0 && fraction < 1.0, "{what}: {samp:#}");
+    let num = |g: &Value, k: &str| g[k].as_f64().unwrap_or(0.0);
+    let window = num(&r, "window_seconds");
+    let mut unobserved = 0.0;
+    for g in r["goroutines"].as_array().expect("goroutines") {
+        let parked: f64 = g["parked_s"]
+            .as_object()
+            .map_or(0.0, |m| m.values().filter_map(Value::as_f64).sum());
+        let sum = [
+            "running_s",
+            "runnable_s",
+            "os_offcpu_s",
+            "syscall_s",
+            "stw_s",
+            "assist_s",
+        ]
+        .iter()
+        .map(|k| num(g, k))
+        .sum::<f64>()
+            + parked;
+        let observed = num(g, "observed_s");
+        assert!(
+            (sum - observed).abs() <= 1e-6 + 1e-3 * observed,
+            "{what}: states add up to {sum} of the {observed} s observed: {g:#}"
+        );
+        let existed = observed + num(g, "unobserved_s");
+        assert!(
+            existed <= window + 1e-3,
+            "{what}: observed + unobserved {existed} s > the {window} s window: {g:#}"
+        );
+        unobserved += num(g, "unobserved_s");
+    }
+    assert!(
+        unobserved > 0.0,
+        "{what}: nothing unobserved under sampling"
+    );
 }

@@ -269,3 +269,122 @@ fn latency_states_land_where_they_must() {
         }
     }
 }
+
+/// A pause ends where Go's tracer ends it (`STWDone`, just before `startTheWorldWithSema`
+/// calls `wakep`): the plan probes that one call, and Go's own disassembler must show a
+/// `CALL runtime.wakep` at the probed address, in every version and variant.
+#[test]
+fn stw_end_is_probed_at_the_call_to_wakep() {
+    use tracer_common::probe::ProbeId;
+    use tracer_user::{gobin::GoBinary, probes};
+    let only = std::env::var("GTRACE_TEST_GO").ok();
+    for (tc, v) in fixture::matrix().expect("Go toolchains (cargo xtask go-toolchains)") {
+        if only.as_deref().is_some_and(|o| o != tc.minor_str()) {
+            continue;
+        }
+        let what = format!("go{} {v}", tc.minor_str());
+        let path = fixture::build("latency", &tc, v).expect("build latency");
+        let bin = GoBinary::open(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut plan = probes::lifecycle::plan(&bin).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let degraded =
+            probes::latency::extend(&bin, &mut plan).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            degraded
+                .iter()
+                .all(|d| d.function != "runtime.startTheWorldWithSema"),
+            "{what}: {degraded:?}"
+        );
+        let ends: Vec<u64> = plan
+            .sites
+            .iter()
+            .filter(|s| s.probe == ProbeId::StartTheWorld)
+            .map(|s| s.vaddr)
+            .collect();
+        let [end] = ends[..] else {
+            panic!("{what}: expected one STW end site, got {ends:x?}");
+        };
+        let out = tc
+            .command()
+            .args(["tool", "objdump", "-s", "^runtime.startTheWorldWithSema$"])
+            .arg(&path)
+            .output()
+            .expect("go tool objdump");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() && v == Variant::Stripped {
+            // Go 1.19's objdump needs the symbol table: check the bytes instead, a `call
+            // rel32` whose target is wakep's entry (the function table itself is compared
+            // with addr2line by the symbolization tests).
+            let site = plan
+                .sites
+                .iter()
+                .find(|s| s.vaddr == end)
+                .expect("the site");
+            let bytes = std::fs::read(&path).expect("read the fixture");
+            let at = usize::try_from(site.offset).expect("offset");
+            let insn = &bytes[at..at + 5];
+            let rel = i32::from_le_bytes(insn[1..5].try_into().expect("4 bytes"));
+            let wakep = bin
+                .func_by_name("runtime.wakep")
+                .expect("runtime.wakep")
+                .entry;
+            assert!(
+                insn[0] == 0xe8 && end.wrapping_add(5).wrapping_add_signed(rel.into()) == wakep,
+                "{what}: the STW end at {end:#x} is not `call runtime.wakep`: {insn:02x?}"
+            );
+            continue;
+        }
+        // `  file:line\t\tADDRESS\t\tBYTES\t\t\tINSTRUCTION` (`:0` and three tabs without line
+        // information): the address column, not an operand naming the same address.
+        let at = format!("0x{end:x}");
+        let line = text
+            .lines()
+            .find(|l| l.split('\t').filter(|f| !f.is_empty()).nth(1) == Some(at.as_str()))
+            .unwrap_or_else(|| panic!("{what}: no instruction at {at:?} in:\n{text}"));
+        assert!(
+            line.contains("CALL runtime.wakep(SB)"),
+            "{what}: the STW end is probed at {line:?}"
+        );
+    }
+}
+
+/// A command started by gtrace that outlives the capture is left running (it is the user's
+/// program) and the user is told so; gtrace does not wait for it.
+#[test]
+fn a_command_outliving_the_capture_keeps_running() {
+    let tc = gtrace_tests::go::newest().expect("Go toolchains (cargo xtask go-toolchains)");
+    let bin = fixture::build("sleepspin", &tc, Variant::Default).expect("build sleepspin");
+    let dir = std::env::temp_dir();
+    let (out_file, err_file) = (
+        dir.join("gtrace-outliving-command.out"),
+        dir.join("gtrace-outliving-command.err"),
+    );
+    let file = |p: &PathBuf| std::fs::File::create(p).expect("output file");
+    let status = Command::new(gtrace())
+        .args(["latency", "-d", "1", "--max-overhead", "off", "--"])
+        .arg(&bin)
+        .args(["quiet", "60s"])
+        .stdin(Stdio::null())
+        // Files, not pipes: the command inherits them and would hold a pipe open for its
+        // minute.
+        .stdout(file(&out_file))
+        .stderr(file(&err_file))
+        .status()
+        .expect("run gtrace latency");
+    let stderr = std::fs::read_to_string(&err_file).expect("gtrace's stderr");
+    let pid: i32 = stderr
+        .split_once("attached to pid ")
+        .and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {stderr}"));
+    // SAFETY: signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    // SAFETY: kill(2) of the fixture this test started through gtrace.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(status.success(), "{stderr}");
+    assert!(alive, "the command died with the capture: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "process {pid} (started by gtrace) keeps running, no longer traced"
+        )),
+        "{stderr}"
+    );
+}

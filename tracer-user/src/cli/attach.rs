@@ -82,6 +82,23 @@ impl Attached {
     }
 }
 
+impl Attached {
+    /// Ends gtrace's part in a command it started: reaps it if it has exited; otherwise (the
+    /// capture ended by duration or signal) leaves it running, untraced, and says so — the
+    /// command is the user's program, not gtrace's to stop.
+    pub fn release(mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if !matches!(child.try_wait(), Ok(Some(_))) {
+            eprintln!(
+                "note: process {} (started by gtrace) keeps running, no longer traced",
+                self.pid
+            );
+        }
+    }
+}
+
 /// A flag raised by SIGINT and SIGTERM, so captures end cleanly and detach.
 pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));

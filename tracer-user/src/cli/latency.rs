@@ -115,7 +115,7 @@ pub fn live_losses(s: &Summary) -> Losses {
 /// Runs `gtrace latency`.
 pub fn run(args: &Args) -> Result<Exit> {
     let stop = stop_flag()?;
-    let attached = args.target.start()?;
+    let mut attached = args.target.start()?;
     let target = Target::open_with(attached.pid, true)
         .with_context(|| format!("preparing to trace process {}", attached.pid))?;
     let version = &target.plan.version;
@@ -279,10 +279,11 @@ pub fn run(args: &Args) -> Result<Exit> {
     if let Some(p) = &summary.detach_problem {
         eprintln!("warning: {p}");
     }
-    if let Some(mut c) = attached.child {
+    if let Some(c) = attached.child.as_mut() {
         if summary.reason == StopReason::TargetExited {
             let _ = c.wait();
         }
+        attached.release();
         return Ok(Exit::Ok);
     }
     if summary.reason == StopReason::TargetExited && args.duration.is_some() {

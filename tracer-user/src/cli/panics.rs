@@ -214,11 +214,7 @@ pub fn run(args: &Args) -> Result<Exit> {
     let counts = set.counts().ok();
     drop(ring);
     drop(set);
-    if let Some(mut c) = attached.child.take() {
-        // Started by gtrace and still running (duration or Ctrl-C): leave it be, but reap it
-        // if it is already gone.
-        let _ = c.try_wait();
-    }
+    attached.release();
     let lost = counts
         .as_ref()
         .map_or(0, crate::probes::Counts::total_drops)

@@ -250,7 +250,7 @@ const WRITE_BUFFER: usize = 256 << 10;
 /// Runs `gtrace record`.
 pub fn run(args: &Args) -> Result<Exit> {
     let stop = stop_flag()?;
-    let attached = args.target.start()?;
+    let mut attached = args.target.start()?;
     // The scheduler-latency probes too: `gtrace report` shows where the time went.
     let target = Target::open_with(attached.pid, true)
         .with_context(|| format!("preparing to trace process {}", attached.pid))?;
@@ -466,11 +466,12 @@ pub fn run(args: &Args) -> Result<Exit> {
     if let Some(p) = &summary.detach_problem {
         eprintln!("warning: {p}");
     }
-    if let Some(mut c) = attached.child
+    if let Some(c) = attached.child.as_mut()
         && summary.reason == StopReason::TargetExited
     {
         let _ = c.wait();
     }
+    attached.release();
     let _ = std::io::stderr().flush();
     Ok(Exit::Ok)
 }

@@ -100,7 +100,11 @@ pub fn run(args: &Args) -> Result<Exit> {
         model.unobserved(start, end);
     }
     let mut undecodable = 0;
-    let mut trace = (format == Format::Perfetto).then(|| perfetto::Builder::new(cap.header.pid));
+    let mut trace = (format == Format::Perfetto).then(|| {
+        let mut b = perfetto::Builder::new(cap.header.pid);
+        b.unobserved(cap.gap_intervals());
+        b
+    });
     for raw in &cap.events {
         match decode(raw) {
             Ok(e) => {

@@ -66,7 +66,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             .collect::<Result<_>>()?
     };
     let stop = stop_flag()?;
-    let attached = args.target.start()?;
+    let mut attached = args.target.start()?;
     // The scheduler-latency probes only when one of their kinds is asked for.
     let latency = kinds.iter().any(|k| *k as u32 >= EventKind::Syscall as u32);
     let target = Target::open_with(attached.pid, latency)
@@ -202,5 +202,11 @@ pub fn run(args: &Args) -> Result<Exit> {
     if summary.sampling.gaps > 0 {
         eprintln!("{}", super::record::sampling_line(&summary));
     }
+    if let Some(c) = attached.child.as_mut()
+        && summary.reason == session::StopReason::TargetExited
+    {
+        let _ = c.wait();
+    }
+    attached.release();
     Ok(Exit::Ok)
 }

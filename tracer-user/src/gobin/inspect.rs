@@ -362,8 +362,9 @@ impl Report {
 
 /// `gtrace symbolize` output for one PC, appended to `out`: one line per frame, innermost
 /// first, `0xPC  function  file:line` with ` (inlined)` on inlined frames. Written piece by
-/// piece rather than through `format!`: it is the hot loop of symbolizing many PCs.
-pub fn write_frames(out: &mut String, pc: u64, frames: &[FrameRef<'_>]) {
+/// piece (the PC and line digits by hand) rather than through `format!`: it is the hot loop
+/// of symbolizing many PCs.
+pub fn write_frames(out: &mut Vec<u8>, pc: u64, frames: &[FrameRef<'_>]) {
     let mut hex = [0u8; 18];
     let mut i = hex.len();
     let mut v = pc;
@@ -377,15 +378,26 @@ pub fn write_frames(out: &mut String, pc: u64, frames: &[FrameRef<'_>]) {
     }
     i -= 2;
     hex[i..i + 2].copy_from_slice(b"0x");
-    let hex = std::str::from_utf8(&hex[i..]).unwrap_or("0x?");
+    let hex = &hex[i..];
     for f in frames {
-        out.push_str(hex);
-        out.push('\t');
-        out.push_str(&f.function);
-        out.push('\t');
-        out.push_str(&f.file);
-        out.push(':');
-        let _ = write!(out, "{}", f.line);
-        out.push_str(if f.inlined { "\t(inlined)\n" } else { "\n" });
+        out.extend_from_slice(hex);
+        out.push(b'\t');
+        out.extend_from_slice(f.function.as_bytes());
+        out.push(b'\t');
+        out.extend_from_slice(f.file.as_bytes());
+        out.push(b':');
+        let mut digits = [0u8; 10];
+        let mut d = digits.len();
+        let mut line = f.line;
+        loop {
+            d -= 1;
+            digits[d] = b'0' + (line % 10) as u8;
+            line /= 10;
+            if line == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[d..]);
+        out.extend_from_slice(if f.inlined { b"\t(inlined)\n" } else { b"\n" });
     }
 }

@@ -567,6 +567,15 @@ impl<'a> Pclntab<'a> {
         self.cstr(l.filetab.saturating_add(off as usize))
     }
 
+    /// True when `f` has a pc-line table. Marker symbols of the linker (`go:textfipsstart`,
+    /// Go 1.24+) have none (offset 0): every PC of theirs is at `?:0`, as the runtime's
+    /// `pcvalue` answers -1 for offset 0. Go's `debug/gosym` (and so `go tool addr2line`)
+    /// does not check for 0 and decodes the pc-value data from its first byte, a padding
+    /// byte, giving made-up positions there.
+    pub const fn has_line_table(f: &FuncRecord) -> bool {
+        f.pcln != 0
+    }
+
     /// Stack-frame size at `pc` (the `pcsp` table; 0 at the entry).
     pub fn sp_delta(&self, f: &FuncRecord, pc: u64) -> Result<i32> {
         self.pcvalue(f, f.pcsp, pc)
@@ -621,14 +630,15 @@ impl<'a> Pclntab<'a> {
     /// `f`'s file, line and inline-index tables decoded once, for [`Self::frames_cached`]
     /// (worth it from about two PCs in the same function). Never fails: a table that cannot
     /// be read fails the lookups that need it, as [`Self::frames_in`] would.
-    pub fn func_tables(&self, f: &FuncRecord) -> FuncTables {
+    pub fn func_tables(&self, f: &FuncRecord) -> FuncTables<'a> {
         let mut t = FuncTables::default();
         self.decode_func_tables(f, &mut t);
         t
     }
 
     /// [`Self::func_tables`] into `t`, reusing its allocations.
-    pub fn decode_func_tables(&self, f: &FuncRecord, t: &mut FuncTables) {
+    pub fn decode_func_tables(&self, f: &FuncRecord, t: &mut FuncTables<'a>) {
+        t.clear_names();
         let decode = |table: u32, runs: &mut PcRuns| {
             if table == 0 {
                 runs.set_absent();
@@ -663,7 +673,7 @@ impl<'a> Pclntab<'a> {
     pub fn frames_cached(
         &self,
         f: &FuncRecord,
-        tables: &FuncTables,
+        tables: &mut FuncTables<'a>,
         pc: u64,
         out: &mut Vec<FrameRef<'a>>,
     ) -> Result<()> {
@@ -694,11 +704,11 @@ impl<'a> Pclntab<'a> {
     fn expand(
         &self,
         f: &FuncRecord,
-        tables: Option<&FuncTables>,
+        mut tables: Option<&mut FuncTables<'a>>,
         mut pc: u64,
         frames: &mut Vec<FrameRef<'a>>,
     ) -> Result<()> {
-        let tree = if let Some(t) = tables.filter(|t| t.tree_read) {
+        let tree = if let Some(t) = tables.as_deref().filter(|t| t.tree_read) {
             t.tree
         } else {
             let tree = self.funcdata(f, FUNCDATA_INL_TREE)?;
@@ -707,20 +717,30 @@ impl<'a> Pclntab<'a> {
             tree
         };
         for _ in 0..MAX_INLINE_DEPTH {
-            let fileno = self.table_value(f, tables, Table::File, pc)?;
-            let line = self.table_value(f, tables, Table::Line, pc)?;
+            let fileno = self.table_value(f, tables.as_deref(), Table::File, pc)?;
+            let line = self.table_value(f, tables.as_deref(), Table::Line, pc)?;
             let (file, line) = if fileno < 0 || line < 0 {
                 (Cow::Borrowed("?"), 0)
             } else {
-                (self.file_name(f, fileno as u32)?, line as u32)
+                let get = || self.file_name(f, fileno as u32);
+                let file = match tables.as_deref_mut() {
+                    Some(t) => FuncTables::cached(&mut t.files, fileno, get)?,
+                    None => get()?,
+                };
+                (file, line as u32)
             };
             let ix = match tree {
-                Some(_) => self.table_value(f, tables, Table::InlineIndex, pc)?,
+                Some(_) => self.table_value(f, tables.as_deref(), Table::InlineIndex, pc)?,
                 None => -1,
             };
             let Some(tree) = tree.filter(|_| ix >= 0) else {
+                let get = || self.name(f);
+                let function = match tables.as_deref_mut() {
+                    Some(t) => FuncTables::cached(&mut t.names, f.name_off, get)?,
+                    None => get()?,
+                };
                 frames.push(FrameRef {
-                    function: self.name(f)?,
+                    function,
                     file,
                     line,
                     inlined: false,
@@ -728,8 +748,13 @@ impl<'a> Pclntab<'a> {
                 return Ok(());
             };
             let call = self.inlined_call(tree, ix as u32)?;
+            let get = || self.name_at(call.name_off);
+            let function = match tables.as_deref_mut() {
+                Some(t) => FuncTables::cached(&mut t.names, call.name_off, get)?,
+                None => get()?,
+            };
             frames.push(FrameRef {
-                function: self.name_at(call.name_off)?,
+                function,
                 file,
                 line,
                 inlined: true,

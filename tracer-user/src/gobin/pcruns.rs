@@ -7,6 +7,8 @@
 //! table once into runs `(end pc, value)` and binary-searching them is several times cheaper.
 //! For every PC inside the function the answers are the streaming evaluator's, errors included.
 
+use std::borrow::Cow;
+
 use super::{
     error::{GobinError, Result},
     pclntab::read_varint32,
@@ -86,9 +88,14 @@ impl PcRuns {
 }
 
 /// The tables [`super::pclntab::Pclntab::frames_cached`] reads, decoded once per function by
-/// [`super::pclntab::Pclntab::func_tables`].
+/// [`super::pclntab::Pclntab::func_tables`], and the names its frames have used so far (a
+/// function has few: looking them up again would find and check the same strings).
 #[derive(Debug, Clone, Default)]
-pub struct FuncTables {
+pub struct FuncTables<'a> {
+    /// File names by file number.
+    pub(super) files: Vec<(i32, Cow<'a, str>)>,
+    /// Function names (the function's and its inlined calls') by name offset.
+    pub(super) names: Vec<(i32, Cow<'a, str>)>,
     pub(super) file: PcRuns,
     pub(super) line: PcRuns,
     pub(super) inline_index: PcRuns,
@@ -96,6 +103,28 @@ pub struct FuncTables {
     pub(super) tree_read: bool,
     /// The inline tree's address, if `f` has one (valid when `tree_read`).
     pub(super) tree: Option<u64>,
+}
+
+impl<'a> FuncTables<'a> {
+    /// Forgets the names (the tables are being replaced by another function's).
+    pub(super) fn clear_names(&mut self) {
+        self.files.clear();
+        self.names.clear();
+    }
+
+    /// The name under `key` in `list`, from `get` the first time.
+    pub(super) fn cached(
+        list: &mut Vec<(i32, Cow<'a, str>)>,
+        key: i32,
+        get: impl FnOnce() -> Result<Cow<'a, str>>,
+    ) -> Result<Cow<'a, str>> {
+        if let Some((_, name)) = list.iter().find(|(k, _)| *k == key) {
+            return Ok(name.clone());
+        }
+        let name = get()?;
+        list.push((key, name.clone()));
+        Ok(name)
+    }
 }
 
 #[cfg(test)]

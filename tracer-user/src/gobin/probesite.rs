@@ -94,7 +94,7 @@ pub struct ProbeSite {
     pub skipped_endbr: bool,
 }
 
-/// A RET instruction of a function.
+/// One instruction of a function probed in place (a RET, or a call to another function).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RetSite {
     /// Link-time address.
@@ -203,9 +203,30 @@ pub fn probe_site_of(bin: &GoBinary, f: &Function) -> Result<ProbeSite> {
 /// All RET instructions of function `name`.
 pub fn ret_sites(bin: &GoBinary, name: &str) -> Result<Vec<RetSite>> {
     let f = bin.func_by_name(name)?;
-    decode(bin, &f, usize::MAX)?
+    sites(bin, &decode(bin, &f, usize::MAX)?, |i| {
+        i.flow_control() == FlowControl::Return
+    })
+}
+
+/// The direct calls (`call rel32`, which the kernel emulates) from function `from` to function
+/// `to`, in address order; empty when `to` is inlined or not called.
+pub fn call_sites(bin: &GoBinary, from: &str, to: &str) -> Result<Vec<RetSite>> {
+    let target = bin.func_by_name(to)?.entry;
+    let f = bin.func_by_name(from)?;
+    sites(bin, &decode(bin, &f, usize::MAX)?, |i| {
+        i.flow_control() == FlowControl::Call && i.near_branch_target() == target
+    })
+}
+
+/// The instructions of `insns` that `keep` selects, as probe sites.
+fn sites(
+    bin: &GoBinary,
+    insns: &[Instruction],
+    keep: impl Fn(&Instruction) -> bool,
+) -> Result<Vec<RetSite>> {
+    insns
         .iter()
-        .filter(|i| i.flow_control() == FlowControl::Return)
+        .filter(|i| keep(i))
         .map(|i| {
             let offset = bin
                 .vaddr_to_offset(i.ip())

@@ -238,6 +238,16 @@ impl GoBinary {
             .transpose()
     }
 
+    /// Whether the function containing `pc` has a pc-line table (`None` if no function
+    /// contains it): see [`Pclntab::has_line_table`]. Where it has none, every frame is at
+    /// `?:0` and `go tool addr2line` invents a position.
+    pub fn has_line_table(&self, pc: u64) -> Result<Option<bool>> {
+        Ok(self
+            .pclntab()
+            .find_func(pc)?
+            .map(|f| Pclntab::has_line_table(&f)))
+    }
+
     /// Frames for `pc`, innermost first, inlined calls expanded as `runtime.CallersFrames`
     /// does. For a return address pass `pc - 1` (as Go's tracebacks do).
     pub fn symbolize(&self, pc: u64) -> Result<Vec<Frame>> {
@@ -268,6 +278,16 @@ impl GoBinary {
         pcs: &[u64],
         mut each: impl FnMut(usize, Result<&[FrameRef<'s>]>),
     ) {
+        self.symbolize_each_pc(pcs, |i, _, frames| each(i, frames));
+    }
+
+    /// [`Self::symbolize_each`], also handing `each` the PC (`pcs[i]`): a caller that would
+    /// read it from `pcs` reads that array in random order, a cache miss per PC.
+    pub fn symbolize_each_pc<'s>(
+        &'s self,
+        pcs: &[u64],
+        mut each: impl FnMut(usize, u64, Result<&[FrameRef<'s>]>),
+    ) {
         let tab = self.pclntab();
         let mut order: Vec<(u64, usize)> = pcs.iter().copied().zip(0..).collect();
         order.sort_unstable();
@@ -291,20 +311,20 @@ impl GoBinary {
                         Some(f)
                     }
                     Ok(None) => {
-                        each(i, Err(GobinError::NoFunctionForPc(pc)));
+                        each(i, pc, Err(GobinError::NoFunctionForPc(pc)));
                         continue;
                     }
                     Err(e) => {
-                        each(i, Err(e));
+                        each(i, pc, Err(e));
                         continue;
                     }
                 };
             }
             if let Some(f) = &current {
                 frames.clear();
-                match tab.frames_cached(f, &tables, pc, &mut frames) {
-                    Ok(()) => each(i, Ok(&frames)),
-                    Err(e) => each(i, Err(e)),
+                match tab.frames_cached(f, &mut tables, pc, &mut frames) {
+                    Ok(()) => each(i, pc, Ok(&frames)),
+                    Err(e) => each(i, pc, Err(e)),
                 }
             }
         }

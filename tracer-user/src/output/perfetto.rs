@@ -3,7 +3,10 @@
 //! and creation site as slice arguments; with the latency probes also `syscall`, `assist`,
 //! `off-CPU (preempted|blocked)` (its thread switched out by the kernel while running) and
 //! `parked [preempted]` (suspended for a GC stack scan) slices, and a `stop-the-world` track
-//! (tid 0, no goroutine has id 0) with one slice per pause and GC cycle marks.
+//! (tid 0, no goroutine has id 0) with one slice per pause and GC cycle marks. When the
+//! overhead governor sampled, each gap (hot probes off) is a slice on its own track, and every
+//! goroutine slice open at a gap's start ends there and gives way to an `unobserved` slice
+//! until the goroutine's next event: nothing is drawn as known across a gap.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -32,10 +35,17 @@ pub struct Builder {
     threads: HashMap<u32, u64>,
     /// The open stop-the-world pause: start and reason.
     stw: Option<(u64, String)>,
+    /// Gaps not yet reached by the events, latest first (popped in time order); an end of
+    /// `u64::MAX` means open at the end of the capture.
+    gaps: Vec<(u64, u64)>,
+    /// The slice (index in `out`) and start of a gap open at the end of the capture.
+    open_gap: Option<(usize, u64)>,
 }
 
 /// The track of stop-the-world pauses.
 const STW_TRACK: u64 = 0;
+/// The track of the governor's gaps (above any goroutine id a process reaches).
+const GAP_TRACK: u64 = 1 << 48;
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
@@ -52,6 +62,40 @@ impl Builder {
             last: 0,
             threads: HashMap::new(),
             stw: None,
+            gaps: Vec::new(),
+            open_gap: None,
+        }
+    }
+
+    /// Declares the intervals during which the hot probes were sampled out (`start`, `end`
+    /// kernel times; call before the first [`Builder::push`]).
+    pub fn unobserved(&mut self, gaps: impl IntoIterator<Item = (u64, u64)>) {
+        self.gaps.extend(gaps);
+        self.gaps.sort_unstable_by(|a, b| b.cmp(a));
+    }
+
+    /// Draws the gaps that start at or before `t`: a slice on the gap track, and every open
+    /// goroutine slice cut at the gap's start and followed by `unobserved`.
+    fn reach(&mut self, t: u64, ctx: &Context<'_>) {
+        while let Some(&(start, end)) = self.gaps.last() {
+            if start > t {
+                break;
+            }
+            self.gaps.pop();
+            self.track(GAP_TRACK, "sampled out (overhead governor)");
+            if end == u64::MAX {
+                // Still open when the capture ended: sized in `finish`.
+                self.open_gap = Some((self.out.len(), start));
+            }
+            self.out.push(json!({
+                "name": "hot probes off", "ph": "X", "pid": self.pid, "tid": GAP_TRACK,
+                "ts": us(start.saturating_sub(ctx.start_ktime)),
+                "dur": us(end.saturating_sub(start)),
+            }));
+            let open: Vec<u64> = self.open.keys().copied().collect();
+            for g in open {
+                self.start(g, start, "unobserved".into(), json!({}), ctx);
+            }
         }
     }
 
@@ -169,6 +213,7 @@ impl Builder {
     pub fn push(&mut self, e: &Event, ctx: &Context<'_>) {
         let t = e.header().ktime_ns;
         self.last = self.last.max(t);
+        self.reach(t, ctx);
         match e {
             Event::Create(c) => {
                 let start = ctx.symbols.function(c.startpc, false);
@@ -222,6 +267,10 @@ impl Builder {
 
     /// Closes open slices at the last event time and writes the JSON document.
     pub fn finish(mut self, w: &mut dyn Write, ctx: &Context<'_>) -> io::Result<()> {
+        self.reach(self.last, ctx);
+        if let Some((i, start)) = self.open_gap {
+            self.out[i]["dur"] = json!(us(self.last.saturating_sub(start)));
+        }
         let open: Vec<u64> = self.open.keys().copied().collect();
         for g in open {
             self.close(g, self.last, ctx);
@@ -229,5 +278,88 @@ impl Builder {
         let doc = json!({ "traceEvents": self.out, "displayTimeUnit": "ns" });
         serde_json::to_writer(&mut *w, &doc)?;
         writeln!(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::event::{Event, EventKind, GoCreate, GoId, Header};
+
+    use super::{Builder, GAP_TRACK};
+    use crate::{capture::SymbolTable, output::lifecycle::Context};
+
+    fn h(kind: EventKind, t: u64) -> Header {
+        Header {
+            kind: kind as u32,
+            tid: 7,
+            ktime_ns: t,
+        }
+    }
+
+    fn slices(doc: &serde_json::Value, tid: u64) -> Vec<(String, f64, f64)> {
+        doc["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["tid"] == tid)
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_owned(),
+                    e["ts"].as_f64().unwrap(),
+                    e["dur"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gaps_cut_open_slices_and_get_their_own_track() {
+        let symbols = SymbolTable::default();
+        let ctx = Context {
+            symbols: &symbols,
+            wait_reasons: &[],
+            start_ktime: 0,
+            baseline: &[],
+        };
+        let mut b = Builder::new(42);
+        b.unobserved([(5_000, 8_000), (9_500, u64::MAX)]);
+        b.push(
+            &Event::Create(GoCreate {
+                header: h(EventKind::Create, 1_000),
+                goid: 3,
+                parent_goid: 1,
+                gopc: 0,
+                startpc: 0,
+            }),
+            &ctx,
+        );
+        let id = |kind, t| GoId {
+            header: h(kind, t),
+            goid: 3,
+        };
+        b.push(&Event::Execute(id(EventKind::Execute, 2_000)), &ctx);
+        // Next seen after the gap.
+        b.push(&Event::Execute(id(EventKind::Execute, 9_000)), &ctx);
+        b.push(&Event::Exit(id(EventKind::Exit, 10_000)), &ctx);
+        let mut out = Vec::new();
+        b.finish(&mut out, &ctx).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            slices(&doc, 3),
+            [
+                ("runnable".to_owned(), 1.0, 1.0),
+                ("running".to_owned(), 2.0, 3.0),
+                ("unobserved".to_owned(), 5.0, 4.0),
+                ("running".to_owned(), 9.0, 0.5),
+                ("unobserved".to_owned(), 9.5, 0.5),
+            ]
+        );
+        assert_eq!(
+            slices(&doc, GAP_TRACK),
+            [
+                ("hot probes off".to_owned(), 5.0, 3.0),
+                ("hot probes off".to_owned(), 9.5, 0.5),
+            ]
+        );
     }
 }

@@ -144,16 +144,24 @@ pub fn extend(bin: &GoBinary, plan: &mut Plan) -> Result<Vec<Degradation>, Lifec
         }),
         Err(e) => return Err(e.into()),
     }
-    // A pause ends where Go's tracer (`STWDone`) and the runtime's pause clock end it: after
-    // the Ps are restarted, i.e. at the RETs of startTheWorldWithSema, not at its entry (the
-    // restart takes milliseconds on a loaded machine).
-    match probesite::ret_sites(bin, "runtime.startTheWorldWithSema") {
-        Ok(rets) if !rets.is_empty() => {
+    // A pause ends where Go's tracer ends it: in startTheWorldWithSema once the Ps run again,
+    // right after `STWDone` and before its last call, `wakep()` (every version 1.19 … 1.27).
+    // That call is probed (the kernel emulates `call rel32`); failing it, the RETs, which
+    // also count wakep (on a loaded machine it can take milliseconds: it may start a thread).
+    let end = match probesite::call_sites(bin, "runtime.startTheWorldWithSema", "runtime.wakep") {
+        Ok(calls) if !calls.is_empty() => Ok(calls[calls.len() - 1..].to_vec()),
+        Ok(_) | Err(crate::gobin::GobinError::NoSuchFunction(_)) => {
+            probesite::ret_sites(bin, "runtime.startTheWorldWithSema")
+        }
+        Err(e) => Err(e),
+    };
+    match end {
+        Ok(sites) if !sites.is_empty() => {
             push_rets(
                 &mut plan.sites,
                 ProbeId::StartTheWorld,
                 "runtime.startTheWorldWithSema",
-                &rets,
+                &sites,
             );
         }
         Ok(_) => {
@@ -179,7 +187,8 @@ pub fn extend(bin: &GoBinary, plan: &mut Plan) -> Result<Vec<Degradation>, Lifec
     Ok(degraded)
 }
 
-/// Probe `probe` at each `RET` of `function` (entry-only uprobes: never uretprobes on Go code).
+/// Probe `probe` at each of `sites` inside `function` (RETs or calls: entry-only uprobes,
+/// never uretprobes on Go code).
 fn push_rets(sites: &mut Vec<Site>, probe: ProbeId, function: &str, rets: &[probesite::RetSite]) {
     sites.extend(rets.iter().map(|r| Site {
         probe,
