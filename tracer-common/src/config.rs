@@ -26,9 +26,9 @@ pub struct Config {
     /// Non-zero: capture user stacks at park and ready.
     pub stacks: u32,
     /// Bit set per stack-taking probe ([`FIXUP_GOPARK`], [`FIXUP_READY`]) whose site runs
-    /// before the function saved its caller's frame pointer (no `push rbp` yet, e.g. Go 1.19's
-    /// `sub rsp` prologue): the direct caller's return address is then at `[rsp]` and not in
-    /// the frame-pointer chain, so the program inserts it.
+    /// before the function saved its caller's frame pointer (a function-entry site, before
+    /// `push rbp` or Go 1.19's `sub rsp` prologue): the direct caller's return address is then
+    /// at `[rsp]` and not in the frame-pointer chain, so the program's unwinder reads it.
     pub ret_fixup: u32,
     /// `g.schedlink` (the run-queue link `injectglist` walks).
     pub g_schedlink: u32,

@@ -69,6 +69,22 @@ pub(crate) fn sp(ctx: &ProbeContext) -> Option<u64> {
     }
 }
 
+/// The instruction pointer and the frame pointer (RBP).
+#[inline(always)]
+pub(crate) fn ip_fp(ctx: &ProbeContext) -> Option<(u64, u64)> {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        Some((regs.rip, regs.rbp))
+    }
+    #[cfg(not(bpf_target_arch = "x86_64"))]
+    {
+        let _ = regs;
+        None
+    }
+}
+
 /// The closure context register (RDX on amd64): the `*funcval` of a closure being called, at
 /// a `CALL reg` of a function value.
 #[inline(always)]

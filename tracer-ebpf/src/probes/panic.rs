@@ -174,7 +174,7 @@ fn try_gopanic(ctx: &ProbeContext) -> Option<()> {
         }
         (&raw mut (*p).string_len).write(string_len);
         (&raw mut (*p).string_full_len).write(full);
-        let frames = emit::user_stack(ctx, &raw mut (*p).stack, false);
+        let frames = emit::user_stack(ctx, &raw mut (*p).stack, true);
         (&raw mut (*p).stack_len).write(frames);
     }
     entry.submit(u64::from(BPF_RB_NO_WAKEUP));
@@ -244,7 +244,7 @@ fn try_throw(ctx: &ProbeContext) -> Option<()> {
             sptr != 0 && generated::bpf_probe_read_user(string.cast(), n, sptr as *const _) == 0;
         (&raw mut (*p).string_len).write(if ok { n } else { u32::MAX });
         (&raw mut (*p).string_full_len).write(slen);
-        let frames = emit::user_stack(ctx, &raw mut (*p).stack, false);
+        let frames = emit::user_stack(ctx, &raw mut (*p).stack, true);
         (&raw mut (*p).stack_len).write(frames);
     }
     // The process is about to die: wake the reader.

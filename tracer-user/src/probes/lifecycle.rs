@@ -100,17 +100,14 @@ pub fn plan(bin: &GoBinary) -> Result<Plan, LifecycleError> {
         (ProbeId::Goexit0, "runtime.goexit0"),
     ] {
         let s = probesite::probe_site(bin, name)?;
-        // At `push rbp` the kernel's user unwinder already reads the caller from [rsp]
-        // (checked against Go's traceback in tests/tests/lifecycle.rs); any other site right
-        // after the stack check leaves rsp as at entry, so the program reads it itself.
-        let needs_fixup = s.reason == probesite::SiteReason::AfterStackCheck
-            && !s.instruction.starts_with("push rbp");
-        if needs_fixup {
-            match probe {
-                ProbeId::Gopark => config.ret_fixup |= FIXUP_GOPARK,
-                ProbeId::Ready => config.ret_fixup |= FIXUP_READY,
-                _ => {}
-            }
+        // Every site is at function entry (before `push rbp` / `sub rsp`: the frame is not
+        // set up), so the direct caller's return address is at [rsp], not yet in the
+        // frame-pointer chain: the program's unwinder reads it there (checked against Go's
+        // traceback in tests/tests/lifecycle.rs).
+        match probe {
+            ProbeId::Gopark => config.ret_fixup |= FIXUP_GOPARK,
+            ProbeId::Ready => config.ret_fixup |= FIXUP_READY,
+            _ => {}
         }
         sites.push(Site {
             probe,
