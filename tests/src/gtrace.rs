@@ -49,3 +49,11 @@ pub fn report(file: &std::path::Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8")
 }
+
+/// The target's PID from gtrace's "attached to pid N …" line in `stderr` (how a test learns
+/// the PID of a command gtrace started with `-- CMD`).
+pub fn attached_pid(stderr: &str) -> Option<i32> {
+    stderr
+        .split_once("attached to pid ")
+        .and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())
+}

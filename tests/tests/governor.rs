@@ -238,11 +238,7 @@ fn latency_under_sampling_accounts_the_gaps() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The ping-pong outlives the window (gtrace leaves it running): end it.
-    let err = p.stderr();
-    if let Some(pid) = err
-        .split_once("attached to pid ")
-        .and_then(|(_, r)| r.split_whitespace().next()?.parse::<i32>().ok())
-    {
+    if let Some(pid) = gtrace_tests::gtrace::attached_pid(&p.stderr()) {
         // SAFETY: kill(2) of the fixture this test started through gtrace.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }

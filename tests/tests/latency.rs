@@ -371,10 +371,8 @@ fn a_command_outliving_the_capture_keeps_running() {
         .status()
         .expect("run gtrace latency");
     let stderr = std::fs::read_to_string(&err_file).expect("gtrace's stderr");
-    let pid: i32 = stderr
-        .split_once("attached to pid ")
-        .and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {stderr}"));
+    let pid =
+        gtrace_tests::gtrace::attached_pid(&stderr).unwrap_or_else(|| panic!("no pid in {stderr}"));
     // SAFETY: signal 0 only checks that the process exists.
     let alive = unsafe { libc::kill(pid, 0) } == 0;
     // SAFETY: kill(2) of the fixture this test started through gtrace.

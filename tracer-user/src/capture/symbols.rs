@@ -121,12 +121,7 @@ impl SymbolTable {
             bin.symbolize(vaddr)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|f| Frame {
-                    function: f.function,
-                    file: f.file,
-                    line: f.line,
-                    inlined: f.inlined,
-                })
+                .map(Frame::from)
                 .collect()
         });
     }
@@ -149,15 +144,7 @@ impl SymbolTable {
             };
             self.map.insert(
                 *key,
-                frames
-                    .iter()
-                    .map(|f| Frame {
-                        function: f.function.clone().into_owned(),
-                        file: f.file.clone().into_owned(),
-                        line: f.line,
-                        inlined: f.inlined,
-                    })
-                    .collect(),
+                frames.iter().map(|f| Frame::from(f.to_frame())).collect(),
             );
         });
     }
@@ -217,5 +204,16 @@ impl SymbolTable {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+impl From<crate::gobin::Frame> for Frame {
+    fn from(f: crate::gobin::Frame) -> Self {
+        Self {
+            function: f.function,
+            file: f.file,
+            line: f.line,
+            inlined: f.inlined,
+        }
     }
 }
