@@ -4,6 +4,7 @@
 use std::{
     io::{Read as _, Write},
     path::PathBuf,
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use anyhow::Context as _;
@@ -41,17 +42,21 @@ fn parse_hex(s: &str) -> Result<u64, String> {
 
 /// The addresses of `input`, one per line (blank lines skipped). Plain hex lines are parsed
 /// in place; anything else goes through [`parse_hex`], which also words the error.
-fn parse_addresses(input: &str) -> anyhow::Result<Vec<u64>> {
+fn parse_addresses(input: &[u8]) -> anyhow::Result<Vec<u64>> {
     let mut pcs = Vec::with_capacity(input.len() / 8);
-    for line in input.lines() {
-        let t = line.as_bytes().trim_ascii();
+    for line in input.split(|&b| b == b'\n') {
+        let t = line.trim_ascii();
         if t.is_empty() {
             continue;
         }
-        let pc = match parse_hex_fast(t) {
-            Some(pc) => pc,
-            None if line.trim().is_empty() => continue,
-            None => parse_hex(line).map_err(anyhow::Error::msg)?,
+        let pc = if let Some(pc) = parse_hex_fast(t) {
+            pc
+        } else {
+            let line = String::from_utf8_lossy(line);
+            if line.trim().is_empty() {
+                continue;
+            }
+            parse_hex(&line).map_err(anyhow::Error::msg)?
         };
         pcs.push(pc);
     }
@@ -75,10 +80,11 @@ fn parse_hex_fast(t: &[u8]) -> Option<u64> {
     })
 }
 
-/// Runs `gtrace symbolize`. All addresses are read first and symbolized in one batch
-/// ([`crate::gobin::GoBinary::symbolize_each_pc`], in address order) into one text (the names
-/// it copies are then read from the binary with locality), whose pieces are then written in
-/// input order ([`write_pieces`]).
+/// Runs `gtrace symbolize`. All addresses are read first, split by address range into one
+/// chunk per core ([`buckets`]), and each chunk is sorted and symbolized on its own thread
+/// ([`crate::gobin::GoBinary::symbolize_sorted`], in address order) into one text (the names
+/// it copies are then read from the binary with locality); the pieces are then written in
+/// input order ([`write_output`]).
 pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     let bin = super::inspect::open(args.binary.as_ref(), args.pid)?;
     let bias = match (args.bias, args.pid) {
@@ -86,13 +92,13 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
         (None, Some(pid)) if bin.image().is_pie() => load_bias(pid, &bin)?,
         _ => 0,
     };
-    let mut input = String::new();
+    let mut input = Vec::new();
     if args.pcs.is_empty() {
         std::io::stdin()
-            .read_to_string(&mut input)
+            .read_to_end(&mut input)
             .context("reading addresses from stdin")?;
     } else {
-        input = args.pcs.join("\n");
+        input = args.pcs.join("\n").into_bytes();
     }
     // The addresses as looked up; the callback gets each back and undoes the shift.
     let unbias = bias.wrapping_add(u64::from(args.return_address));
@@ -100,10 +106,83 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     for pc in &mut lookups {
         *pc = pc.wrapping_sub(unbias);
     }
-    let mut text: Vec<u8> = Vec::with_capacity(lookups.len() * 128);
+    let spans: Vec<Span> = std::iter::repeat_with(Span::default)
+        .take(lookups.len())
+        .collect();
+    let texts: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let workers: Vec<_> = buckets(&lookups, chunk_count(lookups.len()))
+            .into_iter()
+            .enumerate()
+            .map(|(c, mut part)| {
+                let (bin, spans) = (&bin, &spans);
+                s.spawn(move || {
+                    part.sort_unstable();
+                    symbolize_chunk(bin, c, &part, unbias, spans)
+                })
+            })
+            .collect();
+        workers.into_iter().map(joined).collect()
+    });
+    write_output(&mut std::io::stdout().lock(), &texts, &spans)?;
+    Ok(())
+}
+
+/// A scoped thread's result, its panic passed on.
+fn joined<T>(w: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// How many threads share `n` addresses: one per core (at most 8), none with fewer than
+/// 4096 addresses each (below that a thread's start costs more than it saves).
+fn chunk_count(n: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    cores.min(8).min(n / 4096).max(1)
+}
+
+/// `pcs` as `(pc, index)` pairs split into `k` address ranges of about equal counts (bounds
+/// from a sorted sample), unsorted: each thread sorts its own. Equal PCs share a range.
+fn buckets(pcs: &[u64], k: usize) -> Vec<Vec<(u64, usize)>> {
+    if k <= 1 {
+        return vec![pcs.iter().copied().zip(0..).collect()];
+    }
+    let step = (pcs.len() / 1024).max(1);
+    let mut sample: Vec<u64> = pcs.iter().step_by(step).copied().collect();
+    sample.sort_unstable();
+    // Range c holds bounds[c - 1] <= pc < bounds[c].
+    let bounds: Vec<u64> = (1..k).map(|c| sample[c * sample.len() / k]).collect();
+    let mut out: Vec<Vec<(u64, usize)>> = (0..k)
+        .map(|_| Vec::with_capacity(pcs.len() / k + pcs.len() / 8))
+        .collect();
+    for (i, &pc) in pcs.iter().enumerate() {
+        out[bounds.partition_point(|&b| b <= pc)].push((pc, i));
+    }
+    out
+}
+
+/// Where one address's lines are: chunk `c`'s text, bytes `start..end`, stored as
+/// `c << CHUNK_SHIFT | start` and `end`. Atomics (relaxed: the threads' joins order them)
+/// let each thread fill the entries of its own addresses in place.
+#[derive(Default)]
+struct Span {
+    start: AtomicUsize,
+    end: AtomicUsize,
+}
+
+/// Where a span's chunk number starts: texts are far smaller than 2^48 bytes.
+const CHUNK_SHIFT: u32 = 48;
+
+/// Symbolizes the address-ordered `part` (chunk `c`) into one text (the names it copies are
+/// then read from the binary with locality), recording each address's piece in `spans`.
+fn symbolize_chunk(
+    bin: &crate::gobin::GoBinary,
+    c: usize,
+    part: &[(u64, usize)],
+    unbias: u64,
+    spans: &[Span],
+) -> Vec<u8> {
+    let mut text: Vec<u8> = Vec::with_capacity(part.len() * 128);
     advise_huge_pages(&text);
-    let mut spans = vec![(0, 0); lookups.len()];
-    bin.symbolize_each_pc(&lookups, |i, lookup, frames| {
+    bin.symbolize_sorted(part, |i, lookup, frames| {
         let start = text.len();
         // The address as given, without reading the input again (in input order: a cache
         // miss per address).
@@ -114,23 +193,59 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
                 let _ = writeln!(text, "{pc:#x}\t?\t({e})");
             }
         }
-        spans[i] = (start, text.len());
+        spans[i]
+            .start
+            .store(c << CHUNK_SHIFT | start, Ordering::Relaxed);
+        spans[i].end.store(text.len(), Ordering::Relaxed);
     });
-    write_pieces(&mut std::io::stdout().lock(), &text, &spans)?;
-    Ok(())
+    text
 }
 
-/// Writes `text[start..end]` for every span, in order, through one 64 KiB buffer. (Vectored
-/// writes straight from `text` save that copy but were slower into a pipe: the kernel's cost
-/// per piece outweighs it.)
-fn write_pieces(
-    out: &mut impl Write,
-    text: &[u8],
-    spans: &[(usize, usize)],
-) -> std::io::Result<()> {
+/// Writes every span's bytes (of its chunk's text), in order. With several texts the spans
+/// are split into as many consecutive parts: this thread writes the first through a 64 KiB
+/// buffer while the others gather theirs into buffers of their own, written whole after it.
+fn write_output(out: &mut impl Write, texts: &[Vec<u8>], spans: &[Span]) -> std::io::Result<()> {
+    let parts = texts.len().max(1);
+    let per_part = spans.len().div_ceil(parts).max(1);
+    let mut parts = spans.chunks(per_part);
+    let first = parts.next().unwrap_or_default();
+    let bytes: usize = texts.iter().map(Vec::len).sum();
+    std::thread::scope(|s| {
+        let gatherers: Vec<_> = parts
+            .map(|part| {
+                s.spawn(move || {
+                    let mut buf =
+                        Vec::with_capacity(bytes / spans.len().max(1) * part.len() * 9 / 8);
+                    advise_huge_pages(&buf);
+                    for span in part {
+                        buf.extend_from_slice(piece(texts, span));
+                    }
+                    buf
+                })
+            })
+            .collect();
+        write_pieces(out, texts, first)?;
+        for g in gatherers {
+            out.write_all(&joined(g))?;
+        }
+        out.flush()
+    })
+}
+
+/// The bytes of `span`.
+fn piece<'t>(texts: &'t [Vec<u8>], span: &Span) -> &'t [u8] {
+    let start = span.start.load(Ordering::Relaxed);
+    let end = span.end.load(Ordering::Relaxed);
+    &texts[start >> CHUNK_SHIFT][start & ((1 << CHUNK_SHIFT) - 1)..end]
+}
+
+/// Writes every span's bytes, in order, through one 64 KiB buffer. (Vectored writes straight
+/// from the texts save that copy but were slower into a pipe: the kernel's cost per piece
+/// outweighs it.)
+fn write_pieces(out: &mut impl Write, texts: &[Vec<u8>], spans: &[Span]) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-    for &(start, end) in spans {
-        out.write_all(&text[start..end])?;
+    for span in spans {
+        out.write_all(piece(texts, span))?;
     }
     out.flush()
 }
@@ -178,7 +293,7 @@ fn load_bias(pid: u32, bin: &crate::gobin::GoBinary) -> anyhow::Result<u64> {
 mod tests {
     use super::*;
 
-    /// Pieces come out in span order, whole, even through a writer that takes a few bytes at
+    /// Pieces come out in span order, whole, each from its chunk's text, even through a writer that takes a few bytes at
     /// a time (as a pipe may).
     #[test]
     fn pieces_are_written_in_order_and_whole() {
@@ -193,17 +308,24 @@ mod tests {
                 Ok(())
             }
         }
-        let text = b"aaaa\nbb\ncccccc\n";
-        let spans: Vec<(usize, usize)> = [(8, 15), (0, 5), (5, 8)]
+        let texts = [b"aaaa\nbb\ncccccc\n".to_vec(), b"xyz\n".to_vec()];
+        let pieces: Vec<(usize, usize, usize)> = [(0, 8, 15), (1, 0, 4), (0, 0, 5), (0, 5, 8)]
             .into_iter()
             .cycle()
             .take(3000)
             .collect();
-        let mut out = Trickle(Vec::new());
-        write_pieces(&mut out, text, &spans).unwrap();
-        let want: Vec<u8> = spans
+        let spans: Vec<Span> = pieces
             .iter()
-            .flat_map(|&(s, e)| text[s..e].iter().copied())
+            .map(|&(c, s, e)| Span {
+                start: AtomicUsize::new(c << CHUNK_SHIFT | s),
+                end: AtomicUsize::new(e),
+            })
+            .collect();
+        let mut out = Trickle(Vec::new());
+        write_output(&mut out, &texts, &spans).unwrap();
+        let want: Vec<u8> = pieces
+            .iter()
+            .flat_map(|&(c, s, e)| texts[c][s..e].iter().copied())
             .collect();
         assert_eq!(out.0, want);
     }
@@ -213,10 +335,10 @@ mod tests {
     fn addresses_parse_like_parse_hex() {
         let input = "0x4a1b2c\n\n  4A1B2D \r\n+ff\n0x00000000000000000001\n";
         assert_eq!(
-            parse_addresses(input).unwrap(),
+            parse_addresses(input.as_bytes()).unwrap(),
             [0x4a_1b2c, 0x4a_1b2d, 0xff, 1]
         );
-        let err = parse_addresses("0x10\nzz\n").unwrap_err().to_string();
+        let err = parse_addresses(b"0x10\nzz\n").unwrap_err().to_string();
         assert!(err.contains("`zz` is not a hex address"), "{err}");
         assert_eq!(parse_hex_fast(b"0x"), None);
         assert_eq!(parse_hex_fast(b"ffffffffffffffff"), Some(u64::MAX));

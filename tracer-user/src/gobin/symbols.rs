@@ -286,15 +286,27 @@ impl GoBinary {
     pub fn symbolize_each_pc<'s>(
         &'s self,
         pcs: &[u64],
+        each: impl FnMut(usize, u64, Result<&[FrameRef<'s>]>),
+    ) {
+        let mut order: Vec<(u64, usize)> = pcs.iter().copied().zip(0..).collect();
+        order.sort_unstable();
+        self.symbolize_sorted(&order, each);
+    }
+
+    /// The core of [`Self::symbolize_each_pc`]: `order` holds `(pc, index)` pairs sorted by PC
+    /// (any other order gives the same answers, only slower), and `each` gets each pair back
+    /// with the PC's frames. Callers that split the sorted PCs into chunks (one per thread:
+    /// the binary is `Sync`) call this once per chunk.
+    pub fn symbolize_sorted<'s>(
+        &'s self,
+        order: &[(u64, usize)],
         mut each: impl FnMut(usize, u64, Result<&[FrameRef<'s>]>),
     ) {
         let tab = self.pclntab();
-        let mut order: Vec<(u64, usize)> = pcs.iter().copied().zip(0..).collect();
-        order.sort_unstable();
         let mut current: Option<FuncRecord> = None;
         let mut tables = FuncTables::default();
         let mut frames = Vec::new();
-        for (pc, i) in order {
+        for &(pc, i) in order {
             let inside = |f: &FuncRecord| f.entry <= pc && pc < f.end;
             if !current.as_ref().is_some_and(inside) {
                 // In address order the next function is usually the one after.
