@@ -512,7 +512,7 @@ fn gtrace() -> PathBuf {
 
 /// `gtrace symbolize` reads PCs on stdin, symbolizes them in one batch (in address order) and
 /// prints them in input order, exactly as the library answers them one at a time — an
-/// unknown PC included.
+/// unknown PC and repeated PCs included, enough of them to be split over threads.
 #[test]
 fn symbolize_cli_answers_in_input_order() {
     use std::fmt::Write as _;
@@ -522,6 +522,13 @@ fn symbolize_cli_answers_in_input_order() {
     let mut pcs = sample_pcs(&bin);
     pcs.reverse();
     pcs.insert(pcs.len() / 2, 1);
+    // Enough PCs that it splits them over threads (by address range, with 2+ cores), each
+    // PC several times in different places.
+    let once = pcs.clone();
+    while pcs.len() < 20_000 {
+        let at = pcs.len() / 3;
+        pcs.splice(at..at, once.iter().copied());
+    }
     let input = pcs.iter().fold(String::new(), |mut s, pc| {
         let _ = writeln!(s, "{pc:#x}");
         s

@@ -4,7 +4,10 @@
 use std::{
     io::{Read as _, Write},
     path::PathBuf,
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use anyhow::Context as _;
@@ -80,11 +83,11 @@ fn parse_hex_fast(t: &[u8]) -> Option<u64> {
     })
 }
 
-/// Runs `gtrace symbolize`. All addresses are read first, split by address range into one
-/// chunk per core ([`buckets`]), and each chunk is sorted and symbolized on its own thread
-/// ([`crate::gobin::GoBinary::symbolize_sorted`], in address order) into one text (the names
-/// it copies are then read from the binary with locality); the pieces are then written in
-/// input order ([`write_output`]).
+/// Runs `gtrace symbolize`. All addresses are read first and split into address ranges
+/// ([`buckets`]); one thread per core takes ranges in turn, sorts each and symbolizes it
+/// ([`crate::gobin::GoBinary::symbolize_sorted`], in address order) onto its own text (the
+/// names it copies are then read from the binary with locality); the pieces are then written
+/// in input order ([`write_output`]).
 pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     let bin = super::inspect::open(args.binary.as_ref(), args.pid)?;
     let bias = match (args.bias, args.pid) {
@@ -109,15 +112,30 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     let spans: Vec<Span> = std::iter::repeat_with(Span::default)
         .take(lookups.len())
         .collect();
+    let threads = thread_count(lookups.len());
+    // More ranges than threads, taken in turn: the work per address varies (inlining depth,
+    // table lengths), so equal counts would leave one thread idle while another finishes.
+    let ranges: Vec<Mutex<Vec<(u64, usize)>>> = buckets(&lookups, threads * RANGES_PER_THREAD)
+        .into_iter()
+        .map(Mutex::new)
+        .collect();
+    let next = AtomicUsize::new(0);
+    let per_thread = lookups.len() / threads;
     let texts: Vec<Vec<u8>> = std::thread::scope(|s| {
-        let workers: Vec<_> = buckets(&lookups, chunk_count(lookups.len()))
-            .into_iter()
-            .enumerate()
-            .map(|(c, mut part)| {
-                let (bin, spans) = (&bin, &spans);
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (bin, spans, ranges, next) = (&bin, &spans, &ranges, &next);
                 s.spawn(move || {
-                    part.sort_unstable();
-                    symbolize_chunk(bin, c, &part, unbias, spans)
+                    let mut text: Vec<u8> = Vec::with_capacity(per_thread * 128);
+                    advise_huge_pages(&text);
+                    while let Some(range) = ranges.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let mut part = std::mem::take(
+                            &mut *range.lock().unwrap_or_else(PoisonError::into_inner),
+                        );
+                        part.sort_unstable();
+                        symbolize_range(bin, &part, unbias, (t, &mut text), spans);
+                    }
+                    text
                 })
             })
             .collect();
@@ -133,11 +151,14 @@ fn joined<T>(w: std::thread::ScopedJoinHandle<'_, T>) -> T {
 }
 
 /// How many threads share `n` addresses: one per core (at most 8), none with fewer than
-/// 4096 addresses each (below that a thread's start costs more than it saves).
-fn chunk_count(n: usize) -> usize {
+/// 4096 addresses (below that a thread's start costs more than it saves).
+fn thread_count(n: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     cores.min(8).min(n / 4096).max(1)
 }
+
+/// Address ranges per thread (see [`run`]).
+const RANGES_PER_THREAD: usize = 8;
 
 /// `pcs` as `(pc, index)` pairs split into `k` address ranges of about equal counts (bounds
 /// from a sorted sample), unsorted: each thread sorts its own. Equal PCs share a range.
@@ -159,7 +180,7 @@ fn buckets(pcs: &[u64], k: usize) -> Vec<Vec<(u64, usize)>> {
     out
 }
 
-/// Where one address's lines are: chunk `c`'s text, bytes `start..end`, stored as
+/// Where one address's lines are: thread `c`'s text, bytes `start..end`, stored as
 /// `c << CHUNK_SHIFT | start` and `end`. Atomics (relaxed: the threads' joins order them)
 /// let each thread fill the entries of its own addresses in place.
 #[derive(Default)]
@@ -168,40 +189,37 @@ struct Span {
     end: AtomicUsize,
 }
 
-/// Where a span's chunk number starts: texts are far smaller than 2^48 bytes.
+/// Where a span's thread number starts: texts are far smaller than 2^48 bytes.
 const CHUNK_SHIFT: u32 = 48;
 
-/// Symbolizes the address-ordered `part` (chunk `c`) into one text (the names it copies are
+/// Symbolizes the address-ordered `part` onto the text of thread `t` (the names it copies are
 /// then read from the binary with locality), recording each address's piece in `spans`.
-fn symbolize_chunk(
+fn symbolize_range(
     bin: &crate::gobin::GoBinary,
-    c: usize,
     part: &[(u64, usize)],
     unbias: u64,
+    (t, text): (usize, &mut Vec<u8>),
     spans: &[Span],
-) -> Vec<u8> {
-    let mut text: Vec<u8> = Vec::with_capacity(part.len() * 128);
-    advise_huge_pages(&text);
+) {
     bin.symbolize_sorted(part, |i, lookup, frames| {
         let start = text.len();
         // The address as given, without reading the input again (in input order: a cache
         // miss per address).
         let pc = lookup.wrapping_add(unbias);
         match frames {
-            Ok(frames) => write_frames(&mut text, pc, frames),
+            Ok(frames) => write_frames(text, pc, frames),
             Err(e) => {
                 let _ = writeln!(text, "{pc:#x}\t?\t({e})");
             }
         }
         spans[i]
             .start
-            .store(c << CHUNK_SHIFT | start, Ordering::Relaxed);
+            .store(t << CHUNK_SHIFT | start, Ordering::Relaxed);
         spans[i].end.store(text.len(), Ordering::Relaxed);
     });
-    text
 }
 
-/// Writes every span's bytes (of its chunk's text), in order. With several texts the spans
+/// Writes every span's bytes (of its thread's text), in order. With several texts the spans
 /// are split into as many consecutive parts: this thread writes the first through a 64 KiB
 /// buffer while the others gather theirs into buffers of their own, written whole after it.
 fn write_output(out: &mut impl Write, texts: &[Vec<u8>], spans: &[Span]) -> std::io::Result<()> {
@@ -293,7 +311,7 @@ fn load_bias(pid: u32, bin: &crate::gobin::GoBinary) -> anyhow::Result<u64> {
 mod tests {
     use super::*;
 
-    /// Pieces come out in span order, whole, each from its chunk's text, even through a writer that takes a few bytes at
+    /// Pieces come out in span order, whole, each from its thread's text, even through a writer that takes a few bytes at
     /// a time (as a pipe may).
     #[test]
     fn pieces_are_written_in_order_and_whole() {
