@@ -4,10 +4,7 @@
 use std::{
     io::{Read as _, Write},
     path::PathBuf,
-    sync::{
-        Mutex, PoisonError,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use anyhow::Context as _;
@@ -83,8 +80,9 @@ fn parse_hex_fast(t: &[u8]) -> Option<u64> {
     })
 }
 
-/// Runs `gtrace symbolize`. All addresses are read first and split into address ranges
-/// ([`buckets`]); one thread per core takes ranges in turn, sorts each and symbolizes it
+/// Runs `gtrace symbolize`. All addresses are read first (parsed on several threads) and
+/// split into address ranges ([`range_bounds`]); one thread per core takes ranges in turn,
+/// picks its addresses out, sorts them and symbolizes them
 /// ([`crate::gobin::GoBinary::symbolize_sorted`], in address order) onto its own text (the
 /// names it copies are then read from the binary with locality); the pieces are then written
 /// in input order ([`write_output`]).
@@ -105,37 +103,34 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     }
     // The addresses as looked up; the callback gets each back and undoes the shift.
     let unbias = bias.wrapping_add(u64::from(args.return_address));
-    let mut lookups = parse_addresses(&input)?;
-    for pc in &mut lookups {
-        *pc = pc.wrapping_sub(unbias);
-    }
-    let spans: Vec<Span> = std::iter::repeat_with(Span::default)
-        .take(lookups.len())
-        .collect();
-    let threads = thread_count(lookups.len());
+    // Parsed in parts, one per thread (about 8 bytes a line at least).
+    let lookups = parse_in_parts(&input, thread_count(input.len() / 8), unbias)?;
+    let n: usize = lookups.iter().map(Vec::len).sum();
+    let spans: Vec<Span> = std::iter::repeat_with(Span::default).take(n).collect();
+    let threads = thread_count(n);
     // More ranges than threads, taken in turn: the work per address varies (inlining depth,
     // table lengths), so equal counts would leave one thread idle while another finishes.
-    let ranges: Vec<Mutex<Vec<(u64, usize)>>> = buckets(&lookups, threads * RANGES_PER_THREAD)
-        .into_iter()
-        .map(Mutex::new)
-        .collect();
+    let bounds = range_bounds(&lookups, threads * RANGES_PER_THREAD);
     let next = AtomicUsize::new(0);
-    let per_thread = lookups.len() / threads;
+    let per_thread = n / threads;
     let texts: Vec<Vec<u8>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let (bin, spans, ranges, next) = (&bin, &spans, &ranges, &next);
+                let (bin, spans, bounds, next, lookups) = (&bin, &spans, &bounds, &next, &lookups);
                 s.spawn(move || {
                     let mut text: Vec<u8> = Vec::with_capacity(per_thread * 128);
                     advise_huge_pages(&text);
-                    while let Some(range) = ranges.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let mut part = std::mem::take(
-                            &mut *range.lock().unwrap_or_else(PoisonError::into_inner),
-                        );
+                    let mut part = Vec::new();
+                    loop {
+                        let r = next.fetch_add(1, Ordering::Relaxed);
+                        if r > bounds.len() {
+                            break text;
+                        }
+                        let lo = if r == 0 { 0 } else { bounds[r - 1] };
+                        in_range(lookups, lo, bounds.get(r).copied(), &mut part);
                         part.sort_unstable();
                         symbolize_range(bin, &part, unbias, (t, &mut text), spans);
                     }
-                    text
                 })
             })
             .collect();
@@ -160,24 +155,66 @@ fn thread_count(n: usize) -> usize {
 /// Address ranges per thread (see [`run`]).
 const RANGES_PER_THREAD: usize = 8;
 
-/// `pcs` as `(pc, index)` pairs split into `k` address ranges of about equal counts (bounds
-/// from a sorted sample), unsorted: each thread sorts its own. Equal PCs share a range.
-fn buckets(pcs: &[u64], k: usize) -> Vec<Vec<(u64, usize)>> {
-    if k <= 1 {
-        return vec![pcs.iter().copied().zip(0..).collect()];
+/// The addresses of `input` (see [`parse_addresses`]) less `unbias`, parsed in `k` parts
+/// (split at line ends) on as many threads; the first error in input order wins.
+fn parse_in_parts(input: &[u8], k: usize, unbias: u64) -> anyhow::Result<Vec<Vec<u64>>> {
+    let mut parts = Vec::with_capacity(k);
+    let mut rest = input;
+    for left in (1..=k).rev() {
+        let cut = rest.len() / left;
+        let end = match rest[cut..].iter().position(|&b| b == b'\n') {
+            Some(nl) if left > 1 => cut + nl + 1,
+            _ => rest.len(),
+        };
+        parts.push(&rest[..end]);
+        rest = &rest[end..];
     }
-    let step = (pcs.len() / 1024).max(1);
-    let mut sample: Vec<u64> = pcs.iter().step_by(step).copied().collect();
+    std::thread::scope(|s| {
+        let parsers: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                s.spawn(move || {
+                    let mut pcs = parse_addresses(part)?;
+                    for pc in &mut pcs {
+                        *pc = pc.wrapping_sub(unbias);
+                    }
+                    Ok(pcs)
+                })
+            })
+            .collect();
+        parsers.into_iter().map(joined).collect()
+    })
+}
+
+/// Bounds splitting the addresses of `parts` into `k` ranges of about equal counts (from a
+/// sorted sample): range `r` holds `bounds[r - 1] <= pc < bounds[r]` (no lower bound for the
+/// first, no upper one for the last). Equal PCs share a range.
+fn range_bounds(parts: &[Vec<u64>], k: usize) -> Vec<u64> {
+    let n: usize = parts.iter().map(Vec::len).sum();
+    if k <= 1 || n == 0 {
+        return Vec::new();
+    }
+    let step = (n / 1024).max(1);
+    let mut sample: Vec<u64> = parts.iter().flatten().step_by(step).copied().collect();
     sample.sort_unstable();
-    // Range c holds bounds[c - 1] <= pc < bounds[c].
-    let bounds: Vec<u64> = (1..k).map(|c| sample[c * sample.len() / k]).collect();
-    let mut out: Vec<Vec<(u64, usize)>> = (0..k)
-        .map(|_| Vec::with_capacity(pcs.len() / k + pcs.len() / 8))
-        .collect();
-    for (i, &pc) in pcs.iter().enumerate() {
-        out[bounds.partition_point(|&b| b <= pc)].push((pc, i));
+    let mut bounds: Vec<u64> = (1..k).map(|c| sample[c * sample.len() / k]).collect();
+    bounds.dedup();
+    bounds
+}
+
+/// Replaces `out` with the `(pc, index)` pairs of `parts` (indices counted across the parts)
+/// whose PC is in `lo..hi` (`hi` `None`: no upper bound), unsorted.
+fn in_range(parts: &[Vec<u64>], lo: u64, hi: Option<u64>, out: &mut Vec<(u64, usize)>) {
+    out.clear();
+    let mut base = 0;
+    for part in parts {
+        for (j, &pc) in part.iter().enumerate() {
+            if pc >= lo && hi.is_none_or(|h| pc < h) {
+                out.push((pc, base + j));
+            }
+        }
+        base += part.len();
     }
-    out
 }
 
 /// Where one address's lines are: thread `c`'s text, bytes `start..end`, stored as
@@ -310,6 +347,7 @@ fn load_bias(pid: u32, bin: &crate::gobin::GoBinary) -> anyhow::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     /// Pieces come out in span order, whole, each from its thread's text, even through a writer that takes a few bytes at
     /// a time (as a pipe may).
@@ -360,5 +398,54 @@ mod tests {
         assert!(err.contains("`zz` is not a hex address"), "{err}");
         assert_eq!(parse_hex_fast(b"0x"), None);
         assert_eq!(parse_hex_fast(b"ffffffffffffffff"), Some(u64::MAX));
+    }
+
+    /// Parsing in parts gives the whole input's addresses in order, whatever the number of
+    /// parts, and the first error in input order.
+    #[test]
+    fn parts_parse_like_the_whole() {
+        let input = (0..5000u64).fold(String::new(), |mut s, i| {
+            let _ = writeln!(s, "{:#x}", i * 7 + 1);
+            s
+        });
+        let whole: Vec<u64> = parse_addresses(input.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|pc| pc - 1)
+            .collect();
+        for k in [1, 2, 3, 7, 64] {
+            let parts = parse_in_parts(input.as_bytes(), k, 1).unwrap();
+            assert_eq!(parts.concat(), whole, "{k} parts");
+        }
+        let bad = "0x1\nyy\n".repeat(10) + &"0x2\n".repeat(1000) + "zz\n";
+        let err = parse_in_parts(bad.as_bytes(), 4, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`yy`"), "{err}");
+    }
+
+    /// The ranges take every address exactly once, with its index across the parts.
+    #[test]
+    fn ranges_cover_every_address_once() {
+        let parts: Vec<Vec<u64>> = vec![
+            (0..3000).map(|i| (i * 7919) % 5003).collect(),
+            vec![u64::MAX, 0, 42, 42, 42],
+            (0..2000).map(|i| 5003 - i % 17).collect(),
+        ];
+        let n: usize = parts.iter().map(Vec::len).sum();
+        for k in [1, 2, 16] {
+            let bounds = range_bounds(&parts, k);
+            let mut seen = vec![0u8; n];
+            let mut part = Vec::new();
+            for r in 0..=bounds.len() {
+                let lo = if r == 0 { 0 } else { bounds[r - 1] };
+                in_range(&parts, lo, bounds.get(r).copied(), &mut part);
+                for &(pc, i) in &part {
+                    assert_eq!(parts.concat()[i], pc);
+                    seen[i] += 1;
+                }
+            }
+            assert!(seen.iter().all(|&c| c == 1), "{k} ranges");
+        }
     }
 }
