@@ -75,6 +75,18 @@ impl PcSet {
         }
     }
 
+    /// Adds the PCs of one event without asking whether its stack was seen before: for a
+    /// caller that already knows (the capture writer, [`super::Writer::event_raw`]).
+    pub fn add_uncached(&mut self, e: Raw<'_>) {
+        if let Some(c) = e.create() {
+            self.pcs.insert((c.gopc, true));
+            self.pcs.insert((c.startpc, false));
+        }
+        for (i, pc) in e.stack().enumerate() {
+            self.pcs.insert((pc, i > 0));
+        }
+    }
+
     /// Number of distinct `(pc, is_return_address)` pairs.
     pub fn len(&self) -> usize {
         self.pcs.len()

@@ -251,3 +251,129 @@ fn event_records_are_written_as_prost_would() {
     let cap = parse(&w.finish(Symbols::default(), Footer::default()).unwrap()).unwrap();
     assert_eq!(tracer_common::event::decode(&cap.events[0]), Ok(park));
 }
+
+fn park_with(goid: u64, pcs: &[u64]) -> Event {
+    use tracer_common::event::{GoPark, MAX_STACK};
+    let mut stack = [0u64; MAX_STACK];
+    stack[..pcs.len()].copy_from_slice(pcs);
+    Event::Park(GoPark {
+        header: tracer_common::event::Header {
+            kind: EventKind::Park as u32,
+            tid: 3,
+            ktime_ns: 100 + goid,
+        },
+        goid,
+        reason: 2,
+        stack_len: u32::try_from(pcs.len()).unwrap(),
+        stack,
+    })
+}
+
+#[test]
+fn stacks_are_stored_once_and_records_come_back_whole() {
+    use tracer_common::event::{GoReady, MAX_STACK};
+    let a: Vec<u64> = (0..10).map(|i| 0x40_0000 + 0x10 * i).collect();
+    let b: Vec<u64> = (0..3).map(|i| 0x50_0000 + 0x10 * i).collect();
+    let mut rstack = [0u64; MAX_STACK];
+    rstack[..3].copy_from_slice(&b);
+    let ready = Event::Ready(GoReady {
+        header: tracer_common::event::Header {
+            kind: EventKind::Ready as u32,
+            tid: 4,
+            ktime_ns: 500,
+        },
+        goid: 9,
+        waker_goid: 8,
+        stack_len: 3,
+        pad: 0,
+        stack: rstack,
+    });
+    let events = [
+        park_with(1, &a),
+        park_with(2, &a),
+        ready,
+        park_with(3, &b),
+        park_with(4, &[]),
+        park_with(5, &a),
+    ];
+    let mut whole = Writer::new(Vec::new(), header()).unwrap();
+    let mut once = Writer::new(Vec::new(), header()).unwrap();
+    let mut fresh = Vec::new();
+    for e in &events {
+        whole.event(encode(e)).unwrap();
+        fresh.push(once.event_raw(Raw::new(encode(e)).unwrap()).unwrap());
+    }
+    // a, a again, b (ready: the same bytes as park b), b again, no stack, a again. Stored
+    // once, a (80 bytes) twice and b (24) once fewer: at least 100 bytes less.
+    assert_eq!(fresh, [true, false, true, false, false, false]);
+    let whole = whole.finish(Symbols::default(), Footer::default()).unwrap();
+    let once = once.finish(Symbols::default(), Footer::default()).unwrap();
+    assert!(
+        once.len() + 100 < whole.len(),
+        "{} vs {}",
+        once.len(),
+        whole.len()
+    );
+    let cap = parse(&once).unwrap();
+    assert_eq!(cap.events, parse(&whole).unwrap().events);
+    let decoded: Vec<Event> = cap
+        .events
+        .iter()
+        .map(|r| tracer_common::event::decode(r).unwrap())
+        .collect();
+    assert_eq!(decoded, events);
+}
+
+#[test]
+fn version_1_captures_still_read() {
+    let mut v = sample();
+    v[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(parse(&v).unwrap().events.len(), 2);
+}
+
+/// A capture holding `records` after the header.
+fn with_records(records: Vec<Body>) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), header()).unwrap();
+    for r in records {
+        w.record(r).unwrap();
+    }
+    w.finish(Symbols::default(), Footer::default()).unwrap()
+}
+
+#[test]
+fn bad_stack_references_are_errors() {
+    let a: Vec<u64> = (0..4).map(|i| 0x40_0000 + 0x10 * i).collect();
+    let pcs: Vec<u8> = a.iter().flat_map(|p| p.to_ne_bytes()).collect();
+    let park = encode(&park_with(1, &a)).to_vec();
+    let prefix = &park[..32];
+    let reference = |id: u8, prefix: &[u8]| {
+        let mut b = vec![id];
+        b.extend_from_slice(prefix);
+        Body::EventStack(b)
+    };
+    let def = |id: u64, pcs: Vec<u8>| Body::Stack(StackDef { id, pcs });
+    // Well formed: reads back as the park.
+    let ok = with_records(vec![def(5, pcs.clone()), reference(5, prefix)]);
+    assert_eq!(parse(&ok).unwrap().events[0], park);
+    let malformed = |recs: Vec<Body>, why: &str| {
+        let err = parse(&with_records(recs)).unwrap_err();
+        assert!(
+            matches!(err, CaptureError::Malformed { .. }),
+            "{why}: {err}"
+        );
+    };
+    malformed(vec![reference(5, prefix)], "use before definition");
+    malformed(
+        vec![def(5, pcs[..16].to_vec()), reference(5, prefix)],
+        "stack shorter than the record says",
+    );
+    malformed(
+        vec![def(5, pcs[..13].to_vec()), reference(5, prefix)],
+        "stack not whole PCs",
+    );
+    malformed(vec![def(5, vec![0; 8 * 49])], "stack over MAX_STACK");
+    malformed(
+        vec![def(5, pcs), reference(5, &prefix[..20])],
+        "prefix cut short",
+    );
+}

@@ -11,7 +11,7 @@ use std::{
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
-use tracer_common::event::Raw;
+use tracer_common::event::{EventKind, Raw};
 
 use super::{
     attach::{TargetArgs, ktime_now, stop_flag},
@@ -358,7 +358,6 @@ pub fn run(args: &Args) -> Result<Exit> {
             // The hot path: the record goes to the file as the kernel wrote it (no decoding
             // beyond what is needed here), its PCs into a set.
             event: |e: Raw<'_>| {
-                pcs.add(e);
                 if let Some(c) = e.create()
                     && let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut()
                 {
@@ -370,10 +369,19 @@ pub fn run(args: &Args) -> Result<Exit> {
                         },
                     );
                 }
-                if write_error.borrow().is_none()
-                    && let Err(err) = writer.borrow_mut().event(e.used())
-                {
-                    *write_error.borrow_mut() = Some(err);
+                // The writer stores each stack once and says when one is new: only then
+                // (and for creations) do the PCs need to go into the set.
+                let fresh = if write_error.borrow().is_none() {
+                    let written = writer.borrow_mut().event_raw(e);
+                    written.unwrap_or_else(|err| {
+                        *write_error.borrow_mut() = Some(err);
+                        true
+                    })
+                } else {
+                    true
+                };
+                if fresh || e.kind() == EventKind::Create {
+                    pcs.add_uncached(e);
                 }
             },
             panic: |raw: &[u8]| {
