@@ -20,7 +20,7 @@ use gtrace_tests::{
 use tracer_user::gobin::elf::ElfImage;
 
 /// The targets, as named in fuzz/Cargo.toml.
-const TARGETS: &[&str] = &["elf", "pclntab", "buildinfo"];
+const TARGETS: &[&str] = &["elf", "pclntab", "buildinfo", "capture"];
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -28,7 +28,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 25)]
     seconds: u64,
     /// Targets to run (default: all).
-    #[arg(value_parser = ["elf", "pclntab", "buildinfo"])]
+    #[arg(value_parser = ["elf", "pclntab", "buildinfo", "capture"])]
     targets: Vec<String>,
 }
 
@@ -63,7 +63,8 @@ fn cargo_fuzz(sub: &str) -> Command {
 }
 
 /// Writes the seed corpora: for a few fixture binaries, the whole file (elf), its pclntab
-/// (pclntab) and its build-info block (buildinfo).
+/// (pclntab) and its build-info block (buildinfo); the committed captures of
+/// `fuzz/seeds/capture` (capture).
 fn seed_corpora() -> anyhow::Result<PathBuf> {
     let dir = root().join("target/fuzz/corpus");
     let toolchains = go::all()?;
@@ -92,6 +93,17 @@ fn seed_corpora() -> anyhow::Result<PathBuf> {
             if let Some((_, data)) = image.section_data(section) {
                 write(target, data)?;
             }
+        }
+    }
+    let seeds = root().join("fuzz/seeds/capture");
+    let d = dir.join("capture");
+    std::fs::create_dir_all(&d)?;
+    for entry in std::fs::read_dir(&seeds).with_context(|| format!("{}", seeds.display()))? {
+        let path = entry?.path();
+        if let Some(name) = path.file_name()
+            && path.extension().is_some_and(|e| e == "gtc")
+        {
+            std::fs::copy(&path, d.join(name))?;
         }
     }
     Ok(dir)
