@@ -193,22 +193,8 @@ fn gaps_and_governor_notes_round_trip() {
 
 #[test]
 fn event_records_are_written_as_prost_would() {
-    use tracer_common::event::{GoPark, MAX_STACK};
-    let mut stack = [0u64; MAX_STACK];
-    for (i, pc) in stack.iter_mut().take(20).enumerate() {
-        *pc = 0x40_0000 + 0x100 * i as u64;
-    }
-    let park = Event::Park(GoPark {
-        header: tracer_common::event::Header {
-            kind: EventKind::Park as u32,
-            tid: 3,
-            ktime_ns: 77,
-        },
-        goid: 12,
-        reason: 2,
-        stack_len: 20,
-        stack,
-    });
+    let pcs: Vec<u64> = (0..20).map(|i| 0x40_0000 + 0x100 * i).collect();
+    let park = park_with(12, &pcs);
     let exit = Event::Exit(GoId {
         header: tracer_common::event::Header {
             kind: EventKind::Exit as u32,
