@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tracer_common::event::{Event, EventKind, Raw};
+use tracer_common::event::{Event, Raw};
 
 use super::{Frame, PcInfo, Symbols};
 use crate::gobin::GoBinary;
@@ -30,54 +30,21 @@ pub fn event_pcs(e: &Event) -> Vec<(u64, bool)> {
     }
 }
 
-/// Distinct stacks remembered by [`PcSet`] before it forgets them all (a cache: forgetting
-/// only costs re-reading the PCs of the next stacks; bounds its memory at a few MiB).
-const MAX_STACKS: usize = 1 << 14;
-
 /// The PCs events mention, collected while recording and symbolized in one batch at the end
-/// ([`SymbolTable::resolve_pcs`]).
+/// ([`SymbolTable::resolve_pcs`]): a set with a fast non-cryptographic hash (the keys come
+/// from the kernel, not from an adversary choosing collisions).
 ///
-/// Per event this is the hot path of `gtrace record`, so it stays cheap: a stack seen before
-/// (most are) costs one hash of its bytes and one comparison; only new stacks add their PCs,
-/// into a set with a fast non-cryptographic hash (the keys come from the kernel, not from an
-/// adversary choosing collisions).
+/// Fed only what is new: `gtrace record` adds an event's PCs when the capture writer says its
+/// stack is new ([`super::Writer::event_raw`]), so a stack seen before costs nothing here.
 #[derive(Debug, Default)]
 pub struct PcSet {
-    stacks: HashSet<Box<[u8]>, foldhash::fast::FixedState>,
     pcs: HashSet<(u64, bool), foldhash::fast::FixedState>,
 }
 
 impl PcSet {
-    /// Adds the PCs of one event (the `go` statement and start function of a creation, the
-    /// stack of a park or ready).
+    /// Adds the PCs of one event: the `go` statement and start function of a creation, the
+    /// stack of a park or ready.
     pub fn add(&mut self, e: Raw<'_>) {
-        match e.kind() {
-            EventKind::Create => {
-                if let Some(c) = e.create() {
-                    self.pcs.insert((c.gopc, true));
-                    self.pcs.insert((c.startpc, false));
-                }
-            }
-            EventKind::Park | EventKind::Ready => {
-                let stack = e.stack_bytes();
-                if self.stacks.contains(stack) {
-                    return;
-                }
-                if self.stacks.len() >= MAX_STACKS {
-                    self.stacks.clear();
-                }
-                self.stacks.insert(stack.into());
-                for (i, pc) in e.stack().enumerate() {
-                    self.pcs.insert((pc, i > 0));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Adds the PCs of one event without asking whether its stack was seen before: for a
-    /// caller that already knows (the capture writer, [`super::Writer::event_raw`]).
-    pub fn add_uncached(&mut self, e: Raw<'_>) {
         if let Some(c) = e.create() {
             self.pcs.insert((c.gopc, true));
             self.pcs.insert((c.startpc, false));

@@ -356,7 +356,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                 attached.resume();
             },
             // The hot path: the record goes to the file as the kernel wrote it (no decoding
-            // beyond what is needed here), its PCs into a set.
+            // beyond what is needed here; each distinct stack stored once), new PCs into a set.
             event: |e: Raw<'_>| {
                 if let Some(c) = e.create()
                     && let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut()
@@ -381,7 +381,7 @@ pub fn run(args: &Args) -> Result<Exit> {
                     true
                 };
                 if fresh || e.kind() == EventKind::Create {
-                    pcs.add_uncached(e);
+                    pcs.add(e);
                 }
             },
             panic: |raw: &[u8]| {
