@@ -82,20 +82,7 @@ fn sample() -> Vec<u8> {
 
 #[test]
 fn compact_and_expand_are_inverse_for_events() {
-    use tracer_common::event::{GoPark, MAX_STACK};
-    let mut stack = [0u64; MAX_STACK];
-    stack[0] = 0x1234;
-    let e = Event::Park(GoPark {
-        header: tracer_common::event::Header {
-            kind: EventKind::Park as u32,
-            tid: 3,
-            ktime_ns: 0,
-        },
-        goid: 0,
-        reason: 0,
-        stack_len: 1,
-        stack,
-    });
+    let e = park_with(0, &[0x1234]);
     let raw = encode(&e);
     let small = compact(raw);
     assert!(small.len() < 64, "{}", small.len());

@@ -145,8 +145,8 @@ fn joined<T>(w: std::thread::ScopedJoinHandle<'_, T>) -> T {
     w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
-/// How many threads share `n` addresses: one per core (at most 8), none with fewer than
-/// 4096 addresses (below that a thread's start costs more than it saves).
+/// How many threads share `n` addresses: one per core (at most 8) and at most one per 4 096
+/// addresses (a thread's start costs more than it saves on fewer), so one below 8 192.
 fn thread_count(n: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     cores.min(8).min(n / 4096).max(1)
