@@ -3,6 +3,7 @@
 
 use std::{
     io::{Read as _, Write},
+    os::fd::AsFd as _,
     path::PathBuf,
     sync::atomic::{AtomicUsize, Ordering},
 };
@@ -43,8 +44,17 @@ fn parse_hex(s: &str) -> Result<u64, String> {
 /// The addresses of `input`, one per line (blank lines skipped). Plain hex lines are parsed
 /// in place; anything else goes through [`parse_hex`], which also words the error.
 fn parse_addresses(input: &[u8]) -> anyhow::Result<Vec<u64>> {
+    // About 8 bytes a line at least; huge pages spare a fault per 4 KiB of a large list.
     let mut pcs = Vec::with_capacity(input.len() / 8);
-    for line in input.split(|&b| b == b'\n') {
+    advise_huge_pages(&pcs);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', input).chain(std::iter::once(input.len())) {
+        let line = &input[start..end];
+        start = end + 1;
+        if let Some(pc) = parse_hex_fast(line) {
+            pcs.push(pc);
+            continue;
+        }
         let t = line.trim_ascii();
         if t.is_empty() {
             continue;
@@ -63,21 +73,39 @@ fn parse_addresses(input: &[u8]) -> anyhow::Result<Vec<u64>> {
     Ok(pcs)
 }
 
+/// Value of each byte as a hex digit; [`NOT_HEX`] for any other byte.
+const HEX: [u8; 256] = {
+    let mut t = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+const NOT_HEX: u8 = 0xff;
+
 /// Up to 16 hex digits, optionally after `0x`; `None` for anything else.
 fn parse_hex_fast(t: &[u8]) -> Option<u64> {
     let digits = t.strip_prefix(b"0x").unwrap_or(t);
     if digits.is_empty() || digits.len() > 16 {
         return None;
     }
-    digits.iter().try_fold(0u64, |v, &b| {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return None,
-        };
-        Some(v << 4 | u64::from(d))
-    })
+    let mut v = 0u64;
+    for &b in digits {
+        let d = HEX[usize::from(b)];
+        if d == NOT_HEX {
+            return None;
+        }
+        v = v << 4 | u64::from(d);
+    }
+    Some(v)
 }
 
 /// Runs `gtrace symbolize`. All addresses are read first (parsed on several threads) and
@@ -95,7 +123,15 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     };
     let mut input = Vec::new();
     if args.pcs.is_empty() {
-        std::io::stdin()
+        let stdin = std::io::stdin();
+        // Room for all of a file at once (no regrowing copies), on huge pages.
+        let size = std::fs::File::from(stdin.as_fd().try_clone_to_owned()?)
+            .metadata()
+            .map_or(0, |m| m.len());
+        input.reserve(usize::try_from(size).unwrap_or(0).max(1 << 20) + 1);
+        advise_huge_pages(&input);
+        stdin
+            .lock()
             .read_to_end(&mut input)
             .context("reading addresses from stdin")?;
     } else {
@@ -106,7 +142,9 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     // Parsed in parts, one per thread (about 8 bytes a line at least).
     let lookups = parse_in_parts(&input, thread_count(input.len() / 8), unbias)?;
     let n: usize = lookups.iter().map(Vec::len).sum();
-    let spans: Vec<Span> = std::iter::repeat_with(Span::default).take(n).collect();
+    let mut spans: Vec<Span> = Vec::with_capacity(n);
+    advise_huge_pages(&spans);
+    spans.extend(std::iter::repeat_with(Span::default).take(n));
     let threads = thread_count(n);
     // More ranges than threads, taken in turn: the work per address varies (inlining depth,
     // table lengths), so equal counts would leave one thread idle while another finishes.
@@ -307,10 +345,10 @@ fn write_pieces(out: &mut impl Write, texts: &[Vec<u8>], spans: &[Span]) -> std:
 
 /// Asks for transparent huge pages under `buf`'s allocation (where the system leaves it to
 /// `madvise`): a buffer of many megabytes written once otherwise costs a page fault per 4 KiB.
-fn advise_huge_pages(buf: &Vec<u8>) {
+fn advise_huge_pages<T>(buf: &Vec<T>) {
     const PAGE: usize = 4096;
     let start = (buf.as_ptr() as usize).next_multiple_of(PAGE);
-    let end = (buf.as_ptr() as usize + buf.capacity()) / PAGE * PAGE;
+    let end = (buf.as_ptr() as usize + buf.capacity() * size_of::<T>()) / PAGE * PAGE;
     if end > start {
         // SAFETY: the range lies inside `buf`'s allocation, which we own; MADV_HUGEPAGE only
         // changes how the kernel backs it, never its contents. Failure is harmless.
@@ -398,6 +436,15 @@ mod tests {
         assert!(err.contains("`zz` is not a hex address"), "{err}");
         assert_eq!(parse_hex_fast(b"0x"), None);
         assert_eq!(parse_hex_fast(b"ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_hex_fast(b"10000000000000000"), None);
+        assert_eq!(parse_hex_fast(b"0xaBcDeF09"), Some(0xabcd_ef09));
+        assert_eq!(parse_hex_fast(b"12g"), None);
+        // No newline at the end; a line of non-ASCII blanks is blank too.
+        let input = "0x10\n\u{a0}\u{2003}\n 0x11\t\n0x12";
+        assert_eq!(
+            parse_addresses(input.as_bytes()).unwrap(),
+            [0x10, 0x11, 0x12]
+        );
     }
 
     /// Parsing in parts gives the whole input's addresses in order, whatever the number of
