@@ -371,14 +371,16 @@ pub fn run(args: &Args) -> Result<Exit> {
                 }
                 // The writer stores each stack once and says when one is new: only then
                 // (and for creations) do the PCs need to go into the set.
-                let fresh = if write_error.borrow().is_none() {
-                    let written = writer.borrow_mut().event_raw(e);
-                    written.unwrap_or_else(|err| {
+                // After a write error the capture is lost: its PCs need no symbols either.
+                if write_error.borrow().is_some() {
+                    return;
+                }
+                let fresh = match writer.borrow_mut().event_raw(e) {
+                    Ok(fresh) => fresh,
+                    Err(err) => {
                         *write_error.borrow_mut() = Some(err);
-                        true
-                    })
-                } else {
-                    true
+                        return;
+                    }
                 };
                 if fresh || e.kind() == EventKind::Create {
                     pcs.add(e);
