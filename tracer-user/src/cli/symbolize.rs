@@ -46,7 +46,6 @@ fn parse_hex(s: &str) -> Result<u64, String> {
 fn parse_addresses(input: &[u8]) -> anyhow::Result<Vec<u64>> {
     // About 8 bytes a line at least; huge pages spare a fault per 4 KiB of a large list.
     let mut pcs = Vec::with_capacity(input.len() / 8);
-    advise_huge_pages(&pcs);
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', input).chain(std::iter::once(input.len())) {
         let line = &input[start..end];
@@ -129,7 +128,6 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
             .metadata()
             .map_or(0, |m| m.len());
         input.reserve(usize::try_from(size).unwrap_or(0).max(1 << 20) + 1);
-        advise_huge_pages(&input);
         stdin
             .lock()
             .read_to_end(&mut input)
@@ -142,9 +140,7 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     // Parsed in parts, one per thread (about 8 bytes a line at least).
     let lookups = parse_in_parts(&input, thread_count(input.len() / 8), unbias)?;
     let n: usize = lookups.iter().map(Vec::len).sum();
-    let mut spans: Vec<Span> = Vec::with_capacity(n);
-    advise_huge_pages(&spans);
-    spans.extend(std::iter::repeat_with(Span::default).take(n));
+    let spans: Vec<Span> = std::iter::repeat_with(Span::default).take(n).collect();
     let threads = thread_count(n);
     // More ranges than threads, taken in turn: the work per address varies (inlining depth,
     // table lengths), so equal counts would leave one thread idle while another finishes.
