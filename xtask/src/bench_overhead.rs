@@ -173,26 +173,29 @@ impl Bench {
         }
     }
 
-    fn start_tracer(&self, mode: Mode, pid: u32, out: &Path) -> anyhow::Result<Option<Spawned>> {
+    /// `gtrace record -p PID --max-overhead off EXTRA…`, once attached.
+    fn start_gtrace(&self, pid: u32, out: &Path, extra: &[&str]) -> anyhow::Result<Spawned> {
         let pid_s = pid.to_string();
         let mut args = vec!["record", "-p", &pid_s, "-o", out.to_str().unwrap()];
         args.extend(["--max-overhead", "off"]);
+        args.extend(extra);
+        let t = Spawned::spawn(&self.gtrace, &args, &[("GTRACE_LOG", "warn")])?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !t.stderr().contains("attached to pid") {
+            if Instant::now() > deadline {
+                bail!("gtrace never attached: {}", t.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(t)
+    }
+
+    fn start_tracer(&self, mode: Mode, pid: u32, out: &Path) -> anyhow::Result<Option<Spawned>> {
+        let pid_s = pid.to_string();
         match mode {
             Mode::Untraced => Ok(None),
-            Mode::Gtrace | Mode::Empty => {
-                if mode == Mode::Empty {
-                    args.push("--empty-probes");
-                }
-                let t = Spawned::spawn(&self.gtrace, &args, &[("GTRACE_LOG", "warn")])?;
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while !t.stderr().contains("attached to pid") {
-                    if Instant::now() > deadline {
-                        bail!("gtrace never attached: {}", t.stderr());
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Ok(Some(t))
-            }
+            Mode::Gtrace => self.start_gtrace(pid, out, &[]).map(Some),
+            Mode::Empty => self.start_gtrace(pid, out, &["--empty-probes"]).map(Some),
             Mode::Bpftrace => {
                 let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
                 let probes: Vec<String> = BPFTRACE_FUNCS
@@ -487,9 +490,83 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
         "\ngtrace's own CPU (goal ≤ 100 ms per million events):\n{cpu_lines}"
     );
     table += &sustain(&bench)?;
+    table += &sustain_synthetic(&bench)?;
     println!("{table}");
     let _ = std::fs::remove_dir_all(&tmp);
     crate::bench::write_section("overhead", &table)
+}
+
+/// Events per second of the synthetic sustained run.
+const SYNTHETIC_RATE: u64 = 1_100_000;
+
+/// Keeps `gtrace record --bench-parks` on a ping-pong target calling `getppid`
+/// [`SYNTHETIC_RATE`] times a second for `opts.sustain` (each call a park-shaped event with a
+/// 10-frame stack from a tracepoint, tracer-ebpf `probes/bench.rs`: the ring buffer, reader
+/// and capture writer at a rate the Go probes cannot produce here); returns a paragraph.
+fn sustain_synthetic(bench: &Bench) -> anyhow::Result<String> {
+    let secs = bench.opts.sustain;
+    if secs.is_zero() {
+        return Ok(String::new());
+    }
+    let (mut p, _) = bench.start_target(Workload::PingPong)?;
+    let out = bench.tmp.join("synthetic.gtc");
+    let mut t = bench.start_gtrace(p.pid(), &out, &["--bench-parks"])?;
+    let tcpu0 = cpu_of(t.pid());
+    p.write_line(&format!("getppid {} {SYNTHETIC_RATE}", secs.as_secs_f64()))?;
+    let line = p
+        .wait_for(secs + TIMEOUT, |l| l.starts_with("getppid "))?
+        .pop()
+        .unwrap_or_default();
+    let calls: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("getppid reply")?;
+    let wall: f64 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|c| c.parse().ok())
+        .context("getppid reply")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let tcpu = cpu_of(t.pid()).saturating_sub(tcpu0);
+    t.signal(Signal::Term)?;
+    t.wait_exit(TIMEOUT)?;
+    let _ = p.write_line("quit");
+    let _ = p.wait_exit(Duration::from_secs(10));
+    // gtrace's closing lines ("wrote FILE: N events in …", "lost events: D dropped …"):
+    // reporting tens of millions of made-up parks would only measure `report`.
+    let err = t.stderr();
+    let after = |marker: &str| -> Option<u64> {
+        let rest = &err[err.find(marker)? + marker.len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    let events: u64 = err
+        .lines()
+        .find(|l| l.starts_with("wrote "))
+        .and_then(|l| {
+            l.split(": ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .with_context(|| format!("no `wrote` line from gtrace: {err}"))?;
+    let drops = after("lost events: ").with_context(|| format!("no losses line: {err}"))?;
+    let bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
+    let _ = std::fs::remove_file(&out);
+    Ok(format!(
+        "\nSustained, synthetic (same goal): the target calls `getppid` {} k times a second \
+         for {wall:.0} s and each call writes a park-shaped event with a 10-frame stack into \
+         gtrace's ring buffer (`record --bench-parks`, a tracepoint program, tracer-ebpf \
+         `probes/bench.rs`: ring buffer, reader and capture writer as in any capture): {calls} \
+         calls, {events} events recorded ({:.0} bytes each in the capture), {:.0} k events/s, \
+         {drops} lost; gtrace's CPU {:.0} ms per million events.\n",
+        SYNTHETIC_RATE / 1000,
+        bytes as f64 / events.max(1) as f64,
+        events as f64 / wall / 1e3,
+        tcpu.as_secs_f64() * 1e3 / (events.max(1) as f64 / 1e6),
+    ))
 }
 
 /// Keeps `gtrace record` on a repeated ping-pong for `opts.sustain`; returns a paragraph.

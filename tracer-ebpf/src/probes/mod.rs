@@ -1,5 +1,6 @@
 //! One module per probe family; `emit` holds the ring-buffer helpers they share.
 
+mod bench;
 mod emit;
 mod gopark;
 mod latency;

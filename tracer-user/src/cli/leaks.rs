@@ -267,6 +267,7 @@ fn traced<'a>(
             // Exact: the leak window's model does not handle sampling gaps (yet).
             max_overhead: None,
             empty_probes: false,
+            bench_parks: false,
         },
         || {
             let mut s = sampler.borrow_mut();

@@ -50,6 +50,10 @@ pub struct Args {
     /// Benchmark only: attach every probe but emit nothing (each counts its hit and returns).
     #[arg(long, hide = true)]
     pub empty_probes: bool,
+    /// Benchmark only: also make every `getppid` system call of the target write a
+    /// park-shaped event (a synthetic source for delivery at rates Go code cannot reach).
+    #[arg(long, hide = true)]
+    pub bench_parks: bool,
 }
 
 /// `--max-overhead`, shared by the commands that attach the lifecycle probes.
@@ -339,6 +343,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             stop,
             max_overhead: budget,
             empty_probes: args.empty_probes,
+            bench_parks: args.bench_parks,
         },
         panic_plan.as_ref(),
         Callbacks {

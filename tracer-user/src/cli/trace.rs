@@ -89,6 +89,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             stop,
             max_overhead: budget,
             empty_probes: false,
+            bench_parks: false,
         },
         None,
         Callbacks {

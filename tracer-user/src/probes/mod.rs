@@ -176,6 +176,26 @@ impl ProbeSet {
         Ok(())
     }
 
+    /// Attaches the overhead bench's synthetic event source: `bench_park` on
+    /// `syscalls:sys_enter_getppid` (tracer-ebpf `probes/bench.rs`), counted as gopark.
+    pub fn attach_bench_parks(&mut self) -> Result<(), ProbeError> {
+        const PROGRAM: &str = "bench_park";
+        let attach = |e| ProbeError::Attach {
+            probe: PROGRAM,
+            source: e,
+        };
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(PROGRAM)
+            .ok_or(ProbeError::MissingProgram(PROGRAM))?
+            .try_into()
+            .map_err(attach)?;
+        prog.load().map_err(attach)?;
+        prog.attach("syscalls", "sys_enter_getppid")
+            .map_err(attach)?;
+        Ok(())
+    }
+
     /// Current hit and error totals.
     pub fn counts(&self) -> Result<Counts, ProbeError> {
         Ok(Counts {

@@ -196,6 +196,9 @@ pub struct Options {
     /// Benchmark only: every probe counts its hit and returns without emitting (the cost of
     /// the probe sites themselves, `cargo xtask bench overhead`'s "empty probe").
     pub empty_probes: bool,
+    /// Benchmark only: attach the synthetic event source (every `getppid` of the target
+    /// writes a park-shaped event; [`ProbeSet::attach_bench_parks`]).
+    pub bench_parks: bool,
 }
 
 /// What the overhead governor did, as it happens.
@@ -346,6 +349,9 @@ where
         .take_events()
         .ok_or(SessionError::NoRingBuffer)?
         .map_err(SessionError::RingMap)?;
+    if opts.bench_parks {
+        set.attach_bench_parks()?;
+    }
     if opts.empty_probes {
         for p in tracer_common::probe::ProbeId::ALL {
             set.set_sampled_out(p, true)?;

@@ -56,6 +56,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
             // recorder does not handle (yet).
             max_overhead: None,
             empty_probes: false,
+            bench_parks: false,
         },
         || {
             let wall = SystemTime::now()
