@@ -61,6 +61,7 @@ fn capture<R: Send + 'static>(
         // Exact events: these tests check every park and wake.
         max_overhead: None,
         empty_probes: false,
+        bench_parks: false,
     };
     let summary = {
         let (m1, m2, r2) = (model.clone(), model.clone(), result.clone());
