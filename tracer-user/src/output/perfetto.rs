@@ -82,21 +82,25 @@ impl Builder {
                 break;
             }
             self.gaps.pop();
-            self.track(GAP_TRACK, "sampled out (overhead governor)");
-            if end == u64::MAX {
-                // Still open when the capture ended: sized in `finish`.
-                self.open_gap = Some((self.out.len(), start));
-            }
-            self.out.push(json!({
-                "name": "hot probes off", "ph": "X", "pid": self.pid, "tid": GAP_TRACK,
-                "ts": us(start.saturating_sub(ctx.start_ktime)),
-                "dur": us(end.saturating_sub(start)),
-            }));
+            self.gap_slice(start, end, ctx);
             let open: Vec<u64> = self.open.keys().copied().collect();
             for g in open {
                 self.start(g, start, "unobserved".into(), json!({}), ctx);
             }
         }
+    }
+
+    /// The slice of one gap on the gap track (one still open is sized in `finish`).
+    fn gap_slice(&mut self, start: u64, end: u64, ctx: &Context<'_>) {
+        self.track(GAP_TRACK, "sampled out (overhead governor)");
+        if end == u64::MAX {
+            self.open_gap = Some((self.out.len(), start));
+        }
+        self.out.push(json!({
+            "name": "hot probes off", "ph": "X", "pid": self.pid, "tid": GAP_TRACK,
+            "ts": us(start.saturating_sub(ctx.start_ktime)),
+            "dur": us(end.saturating_sub(start)),
+        }));
     }
 
     fn open_name(&self, goid: u64) -> Option<&str> {
@@ -268,6 +272,11 @@ impl Builder {
     /// Closes open slices at the last event time and writes the JSON document.
     pub fn finish(mut self, w: &mut dyn Write, ctx: &Context<'_>) -> io::Result<()> {
         self.reach(self.last, ctx);
+        // Gaps that began after the last event (the capture ended while the hot probes
+        // were off): drawn too, though no goroutine slice reaches them.
+        while let Some((start, end)) = self.gaps.pop() {
+            self.gap_slice(start, end, ctx);
+        }
         if let Some((i, start)) = self.open_gap {
             self.out[i]["dur"] = json!(us(self.last.saturating_sub(start)));
         }
@@ -360,6 +369,17 @@ mod tests {
                 ("hot probes off".to_owned(), 5.0, 3.0),
                 ("hot probes off".to_owned(), 9.5, 0.5),
             ]
+        );
+        // A gap that began after the last event (the capture ended in it) is drawn too.
+        let mut b = Builder::new(42);
+        b.unobserved([(3_000, 4_000)]);
+        b.push(&Event::Execute(id(EventKind::Execute, 2_000)), &ctx);
+        let mut out = Vec::new();
+        b.finish(&mut out, &ctx).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            slices(&doc, GAP_TRACK),
+            [("hot probes off".to_owned(), 3.0, 1.0)]
         );
     }
 }
