@@ -335,29 +335,8 @@ pub struct Writer<W: Write> {
     /// Stacks already defined in the file, by their bytes (a fast hash: the keys come from
     /// the kernel, not from an adversary choosing collisions; equal bytes are compared).
     stacks: HashMap<Box<[u8]>, u64, foldhash::fast::FixedState>,
-    /// The stacks used last, direct-mapped by a few of their frames ([`recent_slot`]) with
-    /// their ids: a hit costs one comparison instead of hashing every frame. Always a subset
-    /// of `stacks`.
-    recent: [(Vec<u8>, u64); RECENT],
     /// Id of the next stack defined.
     next_stack: u64,
-}
-
-/// Slots of [`Writer`]'s recent stacks (a power of two).
-const RECENT: usize = 16;
-
-/// The slot of `stack` among the recent ones: its length and the frames a few calls above
-/// the runtime's (where stacks that park or wake the same way differ), mixed.
-fn recent_slot(stack: &[u8]) -> usize {
-    let word = |i: usize| {
-        stack
-            .get(i * 8..i * 8 + 8)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_ne_bytes)
-    };
-    let mixed = (stack.len() as u64 ^ word(1) ^ word(2).rotate_left(21) ^ word(3).rotate_left(42))
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    usize::try_from(mixed >> (64 - RECENT.trailing_zeros())).unwrap_or(0)
 }
 
 impl<W: Write> Writer<W> {
@@ -369,7 +348,6 @@ impl<W: Write> Writer<W> {
             out,
             buf: Vec::with_capacity(1024),
             stacks: HashMap::default(),
-            recent: Default::default(),
             next_stack: 0,
         };
         w.record(Body::Header(header))?;
@@ -419,27 +397,15 @@ impl<W: Write> Writer<W> {
             self.event(e.used())?;
             return Ok(false);
         }
-        let slot = recent_slot(stack);
-        let (id, fresh) = if self.recent[slot].0 == stack {
-            (self.recent[slot].1, false)
-        } else if let Some(&id) = self.stacks.get(stack) {
-            self.recent[slot].0.clear();
-            self.recent[slot].0.extend_from_slice(stack);
-            self.recent[slot].1 = id;
+        let (id, fresh) = if let Some(&id) = self.stacks.get(stack) {
             (id, false)
         } else {
             if self.stacks.len() >= MAX_STACKS {
                 self.stacks.clear();
-                for r in &mut self.recent {
-                    r.0.clear();
-                }
             }
             let id = self.next_stack;
             self.next_stack += 1;
             self.stacks.insert(stack.into(), id);
-            self.recent[slot].0.clear();
-            self.recent[slot].0.extend_from_slice(stack);
-            self.recent[slot].1 = id;
             self.record(Body::Stack(StackDef {
                 id,
                 pcs: stack.to_vec(),
