@@ -350,3 +350,38 @@ fn bad_stack_references_are_errors() {
         "prefix cut short",
     );
 }
+
+/// Many stacks in turn and past the writer's bound (its map forgotten, stacks defined again
+/// under new ids): every record still comes back as written, and `fresh` says when PCs are
+/// new to it.
+#[test]
+fn stack_ids_survive_forgetting() {
+    let stack = |i: u64| vec![0x40_0000, 0x41_0000 + i * 0x10, 0x42_0000 + (i % 7) * 0x10];
+    let mut events = Vec::new();
+    for round in 0..5u64 {
+        for i in 0..40 {
+            events.push(park_with(round * 100 + i, &stack(i)));
+        }
+    }
+    let many = u64::try_from(MAX_STACKS).unwrap() + 10;
+    for i in 0..many {
+        events.push(park_with(10_000 + i, &stack(1000 + i)));
+    }
+    // The first of those was forgotten; the last is remembered.
+    events.push(park_with(1, &stack(1000)));
+    events.push(park_with(2, &stack(1000 + many - 1)));
+    let mut w = Writer::new(Vec::new(), header()).unwrap();
+    let fresh: Vec<bool> = events
+        .iter()
+        .map(|e| w.event_raw(Raw::new(encode(e)).unwrap()).unwrap())
+        .collect();
+    assert!(fresh[..40].iter().all(|&f| f) && fresh[40..200].iter().all(|&f| !f));
+    assert_eq!(fresh[fresh.len() - 2..], [true, false]);
+    let cap = parse(&w.finish(Symbols::default(), Footer::default()).unwrap()).unwrap();
+    let decoded: Vec<Event> = cap
+        .events
+        .iter()
+        .map(|r| tracer_common::event::decode(r).unwrap())
+        .collect();
+    assert_eq!(decoded, events);
+}
