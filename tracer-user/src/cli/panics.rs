@@ -61,19 +61,19 @@ pub struct Args {
 
 /// Feeds every panic record in the ring buffer to the model; returns the undecodable count.
 fn drain(
-    ring: &mut crate::probes::ring::EventRing,
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
     model: &mut PanicModel,
     ancestry: &mut Ancestry,
     finished: &mut VecDeque<FinishedPanic>,
 ) -> u64 {
     let mut errors = 0;
-    ring.drain(usize::MAX, |item| {
+    while let Some(item) = ring.next() {
         let kind = item
             .get(..4)
             .and_then(|b| b.try_into().ok())
             .map_or(0, u32::from_le_bytes);
         if kind == EventKind::Create as u32 {
-            match event::decode(item) {
+            match event::decode(&item) {
                 Ok(Event::Create(c)) => ancestry.insert(
                     c.goid,
                     Creator::Pc {
@@ -83,16 +83,16 @@ fn drain(
                 ),
                 _ => errors += 1,
             }
-            return true;
+            continue;
         }
-        if PanicKind::is_panic(kind) {
-            match decode(item) {
-                Ok(e) => model.apply(&e, finished),
-                Err(_) => errors += 1,
-            }
+        if !PanicKind::is_panic(kind) {
+            continue;
         }
-        true
-    });
+        match decode(&item) {
+            Ok(e) => model.apply(&e, finished),
+            Err(_) => errors += 1,
+        }
+    }
     errors
 }
 
@@ -147,8 +147,7 @@ pub fn run(args: &Args) -> Result<Exit> {
         .with_context(|| format!("attaching the panic probes to process {pid}"))?;
     let mut ring = set
         .take_events()
-        .context("the eBPF object has no event ring buffer (rebuild gtrace)")?
-        .context("mapping the event ring buffer")?;
+        .context("the eBPF object has no event ring buffer (rebuild gtrace)")?;
     let mut ancestry = Ancestry::new();
     if attached.child.is_none() {
         baseline(pid, &mut ancestry);

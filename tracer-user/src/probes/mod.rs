@@ -12,14 +12,13 @@
 pub mod governor;
 pub mod latency;
 pub mod lifecycle;
-pub mod ring;
 pub mod session;
 
 use std::{collections::BTreeMap, num::NonZeroU32, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, PerCpuArray},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{TracePoint, UProbe, uprobe::UProbeScope},
 };
 use tracer_common::{
@@ -238,13 +237,11 @@ impl ProbeSet {
         }
     }
 
-    /// Takes the event ring buffer (once) and maps it for reading; `None` if already taken
-    /// (or not a ring buffer), an error if it cannot be mapped.
-    pub fn take_events(&mut self) -> Option<std::io::Result<ring::EventRing>> {
-        match self.ebpf.take_map(EVENTS_MAP)? {
-            aya::maps::Map::RingBuf(data) => Some(ring::EventRing::new(data)),
-            _ => None,
-        }
+    /// Takes the event ring buffer (once); `None` if already taken.
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.ebpf
+            .take_map(EVENTS_MAP)
+            .and_then(|m| RingBuf::try_from(m).ok())
     }
 
     fn sum(&self, map: &'static str) -> Result<BTreeMap<&'static str, u64>, ProbeError> {

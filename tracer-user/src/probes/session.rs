@@ -32,7 +32,6 @@ use super::{
     Counts, ProbeError, ProbeSet,
     governor::{self, Decision, Governor},
     lifecycle::{self, LifecycleError, Plan},
-    ring::EventRing,
     verify_all_detached,
 };
 use crate::{gobin::GoBinary, target::Process};
@@ -135,9 +134,6 @@ pub enum SessionError {
     /// The event ring buffer was missing from the object.
     #[error("the eBPF object has no event ring buffer (rebuild gtrace)")]
     NoRingBuffer,
-    /// The event ring buffer could not be mapped.
-    #[error("cannot map the event ring buffer")]
-    RingMap(#[source] std::io::Error),
     /// Attaching failed.
     #[error(transparent)]
     Probe(#[from] ProbeError),
@@ -345,10 +341,7 @@ where
         Err(_) if !target.process.is_alive() => return Err(SessionError::Gone(pid)),
         Err(e) => return Err(e.into()),
     };
-    let mut ring = set
-        .take_events()
-        .ok_or(SessionError::NoRingBuffer)?
-        .map_err(SessionError::RingMap)?;
+    let mut ring = set.take_events().ok_or(SessionError::NoRingBuffer)?;
     if opts.bench_parks {
         set.attach_bench_parks()?;
     }
@@ -365,39 +358,39 @@ where
     let mut tally = (0u64, 0u64, false);
     // Returns after at most MAX_DRAIN of records even if more keep coming, so that the stop
     // conditions and the governor are still checked when the target outpaces the reader.
-    let mut drain = |ring: &mut EventRing, tally: &mut (u64, u64, bool)| {
+    let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+                     tally: &mut (u64, u64, bool)| {
         let began = Instant::now();
+        let mut n = 0u32;
         loop {
-            let n = ring.drain(1024, |item| {
-                let kind = item
-                    .get(..4)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(0, u32::from_le_bytes);
-                if tracer_common::panic::PanicKind::is_panic(kind) {
-                    tally.0 += 1;
-                    on_panic(item);
-                    return true;
-                }
-                match Raw::new(item) {
-                    Ok(e) => {
-                        if e.kind() == EventKind::ThreadExit
-                            && let Event::ThreadExit(x) = e.event()
-                            && x.group_dead != 0
-                        {
-                            tally.2 = true;
-                        }
-                        tally.0 += 1;
-                        on_event(e);
-                    }
-                    Err(_) => tally.1 += 1,
-                }
-                true
-            });
-            if n < 1024 {
-                return true;
-            }
-            if began.elapsed() >= MAX_DRAIN {
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(1024) && began.elapsed() >= MAX_DRAIN {
                 return false;
+            }
+            let Some(item) = ring.next() else {
+                return true;
+            };
+            let kind = item
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes);
+            if tracer_common::panic::PanicKind::is_panic(kind) {
+                tally.0 += 1;
+                on_panic(&item);
+                continue;
+            }
+            match Raw::new(&item) {
+                Ok(e) => {
+                    if e.kind() == EventKind::ThreadExit
+                        && let Event::ThreadExit(x) = e.event()
+                        && x.group_dead != 0
+                    {
+                        tally.2 = true;
+                    }
+                    tally.0 += 1;
+                    on_event(e);
+                }
+                Err(_) => tally.1 += 1,
             }
         }
     };
