@@ -496,6 +496,18 @@ pub(crate) fn run(opts: Opts) -> anyhow::Result<()> {
     crate::bench::write_section("overhead", &table)
 }
 
+/// Ends a sustained run: lets gtrace drain for 300 ms, takes its CPU time since `tcpu0`,
+/// stops it (SIGTERM, as Ctrl-C) and the target.
+fn end_sustained(t: &mut Spawned, p: &mut Spawned, tcpu0: Duration) -> anyhow::Result<Duration> {
+    std::thread::sleep(Duration::from_millis(300));
+    let tcpu = cpu_of(t.pid()).saturating_sub(tcpu0);
+    t.signal(Signal::Term)?;
+    t.wait_exit(TIMEOUT)?;
+    let _ = p.write_line("quit");
+    let _ = p.wait_exit(Duration::from_secs(10));
+    Ok(tcpu)
+}
+
 /// Events per second of the synthetic sustained run.
 const SYNTHETIC_RATE: u64 = 1_100_000;
 
@@ -527,12 +539,7 @@ fn sustain_synthetic(bench: &Bench) -> anyhow::Result<String> {
         .nth(2)
         .and_then(|c| c.parse().ok())
         .context("getppid reply")?;
-    std::thread::sleep(Duration::from_millis(300));
-    let tcpu = cpu_of(t.pid()).saturating_sub(tcpu0);
-    t.signal(Signal::Term)?;
-    t.wait_exit(TIMEOUT)?;
-    let _ = p.write_line("quit");
-    let _ = p.wait_exit(Duration::from_secs(10));
+    let tcpu = end_sustained(&mut t, &mut p, tcpu0)?;
     // gtrace's closing lines ("wrote FILE: N events in …", "lost events: D dropped …"):
     // reporting tens of millions of made-up parks would only measure `report`.
     let err = t.stderr();
@@ -587,12 +594,7 @@ fn sustain(bench: &Bench) -> anyhow::Result<String> {
         p.wait_for(TIMEOUT, |l| l.starts_with("pp "))?;
     }
     let wall = start.elapsed();
-    std::thread::sleep(Duration::from_millis(300));
-    let tcpu = cpu_of(t.pid()).saturating_sub(tcpu0);
-    t.signal(Signal::Term)?;
-    t.wait_exit(TIMEOUT)?;
-    let _ = p.write_line("quit");
-    let _ = p.wait_exit(Duration::from_secs(10));
+    let tcpu = end_sustained(&mut t, &mut p, tcpu0)?;
     let rep = Command::new(&bench.gtrace)
         .args(["report", "--json"])
         .arg(&out)

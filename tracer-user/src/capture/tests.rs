@@ -289,12 +289,15 @@ fn stacks_are_stored_once_and_records_come_back_whole() {
     );
     let cap = parse(&once).unwrap();
     assert_eq!(cap.events, parse(&whole).unwrap().events);
-    let decoded: Vec<Event> = cap
-        .events
+    assert_eq!(decoded(&cap), events);
+}
+
+/// The events of `cap`, decoded.
+fn decoded(cap: &Capture) -> Vec<Event> {
+    cap.events
         .iter()
         .map(|r| tracer_common::event::decode(r).unwrap())
-        .collect();
-    assert_eq!(decoded, events);
+        .collect()
 }
 
 #[test]
@@ -378,10 +381,5 @@ fn stack_ids_survive_forgetting() {
     assert!(fresh[..40].iter().all(|&f| f) && fresh[40..200].iter().all(|&f| !f));
     assert_eq!(fresh[fresh.len() - 2..], [true, false]);
     let cap = parse(&w.finish(Symbols::default(), Footer::default()).unwrap()).unwrap();
-    let decoded: Vec<Event> = cap
-        .events
-        .iter()
-        .map(|r| tracer_common::event::decode(r).unwrap())
-        .collect();
-    assert_eq!(decoded, events);
+    assert_eq!(decoded(&cap), events);
 }
