@@ -44,7 +44,7 @@ fn parse_hex(s: &str) -> Result<u64, String> {
 /// The addresses of `input`, one per line (blank lines skipped). Plain hex lines are parsed
 /// in place; anything else goes through [`parse_hex`], which also words the error.
 fn parse_addresses(input: &[u8]) -> anyhow::Result<Vec<u64>> {
-    // About 8 bytes a line at least; huge pages spare a fault per 4 KiB of a large list.
+    // About 8 bytes a line at least.
     let mut pcs = Vec::with_capacity(input.len() / 8);
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', input).chain(std::iter::once(input.len())) {
@@ -123,9 +123,12 @@ pub fn run(args: &SymbolizeArgs) -> anyhow::Result<()> {
     let mut input = Vec::new();
     if args.pcs.is_empty() {
         let stdin = std::io::stdin();
-        // Room for all of a file at once (no regrowing copies), on huge pages.
-        let size = std::fs::File::from(stdin.as_fd().try_clone_to_owned()?)
-            .metadata()
+        // Room for all of a file at once (no regrowing copies); a pipe's size is unknown.
+        let size = stdin
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .and_then(|fd| std::fs::File::from(fd).metadata().ok())
             .map_or(0, |m| m.len());
         input.reserve(usize::try_from(size).unwrap_or(0).max(1 << 20) + 1);
         stdin
