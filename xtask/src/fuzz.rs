@@ -28,7 +28,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 25)]
     seconds: u64,
     /// Targets to run (default: all).
-    #[arg(value_parser = ["elf", "pclntab", "buildinfo", "capture"])]
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(TARGETS))]
     targets: Vec<String>,
 }
 

@@ -374,7 +374,7 @@ impl<W: Write> Writer<W> {
     pub fn event(&mut self, raw: &[u8]) -> Result<(), CaptureError> {
         let body = compact(raw);
         // Record length, key of field 2 (length-delimited), bytes length: at most 10 + 1 + 10.
-        let mut head = [0u8; 31];
+        let mut head = [0u8; 21];
         let message = 1 + prost::length_delimiter_len(body.len()) + body.len();
         let mut at = put_varint(&mut head, 0, message as u64);
         head[at] = EVENT_KEY;

@@ -24,14 +24,19 @@ fn header() -> Header {
     }
 }
 
+/// An event header.
+fn hdr(kind: EventKind, tid: u32, ktime_ns: u64) -> tracer_common::event::Header {
+    tracer_common::event::Header {
+        kind: kind as u32,
+        tid,
+        ktime_ns,
+    }
+}
+
 fn sample() -> Vec<u8> {
     let mut w = Writer::new(Vec::new(), header()).unwrap();
     let e = Event::Create(GoCreate {
-        header: tracer_common::event::Header {
-            kind: EventKind::Create as u32,
-            tid: 1,
-            ktime_ns: 5,
-        },
+        header: hdr(EventKind::Create, 1, 5),
         goid: 7,
         parent_goid: 1,
         gopc: 0x10,
@@ -39,11 +44,7 @@ fn sample() -> Vec<u8> {
     });
     w.event(encode(&e)).unwrap();
     let x = Event::Exit(GoId {
-        header: tracer_common::event::Header {
-            kind: EventKind::Exit as u32,
-            tid: 1,
-            ktime_ns: 9,
-        },
+        header: hdr(EventKind::Exit, 1, 9),
         goid: 7,
     });
     w.event(encode(&x)).unwrap();
@@ -89,11 +90,7 @@ fn compact_and_expand_are_inverse_for_events() {
     assert_eq!(expand(small.to_vec()), raw);
     // An all-zero body keeps its header.
     let x = Event::Exit(GoId {
-        header: tracer_common::event::Header {
-            kind: EventKind::Exit as u32,
-            tid: 0,
-            ktime_ns: 0,
-        },
+        header: hdr(EventKind::Exit, 0, 0),
         goid: 0,
     });
     assert_eq!(compact(encode(&x)).len(), 16);
@@ -183,11 +180,7 @@ fn event_records_are_written_as_prost_would() {
     let pcs: Vec<u64> = (0..20).map(|i| 0x40_0000 + 0x100 * i).collect();
     let park = park_with(12, &pcs);
     let exit = Event::Exit(GoId {
-        header: tracer_common::event::Header {
-            kind: EventKind::Exit as u32,
-            tid: 0,
-            ktime_ns: 0,
-        },
+        header: hdr(EventKind::Exit, 0, 0),
         goid: 0,
     });
     // Sizes around the one-byte varint limit (127) too.
@@ -230,11 +223,7 @@ fn park_with(goid: u64, pcs: &[u64]) -> Event {
     let mut stack = [0u64; MAX_STACK];
     stack[..pcs.len()].copy_from_slice(pcs);
     Event::Park(GoPark {
-        header: tracer_common::event::Header {
-            kind: EventKind::Park as u32,
-            tid: 3,
-            ktime_ns: 100 + goid,
-        },
+        header: hdr(EventKind::Park, 3, 100 + goid),
         goid,
         reason: 2,
         stack_len: u32::try_from(pcs.len()).unwrap(),
@@ -250,11 +239,7 @@ fn stacks_are_stored_once_and_records_come_back_whole() {
     let mut rstack = [0u64; MAX_STACK];
     rstack[..3].copy_from_slice(&b);
     let ready = Event::Ready(GoReady {
-        header: tracer_common::event::Header {
-            kind: EventKind::Ready as u32,
-            tid: 4,
-            ktime_ns: 500,
-        },
+        header: hdr(EventKind::Ready, 4, 500),
         goid: 9,
         waker_goid: 8,
         stack_len: 3,

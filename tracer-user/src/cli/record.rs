@@ -374,8 +374,6 @@ pub fn run(args: &Args) -> Result<Exit> {
                         },
                     );
                 }
-                // The writer stores each stack once and says when one is new: only then
-                // (and for creations) do the PCs need to go into the set.
                 // After a write error the capture is lost: its PCs need no symbols either.
                 if write_error.borrow().is_some() {
                     return;
@@ -387,6 +385,8 @@ pub fn run(args: &Args) -> Result<Exit> {
                         return;
                     }
                 };
+                // The writer stores each stack once and says when one is new: only then
+                // (and for creations) do the PCs need to go into the set.
                 if fresh || e.kind() == EventKind::Create {
                     pcs.add(e);
                 }
