@@ -276,6 +276,7 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
         }
         agree = a;
     }
+    let curve = by_count(runs, &example, &compile, &gtrace, &a2l, &bin, &tmp)?;
     // Medians of the wall and of the CPU times, each taken separately.
     let med = |v: Vec<(Duration, Duration)>| {
         let (wall, cpu): (Vec<_>, Vec<_>) = v.into_iter().unzip();
@@ -295,6 +296,8 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
          | the same, against `go tool addr2line` as typed | | {gw:.1} / {gc:.1} ms | {rgw:.1}× / {rgc:.1}× faster |\n\n\
          The outputs agree on {same} of {n_pcs} PCs (addr2line's function = gtrace's outermost \
          frame, its `file:line` = gtrace's innermost). {quirk}\n\n\
+         By number of PCs (spread the same way, about N / 20 000 per function; whole \
+         processes, interleaved, outputs checked the same way):\n\n{curve}\n\n\
          In-process detail (`gobin_bench` example):\n\n- {big_summary}\n- {compile_summary}",
         ver = tc.version,
         same = agree.same,
@@ -318,4 +321,79 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
     );
     println!("{table}");
     write_section("gobin", &table)
+}
+
+/// The PC counts [`by_count`] measures.
+const COUNTS: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
+
+/// `gtrace symbolize` against the addr2line binary for each of [`COUNTS`]: a Markdown table
+/// of medians and ratios.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the paths it already has"
+)]
+fn by_count(
+    runs: usize,
+    example: &Path,
+    compile: &Path,
+    gtrace: &Path,
+    a2l: &Path,
+    bin: &GoBinary,
+    tmp: &Path,
+) -> anyhow::Result<String> {
+    let mut rows = vec![
+        "| PCs | gtrace wall / CPU | addr2line binary wall / CPU | ratio wall / CPU |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+    ];
+    for n in COUNTS {
+        let file = tmp.join(format!("pcs-{n}.txt"));
+        let out = Command::new(example)
+            .arg(compile)
+            .arg(n.to_string())
+            .arg(&file)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "gobin_bench {n} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let input = std::fs::read(&file)?;
+        let pcs: Vec<String> = String::from_utf8(input.clone())?
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (d, g_out) = timed(
+                Command::new(gtrace).arg("symbolize").arg("-b").arg(compile),
+                &input,
+            )?;
+            ours.push(d);
+            let (d, a_out) = timed(Command::new(a2l).arg(compile), &input)?;
+            theirs.push(d);
+            let a = agreement(bin, &pcs, &g_out, &a_out)?;
+            if !a.differ.is_empty() {
+                bail!(
+                    "gtrace and addr2line differ on {} of {n} PCs:\n{}",
+                    a.differ.len(),
+                    a.differ[..a.differ.len().min(20)].join("\n")
+                );
+            }
+        }
+        let med = |v: Vec<(Duration, Duration)>| {
+            let (wall, cpu): (Vec<_>, Vec<_>) = v.into_iter().unzip();
+            (
+                median(wall).as_secs_f64() * 1e3,
+                median(cpu).as_secs_f64() * 1e3,
+            )
+        };
+        let ((ow, oc), (tw, tc)) = (med(ours), med(theirs));
+        rows.push(format!(
+            "| {n} | {ow:.1} / {oc:.1} ms | {tw:.1} / {tc:.1} ms | {:.1}× / {:.1}× |",
+            tw / ow,
+            tc / oc
+        ));
+    }
+    Ok(rows.join("\n"))
 }
