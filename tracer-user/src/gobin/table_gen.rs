@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::dwarf::{DwarfError, DwarfStructs};
-use super::layout::{LayoutError, OwnedStructData, Recorder, RuntimeLayout};
+use super::layout::{LayoutError, OwnedStructData, Recorder, RuntimeLayout, exception_last};
 use super::version::GoVersion;
 use super::waitreason::{STATUS_SYMBOL, StringTableError, WAIT_REASONS_SYMBOL, read_string_array};
 
@@ -149,7 +149,8 @@ pub fn render_exceptions(installed: &[Probe], extra: &[Probe]) -> String {
     s.push_str(
         "\n//! Patch releases whose runtime layout differs from their minor's entry in\n\
          //! `layout_table.rs`, found with `cargo xtask gen-offsets --exceptions-from <go>...`\n\
-         //! (patch releases other than the installed toolchains). Probed:",
+         //! (patch releases other than the installed toolchains); an exception ends before the\n\
+         //! next change `layout/known_changes.rs` documents. Probed:",
     );
     for p in &extra {
         let _ = write!(s, " {}", p.version);
@@ -175,6 +176,9 @@ pub fn render_exceptions(installed: &[Probe], extra: &[Probe]) -> String {
             .max()
             .unwrap_or(0);
         let first = GoVersion::new(p.version.major, p.version.minor, first_patch);
+        // Up to the patch before the next change Go's history documents, if one lies between
+        // this probe and the entry's release (`layout::KNOWN_CHANGES`).
+        let last = exception_last(&p.version, &entry.version);
         let _ = writeln!(
             s,
             "    // {} differs from the {} entry\n    PatchException {{\n        first: {},\n        \
@@ -182,7 +186,7 @@ pub fn render_exceptions(installed: &[Probe], extra: &[Probe]) -> String {
             p.version,
             entry.version,
             version_expr(&first),
-            version_expr(&p.version),
+            version_expr(&last),
             version_expr(&p.version),
             structs_expr(&p.structs, "        ")
         );

@@ -98,10 +98,13 @@ pub trait StructSource {
     fn field_offset(&self, go_name: &str, path: &str) -> Option<u32>;
 }
 
+mod known_changes;
 mod structs;
 mod table;
 #[cfg(test)]
 mod tests;
+
+pub use known_changes::{KNOWN_CHANGES, KnownChange, exception_last, unseen_change};
 
 pub use structs::*;
 pub use table::{OwnedStructData, PatchException, Recorder, StructData, TableEntry, TableStructs};
@@ -183,6 +186,17 @@ impl RuntimeLayout {
                 })?;
             (entry.structs, &entry.taken_from)
         };
+        if let Some(change) = unseen_change(version, taken_from) {
+            log::warn!(
+                "gtrace's runtime layout table for go{}.{} comes from {taken_from}, but {} \
+                 changed {}: {}. A binary with DWARF (not stripped) gives exact layouts.",
+                version.major,
+                version.minor,
+                change.first,
+                change.structs.join(", "),
+                change.what
+            );
+        }
         let mut layout = Self::from_source(&TableStructs(structs), None)?;
         layout.source = Source::Table {
             version: taken_from.clone(),

@@ -236,20 +236,75 @@ fn patch_exceptions_are_consistent() {
 
 #[test]
 fn go_1_24_before_the_allp_snapshot_backport() {
-    // go1.24.3 (probed) lacks m.allpSnapshot, which a later 1.24 patch added (runtime2.go).
-    let old = RuntimeLayout::for_version(&GoVersion::new(1, 24, 3)).unwrap();
+    // go1.24.3 (probed) lacks m.allpSnapshot, which go1.24.6 added (go.dev/issue/74416):
+    // 1.24.4 and 1.24.5 have go1.24.3's layout, 1.24.6 on go1.24.11's.
     let new = RuntimeLayout::for_version(&GoVersion::new(1, 24, 11)).unwrap();
-    assert_eq!(
-        old.source,
-        Source::Table {
-            version: GoVersion::new(1, 24, 3)
-        }
-    );
-    assert_eq!((old.m.size, old.m.lockedg), (1808, 344));
+    for patch in [0, 3, 4, 5] {
+        let old = RuntimeLayout::for_version(&GoVersion::new(1, 24, patch)).unwrap();
+        assert_eq!(
+            old.source,
+            Source::Table {
+                version: GoVersion::new(1, 24, 3)
+            },
+            "go1.24.{patch}"
+        );
+        assert_eq!((old.m.size, old.m.lockedg), (1808, 344));
+        assert_eq!(
+            (old.g, old.m.curg, old.m.procid),
+            (new.g, new.m.curg, new.m.procid)
+        );
+    }
     assert_eq!((new.m.size, new.m.lockedg), (1832, 368));
     assert_eq!(
-        (old.g, old.m.curg, old.m.procid),
-        (new.g, new.m.curg, new.m.procid)
+        RuntimeLayout::for_version(&GoVersion::new(1, 24, 6)).unwrap(),
+        new
+    );
+}
+
+/// Every documented change between a probed exception and its minor's entry explains their
+/// difference: only the structures it names differ, and the exception ends just before it.
+#[test]
+fn known_changes_explain_the_probed_differences() {
+    use crate::gobin::layout_exceptions::PATCH_EXCEPTIONS;
+    for e in PATCH_EXCEPTIONS {
+        let entry = TABLE
+            .iter()
+            .find(|t| (t.taken_from.major, t.taken_from.minor) == (e.first.major, e.first.minor))
+            .unwrap();
+        let Some(change) = unseen_change(&entry.taken_from, &e.verified) else {
+            continue;
+        };
+        assert_eq!(change.first.patch, e.last.patch + 1, "{e:?}");
+        let differing: Vec<&str> = e
+            .structs
+            .iter()
+            .filter(|s| !entry.structs.contains(s))
+            .map(|s| s.0)
+            .collect();
+        assert!(!differing.is_empty());
+        for name in differing {
+            assert!(change.structs.contains(&name), "{name} differs, {change:?}");
+        }
+    }
+}
+
+#[test]
+fn known_changes_bound_exceptions_and_flag_newer_patches() {
+    let v = GoVersion::new;
+    assert_eq!(exception_last(&v(1, 24, 3), &v(1, 24, 11)), v(1, 24, 5));
+    // No documented change between them: the probed patch is the last one covered.
+    assert_eq!(exception_last(&v(1, 25, 0), &v(1, 25, 5)), v(1, 25, 0));
+    // go1.23.12 changed runtime.m after go1.23.9, the 1.23 entry's release.
+    let change = unseen_change(&v(1, 23, 12), &v(1, 23, 9)).unwrap();
+    assert_eq!(change.structs, ["runtime.m"]);
+    assert!(unseen_change(&v(1, 23, 11), &v(1, 23, 9)).is_none());
+    assert!(unseen_change(&v(1, 24, 11), &v(1, 24, 11)).is_none());
+    assert!(unseen_change(&v(1, 24, 6), &v(1, 24, 3)).is_some());
+    // The layout is still given (the fields gtrace reads do not move), with a warning.
+    let l = RuntimeLayout::for_version(&v(1, 23, 12)).unwrap();
+    assert_eq!(
+        l.m.curg,
+        RuntimeLayout::for_version(&v(1, 23, 9)).unwrap().m.curg
     );
 }
 
