@@ -24,13 +24,13 @@ use tracer_user::gobin::GoBinary;
 
 use crate::bench::{median, root, write_section};
 
-/// Runs the `gobin_bench` example once; returns open + all probe sites (wall, CPU) and its
-/// summary line.
+/// Runs the `gobin_bench` example once; returns open + all probe sites (wall, CPU), the
+/// batched in-process symbolization of its PCs (one thread) and its summary line.
 fn open_and_sites(
     example: &Path,
     bin: &Path,
     pcs_file: &Path,
-) -> anyhow::Result<((Duration, Duration), String)> {
+) -> anyhow::Result<((Duration, Duration), Duration, String)> {
     let out = Command::new(example)
         .arg(bin)
         .arg("100000")
@@ -51,12 +51,17 @@ fn open_and_sites(
         .split_whitespace()
         .find_map(|w| w.strip_prefix("open_and_sites_cpu_ns="))
         .with_context(|| format!("no open_and_sites_cpu_ns in {text}"))?;
+    let sym_ns = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("symbolize_ns="))
+        .with_context(|| format!("no symbolize_ns in {text}"))?;
     let summary = text.lines().next().unwrap_or_default().to_owned();
     Ok((
         (
             Duration::from_nanos(ns.parse()?),
             Duration::from_nanos(cpu_ns.parse()?),
         ),
+        Duration::from_nanos(sym_ns.parse()?),
         summary,
     ))
 }
@@ -234,13 +239,16 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
     let (mut ours, mut theirs, mut go_tool) = (Vec::new(), Vec::new(), Vec::new());
     let (mut big_summary, mut compile_summary) = (String::new(), String::new());
     let mut agree = Agreement::default();
+    let (mut core, mut empty, mut output_only) = (Vec::new(), Vec::new(), Vec::new());
+    let out_file = tmp.join("gtrace-out.txt");
     let bin = GoBinary::open(&compile)?;
     for _ in 0..runs {
-        let (d, s) = open_and_sites(&example, &big, &big_pcs)?;
+        let (d, _, s) = open_and_sites(&example, &big, &big_pcs)?;
         open_big.push(d);
         big_summary = s;
-        let (d, s) = open_and_sites(&example, &compile, &pcs_file)?;
+        let (d, sym, s) = open_and_sites(&example, &compile, &pcs_file)?;
         open_compile.push(d);
+        core.push(sym);
         compile_summary = s;
 
         let input = std::fs::read(&pcs_file)?;
@@ -258,6 +266,11 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
             input.as_bytes(),
         )?;
         ours.push(d);
+        // The floor's other parts: a process in a pipeline that does nothing, and one that
+        // only pushes gtrace's finished output through the pipe.
+        std::fs::write(&out_file, &g_out)?;
+        empty.push(timed(&mut Command::new("true"), b"")?.0.0);
+        output_only.push(timed(Command::new("cat").arg(&out_file), b"")?.0.0);
         let (d, a_out) = timed(Command::new(&a2l).arg(&compile), input.as_bytes())?;
         theirs.push(d);
         let (d, _) = timed(
@@ -285,6 +298,26 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
     let (open_big, open_compile) = (med(open_big), med(open_compile));
     let (ours, theirs, go_tool) = (med(ours), med(theirs), med(go_tool));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let (core, empty, output_only) = (ms(median(core)), ms(median(empty)), ms(median(output_only)));
+    let floor = output_only + core / cores as f64;
+    let floor_note = format!(
+        "The floor for {n_pcs} PCs on this machine ({cores} cores), measured in the same rounds: \
+         10× would mean {allowed:.1} ms. A process in a pipeline that does nothing (`true`) \
+         takes {empty:.1} ms; one that only pushes gtrace's finished output ({out_mb:.1} MB) \
+         through the pipe (`cat`) {output_only:.1} ms; the symbolization proper (tables, \
+         inline expansion, names; `gobin_bench` batched, in process, one thread) {core:.1} ms, \
+         {split:.1} ms if split perfectly over the cores. Together {floor:.1} ms before reading \
+         and parsing the input and formatting the text: {verdict}.",
+        allowed = ms(theirs.0) / 10.0,
+        out_mb = std::fs::metadata(&out_file).map_or(0.0, |m| m.len() as f64 / 1e6),
+        split = core / cores as f64,
+        verdict = if floor > ms(theirs.0) / 10.0 {
+            "above what 10× allows"
+        } else {
+            "within what 10× allows"
+        },
+    );
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     let table = format!(
         "Measured by `cargo xtask bench gobin` ({runs} runs, medians), Go {ver}. Wall time and \
@@ -296,6 +329,7 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
          | the same, against `go tool addr2line` as typed | | {gw:.1} / {gc:.1} ms | {rgw:.1}× / {rgc:.1}× faster |\n\n\
          The outputs agree on {same} of {n_pcs} PCs (addr2line's function = gtrace's outermost \
          frame, its `file:line` = gtrace's innermost). {quirk}\n\n\
+         {floor_note}\n\n\
          By number of PCs (spread the same way, about N / 20 000 per function; whole \
          processes, interleaved, outputs checked the same way):\n\n{curve}\n\n\
          In-process detail (`gobin_bench` example):\n\n- {big_summary}\n- {compile_summary}",
