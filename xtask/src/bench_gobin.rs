@@ -362,10 +362,6 @@ const COUNTS: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 
 /// `gtrace symbolize` against the addr2line binary for each of [`COUNTS`]: a Markdown table
 /// of medians and ratios.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site; the paths it already has"
-)]
 fn by_count(
     runs: usize,
     example: &Path,

@@ -300,6 +300,7 @@ fn symbolize_range(
 /// Writes every span's bytes (of its thread's text), in order. The spans are cut into chunks
 /// of [`CHUNK`]; one thread per text gathers every so-many'th chunk into a buffer of its own,
 /// reused, and the threads take turns writing them (gathering the next while one writes).
+/// The first write error stops them all and is returned.
 fn write_output(
     out: &mut (impl Write + Send),
     texts: &[Vec<u8>],
@@ -312,7 +313,7 @@ fn write_output(
         failed: None,
     });
     let ready = std::sync::Condvar::new();
-    let write_chunks = |t: usize| -> std::io::Result<()> {
+    let write_chunks = |t: usize| {
         // Should this thread panic, the others must not wait for its turn forever.
         let _unblock = Unblock(&turn, &ready);
         let mut buf = Vec::with_capacity(CHUNK * 160);
@@ -330,7 +331,7 @@ fn write_output(
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             if turn.failed.is_some() {
-                return Ok(());
+                return;
             }
             if let Err(e) = turn.out.write_all(&buf) {
                 turn.failed = Some(e);
@@ -338,15 +339,14 @@ fn write_output(
             turn.next += 1;
             ready.notify_all();
         }
-        Ok(())
     };
     std::thread::scope(|s| {
         let helpers: Vec<_> = (1..threads)
             .map(|t| s.spawn(move || write_chunks(t)))
             .collect();
-        write_chunks(0)?;
-        helpers.into_iter().try_for_each(joined)
-    })?;
+        write_chunks(0);
+        helpers.into_iter().for_each(joined);
+    });
     let turn = turn
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

