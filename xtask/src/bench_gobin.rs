@@ -174,6 +174,31 @@ fn agreement(
     Ok(a)
 }
 
+/// [`agreement`], failing on any difference but addr2line's known quirk.
+fn checked_agreement(
+    bin: &GoBinary,
+    pcs: &[String],
+    gtrace: &str,
+    addr2line: &str,
+) -> anyhow::Result<Agreement> {
+    let a = agreement(bin, pcs, gtrace, addr2line)?;
+    if !a.differ.is_empty() {
+        bail!(
+            "gtrace and addr2line differ on {} of {} PCs:\n{}",
+            a.differ.len(),
+            pcs.len(),
+            a.differ[..a.differ.len().min(20)].join("\n")
+        );
+    }
+    Ok(a)
+}
+
+/// Medians of the wall and of the CPU times of `runs`, each taken separately.
+fn med(runs: Vec<(Duration, Duration)>) -> (Duration, Duration) {
+    let (wall, cpu): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+    (median(wall), median(cpu))
+}
+
 /// The bench output's explanation of the PCs where addr2line is known to be wrong.
 fn quirk_note(quirk: &[String]) -> String {
     if quirk.is_empty() {
@@ -278,23 +303,9 @@ pub(crate) fn run(runs: usize, n_pcs: usize) -> anyhow::Result<()> {
             input.as_bytes(),
         )?;
         go_tool.push(d);
-        let a = agreement(&bin, &pcs, &g_out, &a_out)?;
-        if !a.differ.is_empty() {
-            bail!(
-                "gtrace and addr2line differ on {} of {} PCs:\n{}",
-                a.differ.len(),
-                pcs.len(),
-                a.differ[..a.differ.len().min(20)].join("\n")
-            );
-        }
-        agree = a;
+        agree = checked_agreement(&bin, &pcs, &g_out, &a_out)?;
     }
     let curve = by_count(runs, &example, &compile, &gtrace, &a2l, &bin, &tmp)?;
-    // Medians of the wall and of the CPU times, each taken separately.
-    let med = |v: Vec<(Duration, Duration)>| {
-        let (wall, cpu): (Vec<_>, Vec<_>) = v.into_iter().unzip();
-        (median(wall), median(cpu))
-    };
     let (open_big, open_compile) = (med(open_big), med(open_compile));
     let (ours, theirs, go_tool) = (med(ours), med(theirs), med(go_tool));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -402,23 +413,11 @@ fn by_count(
             ours.push(d);
             let (d, a_out) = timed(Command::new(a2l).arg(compile), &input)?;
             theirs.push(d);
-            let a = agreement(bin, &pcs, &g_out, &a_out)?;
-            if !a.differ.is_empty() {
-                bail!(
-                    "gtrace and addr2line differ on {} of {n} PCs:\n{}",
-                    a.differ.len(),
-                    a.differ[..a.differ.len().min(20)].join("\n")
-                );
-            }
+            checked_agreement(bin, &pcs, &g_out, &a_out)?;
         }
-        let med = |v: Vec<(Duration, Duration)>| {
-            let (wall, cpu): (Vec<_>, Vec<_>) = v.into_iter().unzip();
-            (
-                median(wall).as_secs_f64() * 1e3,
-                median(cpu).as_secs_f64() * 1e3,
-            )
-        };
-        let ((ow, oc), (tw, tc)) = (med(ours), med(theirs));
+        let ms =
+            |(wall, cpu): (Duration, Duration)| (wall.as_secs_f64() * 1e3, cpu.as_secs_f64() * 1e3);
+        let ((ow, oc), (tw, tc)) = (ms(med(ours)), ms(med(theirs)));
         rows.push(format!(
             "| {n} | {ow:.1} / {oc:.1} ms | {tw:.1} / {tc:.1} ms | {:.1}× / {:.1}× |",
             tw / ow,

@@ -503,6 +503,22 @@ mod tests {
         }
     }
 
+    /// A writer thread that panics (a span outside its text) passes the panic on instead of
+    /// leaving the others waiting for its turn.
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn a_panicking_writer_does_not_hang_the_others() {
+        let texts = [b"a\n".to_vec(), b"b\n".to_vec()];
+        let spans: Vec<Span> = (0..4 * CHUNK)
+            .map(|i| Span {
+                start: AtomicUsize::new((i % 2) << CHUNK_SHIFT),
+                // The second chunk (the helper's) reaches past its text.
+                end: AtomicUsize::new(if i == CHUNK + 1 { 99 } else { 2 }),
+            })
+            .collect();
+        let _ = write_output(&mut Vec::new(), &texts, &spans);
+    }
+
     /// Plain hex goes through the fast path; anything else gets `parse_hex`'s answer.
     #[test]
     fn addresses_parse_like_parse_hex() {

@@ -177,7 +177,7 @@ pub fn render_exceptions(installed: &[Probe], extra: &[Probe]) -> String {
             .unwrap_or(0);
         let first = GoVersion::new(p.version.major, p.version.minor, first_patch);
         // Up to the patch before the next change Go's history documents, if one lies between
-        // this probe and the entry's release (`layout::KNOWN_CHANGES`).
+        // this probe and the entry's release (`layout/known_changes.rs`).
         let last = exception_last(&p.version, &entry.version);
         let _ = writeln!(
             s,

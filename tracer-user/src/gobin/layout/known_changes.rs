@@ -33,7 +33,7 @@ const ALLP_SNAPSHOT: &str = "runtime.m gained allpSnapshot (go.dev/issue/74414, 
 /// The known changes, by release. Sources: the Go issue and its backports (go.dev/issue/74416
 /// for go1.24.6, go.dev/issue/74415 for go1.23.12, per the releases' fixed-issue lists);
 /// probed on our side: go1.24.3 without the field, go1.24.11 with it.
-pub static KNOWN_CHANGES: &[KnownChange] = &[
+pub(super) static KNOWN_CHANGES: &[KnownChange] = &[
     KnownChange {
         first: GoVersion::new(1, 23, 12),
         structs: &["runtime.m"],
@@ -48,7 +48,8 @@ pub static KNOWN_CHANGES: &[KnownChange] = &[
 
 /// The first known change in `version`'s minor that came in after `taken_from` (the release a
 /// table entry was generated from) and at or before `version`: the entry does not describe
-/// `version` for the structures it changed.
+/// `version` for the structures it changed. ([`KNOWN_CHANGES`] is in release order, a test
+/// checks.)
 pub fn unseen_change(version: &GoVersion, taken_from: &GoVersion) -> Option<&'static KnownChange> {
     KNOWN_CHANGES.iter().find(|c| {
         (c.first.major, c.first.minor) == (version.major, version.minor)
@@ -60,18 +61,6 @@ pub fn unseen_change(version: &GoVersion, taken_from: &GoVersion) -> Option<&'st
 /// The last patch an exception probed at `probed` can cover when its minor's table entry was
 /// taken from `entry`: the patch before the first known change between them, else `probed`.
 pub fn exception_last(probed: &GoVersion, entry: &GoVersion) -> GoVersion {
-    let next_change = KNOWN_CHANGES
-        .iter()
-        .filter(|c| {
-            (c.first.major, c.first.minor) == (probed.major, probed.minor)
-                && c.first.patch > probed.patch
-                && c.first.patch <= entry.patch
-        })
-        .map(|c| c.first.patch)
-        .min();
-    GoVersion::new(
-        probed.major,
-        probed.minor,
-        next_change.map_or(probed.patch, |p| p - 1),
-    )
+    let last = unseen_change(entry, probed).map_or(probed.patch, |c| c.first.patch - 1);
+    GoVersion::new(probed.major, probed.minor, last)
 }

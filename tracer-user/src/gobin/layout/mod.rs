@@ -104,7 +104,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use known_changes::{KNOWN_CHANGES, KnownChange, exception_last, unseen_change};
+pub use known_changes::{KnownChange, exception_last, unseen_change};
 
 pub use structs::*;
 pub use table::{OwnedStructData, PatchException, Recorder, StructData, TableEntry, TableStructs};

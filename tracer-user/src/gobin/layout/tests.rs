@@ -290,6 +290,9 @@ fn known_changes_explain_the_probed_differences() {
 
 #[test]
 fn known_changes_bound_exceptions_and_flag_newer_patches() {
+    // In release order, which `unseen_change` relies on to find the first.
+    let changes = &known_changes::KNOWN_CHANGES;
+    assert!(changes.windows(2).all(|w| w[0].first < w[1].first));
     let v = GoVersion::new;
     assert_eq!(exception_last(&v(1, 24, 3), &v(1, 24, 11)), v(1, 24, 5));
     // No documented change between them: the probed patch is the last one covered.
