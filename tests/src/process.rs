@@ -104,9 +104,8 @@ impl Spawned {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot spawn {description}"))?;
+        let mut child =
+            spawn_busy_aware(&mut cmd).with_context(|| format!("cannot spawn {description}"))?;
         let stdin = child.stdin.take();
         let out = child.stdout.take().context("child has no stdout pipe")?;
         let mut err = child.stderr.take().context("child has no stderr pipe")?;
@@ -381,6 +380,25 @@ pub fn goroutine_dump<S: AsRef<OsStr>>(
     Ok((lines, dump))
 }
 
+/// Spawns `cmd`, retrying for a while when the kernel answers `ETXTBSY`.
+///
+/// Tests copy fixture binaries to private paths (uprobes belong to the inode). While one test
+/// thread writes such a copy, another may fork a child of its own: until that child execs,
+/// it holds an inherited descriptor open for writing on the copy, and executing the copy fails
+/// with "Text file busy" — a race inside the test process, not a gtrace bug. The window ends
+/// when the other child execs, so a short retry closes it.
+fn spawn_busy_aware(cmd: &mut Command) -> std::io::Result<Child> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +421,30 @@ mod tests {
         let status = p.wait_exit(READY_TIMEOUT).unwrap();
         assert!(!status.success());
         assert_eq!(p.stderr(), "oops\n");
+    }
+
+    /// A descriptor open for writing on the executable (as a concurrently forked child
+    /// inherits it) makes exec fail with ETXTBSY until it is closed; the spawn must wait.
+    #[test]
+    fn spawn_waits_out_a_busy_executable() {
+        let dir = std::env::temp_dir().join(format!("gtrace-txtbusy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("true");
+        std::fs::copy("/bin/true", &exe).unwrap();
+        let writer = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+        let busy = Command::new(&exe).status().unwrap_err();
+        assert_eq!(busy.raw_os_error(), Some(libc::ETXTBSY), "{busy}");
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(writer);
+        });
+        let status = spawn_busy_aware(&mut Command::new(&exe))
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert!(status.success());
+        closer.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
