@@ -50,8 +50,9 @@ pub struct Args {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Also follow goroutine creations while tracing (one probe hit per `go` statement), so
-    /// the ancestry of a panicking goroutine reaches `main` through creators that exited.
+    /// Also follow goroutine creations and exits while tracing (one probe hit per `go`
+    /// statement and one per goroutine exit), so the ancestry of a panicking goroutine
+    /// reaches `main` through creators that exited.
     #[arg(long)]
     pub ancestry: bool,
     /// Stop after this long (default: until the process exits or Ctrl-C).
@@ -81,6 +82,13 @@ fn drain(
                         gopc: c.gopc,
                     },
                 ),
+                _ => errors += 1,
+            }
+            continue;
+        }
+        if kind == EventKind::Exit as u32 {
+            match event::decode(&item) {
+                Ok(Event::Exit(x)) => ancestry.exited(x.goid),
                 _ => errors += 1,
             }
             continue;
@@ -196,6 +204,9 @@ pub fn run(args: &Args) -> Result<Exit> {
     loop {
         decode_errors += drain(&mut ring, &mut model, &mut ancestry, &mut finished);
         print(&mut finished, &mut ancestry, &mut out)?;
+        // Exits read before the previous round free their records now: every panic they
+        // could belong to has been reported.
+        ancestry.settle();
         let exited = match attached.child.as_mut() {
             Some(c) => c.try_wait().ok().flatten().is_some(),
             None => !process.is_alive(),
@@ -226,6 +237,13 @@ pub fn run(args: &Args) -> Result<Exit> {
         eprintln!(
             "gtrace: {} panic events matched no panic seen (attached mid-panic?)",
             model.unmatched
+        );
+    }
+    if ancestry.dropped() > 0 {
+        eprintln!(
+            "gtrace: the creators of {} goroutines were dropped to bound memory (over {} goroutines kept); their ancestries may stop early",
+            ancestry.dropped(),
+            panics::ancestry::LIMIT
         );
     }
     log::info!("{reports} panics reported");

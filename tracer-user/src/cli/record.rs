@@ -11,7 +11,7 @@ use std::{
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
-use tracer_common::event::{EventKind, Raw};
+use tracer_common::event::{Event, EventKind, Raw};
 
 use super::{
     attach::{TargetArgs, ktime_now, stop_flag},
@@ -373,6 +373,11 @@ pub fn run(args: &Args) -> Result<Exit> {
                             gopc: c.gopc,
                         },
                     );
+                } else if e.kind() == EventKind::Exit
+                    && let Event::Exit(x) = e.event()
+                    && let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut()
+                {
+                    ancestry.exited(x.goid);
                 }
                 // After a write error the capture is lost: its PCs need no symbols either.
                 if write_error.borrow().is_some() {
@@ -416,6 +421,11 @@ pub fn run(args: &Args) -> Result<Exit> {
                 }
             },
             tick: |t: &Tick<'_>| {
+                // Panics read so far are written: exits read before the previous tick may
+                // free their creators' records now.
+                if let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut() {
+                    ancestry.settle();
+                }
                 if last_progress.elapsed() >= every {
                     last_progress = Instant::now();
                     let line = format!(
@@ -444,6 +454,13 @@ pub fn run(args: &Args) -> Result<Exit> {
     if let Some((reporter, model, ancestry, finished)) = panic_rec.borrow_mut().as_mut() {
         model.finish(ktime_now(), finished);
         write_panics(&writer, reporter, ancestry, finished, &mut panic_error);
+        if ancestry.dropped() > 0 {
+            eprintln!(
+                "warning: the creators of {} goroutines were dropped to bound memory (over {} goroutines kept); their panics' ancestries may stop early",
+                ancestry.dropped(),
+                crate::panics::ancestry::LIMIT
+            );
+        }
     }
     if let Some(e) = write_error.into_inner().or(panic_error) {
         return Err(e).context(format!("writing {}", path.display()));

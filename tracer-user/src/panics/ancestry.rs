@@ -3,15 +3,34 @@
 //! Each goroutine's creator is known from three sources, any of which may be missing: the
 //! panic event itself (`g.parentGoid`, Go 1.21+, and `g.gopc`), a baseline read from process
 //! memory when gtrace attaches (`gtrace dump`'s reader), and goroutine-creation events while
-//! tracing (`--ancestry`, the lifecycle probe after `CALL runtime.newproc1`). The chain stops
-//! at the main goroutine, at a creator gtrace never saw, or after [`MAX_DEPTH`] links.
+//! tracing (`--ancestry` and `gtrace record`: the lifecycle probe after
+//! `CALL runtime.newproc1`). The chain stops at the main goroutine, at a creator gtrace never
+//! saw, or after [`MAX_DEPTH`] links.
+//!
+//! A tracer that runs for hours on a server creating goroutines by the million must not keep
+//! a record of each: memory would grow without bound. Only goroutines that can still appear
+//! in a chain are kept — those alive, and those that exited but are the creator of one kept.
+//! Each record counts the kept records naming it as parent; an exit (`runtime.goexit0`
+//! events, [`Ancestry::exited`]) frees the record once nothing names it, and the freeing
+//! climbs the chain. So memory follows the live goroutines, not the created ones. Exits take
+//! effect one [`Ancestry::settle`] late: a panic is reported after its events are read, and
+//! the goroutine may have exited in the same batch. Events lost in the ring buffer could
+//! still leave records behind, so [`LIMIT`] bounds the store: past it the oldest records
+//! nobody names are dropped, counted by [`Ancestry::dropped`] and said by the callers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map::Entry};
 
 use super::report::Location;
 
 /// Longest chain reported (also a guard against a cycle in bad data).
 pub const MAX_DEPTH: usize = 64;
+
+/// Most records kept (about 40 bytes each in the map): a target with more live goroutines
+/// than this loses the oldest childless ones' ancestry, counted.
+pub const LIMIT: usize = 2 << 20;
+
+/// Creations and exits waiting in the log before it is applied to the map.
+const LOG_BATCH: usize = 1 << 16;
 
 /// How one goroutine was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,86 +52,339 @@ pub enum Creator {
     },
 }
 
-/// Creators by goid.
+/// One kept goroutine.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// Creator's goid, 0 = unknown.
+    parent: u64,
+    /// `g.gopc` (0 for a resolved record, whose site is in [`Ancestry::resolved`]).
+    gopc: u64,
+    /// Kept records that count this one as their parent.
+    refs: u32,
+    /// No exit applied yet.
+    alive: bool,
+    /// This record is counted in its parent's `refs`.
+    counted: bool,
+    /// The site is in [`Ancestry::resolved`].
+    resolved: bool,
+}
+
+/// What the hot path appends.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Create { goid: u64, parent: u64, gopc: u64 },
+    Exit(u64),
+}
+
+/// Creators by goid, for the goroutines that can still be part of a chain.
 ///
-/// `gtrace record` inserts one creator per goroutine created while it records (a hot path on
-/// goroutine-churning targets) and asks for a chain only when a goroutine panics. So a
-/// [`Creator::Pc`] is first appended to a log (no hashing), and the log is indexed into a map
-/// of small entries with a fast hash only when a lookup needs it; resolved creators (a
-/// baseline, a panic's own `parentGoid`) go to a second map. Whatever the order of the calls,
-/// the last [`Ancestry::insert`] for a goid wins, as with one map.
-#[derive(Debug, Default)]
+/// `gtrace record` inserts one creator per goroutine created while it records and one exit
+/// per goroutine ending (a hot path on goroutine-churning targets) and asks for a chain only
+/// when a goroutine panics. So both are first appended to a log (no hashing), which is
+/// applied to a map with a fast hash when it fills or a lookup needs it. Whatever the order
+/// of the calls, the last [`Ancestry::insert`] for a goid wins, as with one map.
+#[derive(Debug)]
 pub struct Ancestry {
-    /// (goid, parent goid, gopc), in insertion order, not indexed yet.
-    log: Vec<(u64, u64, u64)>,
-    /// goid → (parent goid, gopc).
-    pcs: HashMap<u64, (u64, u64), foldhash::fast::FixedState>,
-    /// goid → (parent goid, creation site).
-    resolved: HashMap<u64, (Option<u64>, Location), foldhash::fast::FixedState>,
+    /// Not applied yet, in arrival order.
+    log: Vec<Op>,
+    /// goid → record.
+    nodes: HashMap<u64, Node, foldhash::fast::FixedState>,
+    /// goid → creation site, for the records that came resolved.
+    resolved: HashMap<u64, Location, foldhash::fast::FixedState>,
+    /// Exits read since the last settle, applied at the next one.
+    exits_fresh: Vec<u64>,
+    /// Exits read before the last settle, applied at the next one.
+    exits_due: Vec<u64>,
+    /// Some record may have a parent it does not count (inserted before its parent).
+    unlinked: bool,
+    /// Records dropped to stay within `limit`.
+    dropped: u64,
+    /// Most records kept.
+    limit: usize,
+}
+
+impl Default for Ancestry {
+    fn default() -> Self {
+        Self::with_limit(LIMIT)
+    }
 }
 
 impl Ancestry {
-    /// An empty store.
+    /// An empty store holding at most [`LIMIT`] records.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store holding at most `limit` records.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            log: Vec::new(),
+            nodes: HashMap::default(),
+            resolved: HashMap::default(),
+            exits_fresh: Vec::new(),
+            exits_due: Vec::new(),
+            unlinked: false,
+            dropped: 0,
+            limit: limit.max(1),
+        }
     }
 
     /// Records how `goid` was created (a later record of a recycled goid never happens: goids
     /// are not reused within a process).
     pub fn insert(&mut self, goid: u64, c: Creator) {
         match c {
-            Creator::Pc { parent, gopc } => self.log.push((goid, parent, gopc)),
+            Creator::Pc { parent, gopc } => {
+                self.log.push(Op::Create { goid, parent, gopc });
+                if self.log.len() >= LOG_BATCH {
+                    self.index();
+                }
+            }
             Creator::Resolved { parent, site } => {
                 self.index();
-                self.pcs.remove(&goid);
-                self.resolved.insert(goid, (parent, site));
+                self.apply_create(goid, parent.unwrap_or(0), 0);
+                if let Some(n) = self.nodes.get_mut(&goid) {
+                    n.resolved = true;
+                }
+                self.resolved.insert(goid, site);
+                self.enforce_limit();
             }
         }
+    }
+
+    /// Records that `goid` exited: its record goes at the second [`Ancestry::settle`] from
+    /// now, or later if goroutines it created are still kept.
+    pub fn exited(&mut self, goid: u64) {
+        self.log.push(Op::Exit(goid));
+        if self.log.len() >= LOG_BATCH {
+            self.index();
+        }
+    }
+
+    /// Applies the exits read before the previous call. Callers call it after reporting what
+    /// they read, regularly (each drain of the ring buffer).
+    pub fn settle(&mut self) {
+        self.index();
+        if self.unlinked {
+            self.relink();
+        }
+        let due = std::mem::take(&mut self.exits_due);
+        for &goid in &due {
+            self.apply_exit(goid);
+        }
+        self.exits_due = std::mem::replace(&mut self.exits_fresh, due);
+        self.exits_fresh.clear();
     }
 
     /// Records how `goid` was created unless already known.
     pub fn insert_if_absent(&mut self, goid: u64, c: Creator) {
         self.index();
-        if !self.pcs.contains_key(&goid) && !self.resolved.contains_key(&goid) {
+        if !self.nodes.contains_key(&goid) {
             self.insert(goid, c);
         }
     }
 
-    /// The creator of `goid`, if seen.
+    /// The creator of `goid`, if kept.
     pub fn get(&mut self, goid: u64) -> Option<Creator> {
         self.index();
-        if let Some(&(parent, gopc)) = self.pcs.get(&goid) {
-            return Some(Creator::Pc { parent, gopc });
-        }
-        self.resolved
-            .get(&goid)
-            .map(|(parent, site)| Creator::Resolved {
-                parent: *parent,
-                site: site.clone(),
-            })
+        let n = self.nodes.get(&goid)?;
+        let parent = n.parent;
+        Some(if n.resolved {
+            Creator::Resolved {
+                parent: (parent != 0).then_some(parent),
+                site: self.resolved.get(&goid)?.clone(),
+            }
+        } else {
+            Creator::Pc {
+                parent,
+                gopc: n.gopc,
+            }
+        })
     }
 
-    /// Number of goroutines with a known creator.
+    /// Number of goroutines with a kept creator.
     pub fn len(&mut self) -> usize {
         self.index();
-        self.pcs.len() + self.resolved.len()
+        self.nodes.len()
     }
 
     /// True when no creator is known.
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.pcs.is_empty() && self.resolved.is_empty()
+        self.nodes.is_empty() && !self.log.iter().any(|o| matches!(o, Op::Create { .. }))
     }
 
-    /// Moves the log into the maps.
+    /// Childless records dropped so far to stay within the limit (a panic of one of those
+    /// goroutines reports a chain cut short).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Moves the log into the map.
     fn index(&mut self) {
         if self.log.is_empty() {
             return;
         }
-        self.pcs.reserve(self.log.len());
-        for (goid, parent, gopc) in self.log.drain(..) {
-            self.pcs.insert(goid, (parent, gopc));
-            if !self.resolved.is_empty() {
-                self.resolved.remove(&goid);
+        let log = std::mem::take(&mut self.log);
+        self.nodes.reserve(log.len());
+        for op in &log {
+            match *op {
+                Op::Create { goid, parent, gopc } => self.apply_create(goid, parent, gopc),
+                Op::Exit(goid) => self.exits_fresh.push(goid),
+            }
+        }
+        // The allocation is kept for the next batch.
+        self.log = log;
+        self.log.clear();
+        self.enforce_limit();
+        // Exits pile up only between settles; a caller that stops settling must not make
+        // them a leak of their own.
+        if self.exits_fresh.len() >= self.limit {
+            self.settle();
+        }
+    }
+
+    /// Inserts or replaces the record of `goid` (alive, not resolved). The hot path: one
+    /// lookup for the parent, one for the new record.
+    fn apply_create(&mut self, goid: u64, parent: u64, gopc: u64) {
+        let counted = self.count_parent(goid, parent);
+        let mut node = Node {
+            parent,
+            gopc,
+            refs: 0,
+            alive: true,
+            counted,
+            resolved: false,
+        };
+        match self.nodes.entry(goid) {
+            Entry::Vacant(v) => {
+                v.insert(node);
+            }
+            Entry::Occupied(mut o) => {
+                // A replacement keeps the children counted against it; the old parent loses
+                // its count (after the new one was taken: the same parent stays counted).
+                let old = *o.get();
+                node.refs = old.refs;
+                *o.get_mut() = node;
+                if old.resolved {
+                    self.resolved.remove(&goid);
+                }
+                if old.counted {
+                    self.release(old.parent);
+                }
+            }
+        }
+    }
+
+    /// Counts a child of `parent`; false when `parent` is not kept (yet).
+    fn count_parent(&mut self, child: u64, parent: u64) -> bool {
+        if parent == 0 || parent == child {
+            return false;
+        }
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.refs = p.refs.saturating_add(1);
+            true
+        } else {
+            self.unlinked = true;
+            false
+        }
+    }
+
+    /// Counts the records inserted before their parent (the baseline comes in any order).
+    fn relink(&mut self) {
+        self.unlinked = false;
+        let pending: Vec<(u64, u64)> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.counted && n.parent != 0)
+            .map(|(&g, n)| (g, n.parent))
+            .collect();
+        for (goid, parent) in pending {
+            if parent != goid
+                && let Some(p) = self.nodes.get_mut(&parent)
+            {
+                p.refs = p.refs.saturating_add(1);
+                self.nodes.get_mut(&goid).expect("present").counted = true;
+            }
+        }
+    }
+
+    fn apply_exit(&mut self, goid: u64) {
+        if let Entry::Occupied(mut o) = self.nodes.entry(goid) {
+            let n = o.get_mut();
+            n.alive = false;
+            if n.refs == 0 {
+                let n = o.remove();
+                self.forget(goid, n);
+            }
+        }
+    }
+
+    /// One fewer kept child of `goid`: frees it when it has exited and nothing names it.
+    fn release(&mut self, goid: u64) {
+        if let Some(p) = self.nodes.get_mut(&goid) {
+            p.refs = p.refs.saturating_sub(1);
+            if p.refs == 0 && !p.alive {
+                self.remove(goid);
+            }
+        }
+    }
+
+    /// Removes `goid` and frees the exited creators above it that nothing else names.
+    fn remove(&mut self, goid: u64) {
+        if let Some(n) = self.nodes.remove(&goid) {
+            self.forget(goid, n);
+        }
+    }
+
+    /// After `goid`'s record `n` left the map: its site goes, and so do the exited creators
+    /// above it that nothing else names.
+    fn forget(&mut self, goid: u64, n: Node) {
+        let (mut cur, mut n) = (goid, n);
+        // Bounded like a chain, against a cycle in bad data.
+        for _ in 0..=MAX_DEPTH {
+            if n.resolved {
+                self.resolved.remove(&cur);
+            }
+            if !n.counted {
+                return;
+            }
+            let Entry::Occupied(mut o) = self.nodes.entry(n.parent) else {
+                return;
+            };
+            let p = o.get_mut();
+            p.refs = p.refs.saturating_sub(1);
+            if p.refs != 0 || p.alive {
+                return;
+            }
+            cur = n.parent;
+            n = o.remove();
+        }
+    }
+
+    /// Past the limit, drops the oldest (lowest goid: goids grow with creation) records
+    /// nothing names, down to three quarters of the limit, so that this O(n) pass runs at
+    /// most once per quarter of the limit inserted.
+    fn enforce_limit(&mut self) {
+        if self.nodes.len() <= self.limit {
+            return;
+        }
+        let target = self.limit - self.limit / 4;
+        let mut leaves: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.refs == 0)
+            .map(|(&g, _)| g)
+            .collect();
+        let excess = self.nodes.len().saturating_sub(target).min(leaves.len());
+        if excess == 0 {
+            return;
+        }
+        if excess < leaves.len() {
+            leaves.select_nth_unstable(excess);
+        }
+        for &goid in &leaves[..excess] {
+            if self.nodes.contains_key(&goid) {
+                self.remove(goid);
+                self.dropped += 1;
             }
         }
     }
@@ -128,13 +400,18 @@ impl Ancestry {
         let mut out = Vec::new();
         let mut cur = goid;
         while cur != 1 && out.len() < MAX_DEPTH {
-            let (parent, site) = if let Some(&(parent, gopc)) = self.pcs.get(&cur) {
-                let Some(site) = resolve(gopc) else { break };
-                ((parent != 0).then_some(parent), site)
-            } else if let Some((parent, site)) = self.resolved.get(&cur) {
-                (*parent, site.clone())
-            } else {
+            let Some(n) = self.nodes.get(&cur) else {
                 break;
+            };
+            let parent = (n.parent != 0).then_some(n.parent);
+            let site = if n.resolved {
+                match self.resolved.get(&cur) {
+                    Some(s) => s.clone(),
+                    None => break,
+                }
+            } else {
+                let Some(site) = resolve(n.gopc) else { break };
+                site
             };
             out.push((parent, site));
             match parent {
@@ -219,5 +496,124 @@ mod tests {
         a.insert(8, Creator::Pc { parent: 7, gopc: 1 });
         assert_eq!(a.chain(5, &mut |_| Some(loc("f"))).len(), 1);
         assert_eq!(a.chain(7, &mut |_| Some(loc("f"))).len(), MAX_DEPTH);
+    }
+
+    fn pc(parent: u64) -> Creator {
+        Creator::Pc {
+            parent,
+            gopc: 0x100 + parent,
+        }
+    }
+
+    /// A server's life: `main` starts an accept loop, which starts one handler per request;
+    /// the handlers end. Memory must follow the live goroutines, not the million created,
+    /// and a handler that panics late still reaches `main` through its exited creators.
+    #[test]
+    fn exited_goroutines_free_their_records() {
+        let mut a = Ancestry::new();
+        a.insert(2, pc(1)); // accept loop
+        a.insert(3, pc(2)); // a supervisor the accept loop started, which then exits
+        for goid in 10..1_000_010 {
+            a.insert(goid, pc(3));
+            a.exited(goid);
+            if goid % 1_000 == 0 {
+                a.settle();
+            }
+        }
+        a.exited(3);
+        let late = 5_000_000;
+        a.insert(late, pc(3)); // created by 3 just before it exited
+        a.settle();
+        a.settle();
+        assert_eq!(
+            a.len(),
+            3,
+            "2, 3 (named by a live child) and the late handler"
+        );
+        let chain = a.chain(late, &mut |gopc| Some(loc(&format!("f{gopc:x}"))));
+        let goids: Vec<_> = chain.iter().map(|(g, _)| *g).collect();
+        assert_eq!(goids, vec![Some(3), Some(2), Some(1)]);
+        // The late handler ends: 3 goes with it, 2 (alive) stays.
+        a.exited(late);
+        a.settle();
+        a.settle();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a.get(2), Some(pc(1)));
+        assert_eq!(a.dropped(), 0);
+    }
+
+    /// A panic is reported after its batch of events is read, and the goroutine may have
+    /// exited in that batch: its record outlives one settle.
+    #[test]
+    fn an_exit_takes_effect_one_settle_late() {
+        let mut a = Ancestry::new();
+        a.insert(5, pc(1));
+        a.exited(5);
+        assert_eq!(a.get(5), Some(pc(1)));
+        a.settle();
+        assert_eq!(a.get(5), Some(pc(1)), "read before this settle: still kept");
+        a.settle();
+        assert_eq!(a.get(5), None);
+        assert!(a.is_empty());
+        // An exit of a goroutine never seen is ignored.
+        a.exited(77);
+        a.settle();
+        a.settle();
+        assert!(a.is_empty());
+    }
+
+    /// The attach-time baseline comes in any order: a child read before its creator still
+    /// keeps the creator once both are known.
+    #[test]
+    fn a_baseline_child_read_first_still_keeps_its_creator() {
+        let mut a = Ancestry::new();
+        let resolved = |parent| Creator::Resolved {
+            parent: Some(parent),
+            site: loc("main.spawn"),
+        };
+        a.insert(20, resolved(10));
+        a.insert(10, resolved(1));
+        a.exited(10);
+        a.settle();
+        a.settle();
+        assert_eq!(a.chain(20, &mut |_| None).len(), 2);
+        a.exited(20);
+        a.settle();
+        a.settle();
+        assert_eq!(a.len(), 0);
+    }
+
+    /// Replacing a record's parent moves the count: the old creator may go.
+    #[test]
+    fn a_new_parent_releases_the_old_one() {
+        let mut a = Ancestry::new();
+        a.insert(4, pc(1));
+        a.insert(6, pc(1));
+        a.insert(9, pc(4));
+        a.exited(4);
+        a.settle();
+        a.settle();
+        assert!(a.get(4).is_some(), "named by 9");
+        a.insert(9, pc(6));
+        a.settle();
+        assert_eq!(a.get(4), None);
+        assert!(a.get(6).is_some());
+    }
+
+    /// Lost exits leave records behind: the limit bounds them, dropping the oldest records
+    /// nobody names, and says how many.
+    #[test]
+    fn the_limit_drops_the_oldest_childless_records() {
+        let mut a = Ancestry::with_limit(1_000);
+        a.insert(2, pc(1));
+        for goid in 100..10_100 {
+            a.insert(goid, pc(2));
+        }
+        assert!(a.len() <= 1_000, "{}", a.len());
+        assert!(a.dropped() >= 9_000, "{}", a.dropped());
+        assert!(a.get(2).is_some(), "a creator others name is kept");
+        assert!(a.get(10_099).is_some(), "the newest are kept");
+        assert_eq!(a.get(100), None, "the oldest went");
+        assert_eq!(a.chain(10_099, &mut |_| Some(loc("f"))).len(), 2);
     }
 }

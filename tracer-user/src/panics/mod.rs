@@ -166,9 +166,9 @@ pub fn defer_call_sites(bin: &GoBinary) -> Result<Vec<Site>, PanicsError> {
 }
 
 /// Loads the programs for `pid` and attaches the panic probes of `plan` in `exe`; with
-/// `creations`, also the lifecycle probe that reports every goroutine creation (for deeper
-/// ancestry; it fires once per `go` statement). Dropping the returned set detaches
-/// everything.
+/// `creations`, also the lifecycle probes that report every goroutine creation and exit (for
+/// deeper ancestry, kept bounded by the exits; they fire once per `go` statement and once
+/// per goroutine end). Dropping the returned set detaches everything.
 pub fn attach(
     pid: u32,
     exe: &Path,
@@ -181,7 +181,12 @@ pub fn attach(
         set.attach_uprobe(s.probe, exe, s.offset)?;
     }
     if let Some(c) = creations {
-        for s in c.sites.iter().filter(|s| s.probe == ProbeId::NewprocReturn) {
+        // Creations, and exits so that the records of goroutines gone free themselves.
+        for s in c
+            .sites
+            .iter()
+            .filter(|s| matches!(s.probe, ProbeId::NewprocReturn | ProbeId::Goexit0))
+        {
             set.attach_uprobe(s.probe, exe, s.offset)?;
         }
     }
