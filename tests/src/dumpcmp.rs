@@ -22,8 +22,8 @@ pub fn as_go_dump(gs: &[Goroutine], minor: u32) -> Dump {
     let text = String::from_utf8(text).unwrap();
     let mut dump = traceback::parse(&text)
         .unwrap_or_else(|e| panic!("our text does not parse as a Go dump: {e}\n{text}"));
-    // We print every frame's arguments as `(...)`, which Go uses only for inlined frames, so
-    // the parser cannot tell them apart: take the flag from our records (same order).
+    // A non-inlined frame whose arguments we could not read prints `(...)` too (with an
+    // offset, unless at the entry): take the flag from our records (same order).
     assert_eq!(
         dump.goroutines.len(),
         gs.len(),
@@ -238,6 +238,18 @@ pub fn compare(ours: &Dump, go: &Dump) -> Vec<String> {
                 fr(o),
                 fr(g)
             ));
+        }
+        // Arguments, as printArgs prints them from the same stack words: only once the
+        // frames agree (a frame list that differs is reported above).
+        if fr(o) == fr(g) {
+            for (k, (of, gf)) in o.frames.iter().zip(&g.frames).enumerate() {
+                if !gf.inlined && of.args != gf.args {
+                    diffs.push(format!(
+                        "g{id} [{}]: frame {k} {}: args ({}) vs Go ({})",
+                        g.status, gf.function, of.args, gf.args
+                    ));
+                }
+            }
         }
         if o.elided.iter().map(|e| e.count).collect::<Vec<_>>()
             != g.elided.iter().map(|e| e.count).collect::<Vec<_>>()

@@ -76,6 +76,7 @@ fn json_as_go_dump(v: &serde_json::Value) -> Dump {
                     file: f["file"].as_str().unwrap().to_owned(),
                     line: f["line"].as_u64().unwrap() as u32,
                     inlined: f["inlined"].as_bool().unwrap(),
+                    args: f["args"].as_str().unwrap_or("...").to_owned(),
                     ..traceback::Frame::default()
                 }
             })

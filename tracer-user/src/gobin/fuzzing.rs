@@ -81,6 +81,8 @@ pub fn pclntab(data: &[u8]) {
         for pc in [f.entry, f.entry.wrapping_add(1), f.end.wrapping_sub(1)] {
             let _ = tab.frames_in(&f, pc);
             let _ = tab.sp_delta(&f, pc);
+            let _ = tab.arg_items(&f, pc);
+            let _ = tab.outermost_pc(&f, pc);
         }
         let _ = tab.find_func(f.entry);
     }

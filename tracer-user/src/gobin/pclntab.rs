@@ -35,6 +35,14 @@ use super::{
 pub const PCDATA_INL_TREE_INDEX: u32 = 2;
 /// `FUNCDATA_InlTree`.
 pub const FUNCDATA_INL_TREE: u32 = 3;
+/// `PCDATA_ArgLiveIndex`: per PC, which liveness bitmap of `FUNCDATA_ArgLiveInfo` holds.
+pub const PCDATA_ARG_LIVE_INDEX: u32 = 3;
+/// `FUNCDATA_ArgInfo`: the argument layout `printArgs` walks (Go 1.17+).
+pub const FUNCDATA_ARG_INFO: u32 = 5;
+/// `FUNCDATA_ArgLiveInfo`: liveness of register arguments' spill slots (Go 1.18+).
+pub const FUNCDATA_ARG_LIVE_INFO: u32 = 6;
+/// `abi.TraceArgsMaxLen`: the longest `FUNCDATA_ArgInfo` program.
+const TRACE_ARGS_MAX_LEN: usize = (5 * 3 + 2) * 10 + 1;
 /// Deepest inline expansion accepted (a cycle in a corrupt tree must not loop forever).
 const MAX_INLINE_DEPTH: usize = 1024;
 /// Longest C string (function or file name) read from the tables.
@@ -266,6 +274,29 @@ pub struct FuncRecord {
     /// `abi.FuncFlag` (1.18+; 0 before).
     pub flag: u8,
     nfuncdata: u8,
+}
+
+/// One step of a function's `FUNCDATA_ArgInfo` program, as `runtime.printArgs` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgItem {
+    /// A word of `size` bytes at `offset` from the frame's argument pointer; `live` is false
+    /// for a register argument's spill slot not yet written at the PC (printed with `?`).
+    Word {
+        /// Offset from `argp`.
+        offset: u8,
+        /// Size in bytes (1–8).
+        size: u8,
+        /// Known to hold the argument at the PC.
+        live: bool,
+    },
+    /// `{`: an aggregate starts.
+    StartAgg,
+    /// `}`.
+    EndAgg,
+    /// `...`: more than the runtime prints.
+    Dots,
+    /// `_`: an offset too large to encode.
+    TooLarge,
 }
 
 /// One frame of a symbolized PC, innermost first (as `runtime.CallersFrames` yields them).
@@ -609,6 +640,90 @@ impl<'a> Pclntab<'a> {
         }
         let v = self.word(start + usize::from(l.ptr_size) * i as usize)?;
         Ok((v != 0).then_some(v))
+    }
+
+    /// The argument layout of `f` as `runtime.printArgs` walks it at `pc` (liveness of
+    /// register spill slots depends on the PC): `None` when `f` has no `FUNCDATA_ArgInfo`
+    /// (assembly; the runtime then prints `()`).
+    pub fn arg_items(&self, f: &FuncRecord, pc: u64) -> Result<Option<Vec<ArgItem>>> {
+        const END_SEQ: u8 = 0xff;
+        const START_AGG: u8 = 0xfe;
+        const END_AGG: u8 = 0xfd;
+        const DOTS: u8 = 0xfc;
+        const TOO_LARGE: u8 = 0xfb;
+        let bad = GobinError::BadPclntab;
+        let Some(info) = self.funcdata(f, FUNCDATA_ARG_INFO)? else {
+            return Ok(None);
+        };
+        let byte = |at: u64| -> Result<u8> {
+            self.mem
+                .read(at, 1)
+                .map(|b| b[0])
+                .ok_or_else(|| bad("argument info is outside the mapped data"))
+        };
+        let live_info = self.funcdata(f, FUNCDATA_ARG_LIVE_INFO)?;
+        let live_idx = match live_info {
+            Some(_) => self.pcvalue(f, self.pcdata_table(f, PCDATA_ARG_LIVE_INDEX)?, pc)?,
+            None => -1,
+        };
+        let start_offset = match live_info {
+            Some(l) => byte(l)?,
+            None => 0xff,
+        };
+        let mut items = Vec::new();
+        let (mut i, mut slot) = (0u64, 0u8);
+        loop {
+            if i as usize >= TRACE_ARGS_MAX_LEN {
+                return Err(bad("argument info has no end"));
+            }
+            let op = byte(info.wrapping_add(i))?;
+            i += 1;
+            items.push(match op {
+                END_SEQ => return Ok(Some(items)),
+                START_AGG => ArgItem::StartAgg,
+                END_AGG => ArgItem::EndAgg,
+                DOTS => ArgItem::Dots,
+                TOO_LARGE => ArgItem::TooLarge,
+                offset => {
+                    let size = byte(info.wrapping_add(i))?;
+                    i += 1;
+                    let live = match live_info {
+                        Some(l) if live_idx > 0 && offset >= start_offset => {
+                            let at = l
+                                .wrapping_add(live_idx as u64)
+                                .wrapping_add(u64::from(slot / 8));
+                            byte(at)? & (1 << (slot % 8)) != 0
+                        }
+                        _ => true,
+                    };
+                    if offset >= start_offset {
+                        slot = slot.wrapping_add(1);
+                    }
+                    ArgItem::Word { offset, size, live }
+                }
+            });
+        }
+    }
+
+    /// The PC of `f` itself at `pc`: past every inlined call there (`parentPc` of the
+    /// outermost one), as the runtime's traceback before Go 1.21 ends up with.
+    pub fn outermost_pc(&self, f: &FuncRecord, pc: u64) -> Result<u64> {
+        let Some(tree) = self.funcdata(f, FUNCDATA_INL_TREE)? else {
+            return Ok(pc);
+        };
+        let table = self.pcdata_table(f, PCDATA_INL_TREE_INDEX)?;
+        let mut pc = pc;
+        for _ in 0..MAX_INLINE_DEPTH {
+            let ix = self.pcvalue(f, table, pc)?;
+            let Ok(ix) = u32::try_from(ix) else {
+                return Ok(pc);
+            };
+            let call = self.inlined_call(tree, ix)?;
+            let parent = u64::try_from(call.parent_pc)
+                .map_err(|_| GobinError::BadPclntab("a negative inline parent pc"))?;
+            pc = f.entry.wrapping_add(parent);
+        }
+        Err(GobinError::BadPclntab("inline tree deeper than the limit"))
     }
 
     /// Expands `pc` into its frames, innermost first, exactly as `runtime.CallersFrames`

@@ -14,7 +14,8 @@ use super::{
     locate::{AllgsLocation, read_list},
     symbols::{CachedSymbols, FuncKind, Symbols},
     unwind::{
-        Selected, StackReader, TracebackRules, UnwindStart, select_frames, show_func, unwind,
+        Selected, StackReader, TracebackRules, UnwindStart, read_args, select_frames, show_func,
+        unwind,
     },
 };
 use crate::memory::{MemoryError, MemorySource};
@@ -433,6 +434,7 @@ impl<M: MemorySource, S: Symbols> Decoder<'_, M, S> {
             out.system = phys.iter().all(|f| f.func.name.starts_with("runtime."));
         }
         out.stack = select_frames(self.syms, rules, &phys, opts.system);
+        read_args(self.syms, &reader, &phys, &mut out.stack);
         out.error = err.map(|e| e.to_string());
         out
     }

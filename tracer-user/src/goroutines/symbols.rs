@@ -7,6 +7,8 @@
 //! unit tests with hand-made functions; [`CachedSymbols`] memoizes per PC, because 100 000
 //! goroutines share a few hundred distinct PCs.
 
+pub use crate::gobin::pclntab::ArgItem;
+
 use std::{
     cell::RefCell,
     collections::HashMap,
@@ -134,6 +136,25 @@ pub trait Symbols {
     /// Logical frames at `pc` inside `func`, innermost first; the last one is `func` itself
     /// (`inlined == false`) with its file and line at `pc`.
     fn source_frames(&self, func: &FuncInfo, pc: u64) -> Vec<SourceFrame>;
+
+    /// How the runtime prints `func`'s arguments in a frame whose symbolization PC is `pc`
+    /// (`printArgs`): [`ArgLayout::Absent`] without argument info. The default knows none,
+    /// so frames print `(...)`.
+    fn arg_layout(&self, func: &FuncInfo, pc: u64) -> ArgLayout {
+        let _ = (func, pc);
+        ArgLayout::Unknown
+    }
+}
+
+/// A function's argument layout at a PC, for printing its frame like the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgLayout {
+    /// Not known (unreadable tables, or a source without them): printed `(...)`.
+    Unknown,
+    /// The function has no argument info (assembly): the runtime prints `()`.
+    Absent,
+    /// The `FUNCDATA_ArgInfo` program with each word's liveness at the PC.
+    Items(Arc<[ArgItem]>),
 }
 
 /// Memoizes a [`Symbols`] per PC. Single-threaded by design (the dump is sequential).
@@ -143,6 +164,7 @@ pub struct CachedSymbols<S> {
     funcs: RefCell<PcMap<Option<FuncInfo>>>,
     deltas: RefCell<PcMap<Option<u32>>>,
     frames: RefCell<PcMap<Arc<[SourceFrame]>>>,
+    args: RefCell<PcMap<ArgLayout>>,
 }
 
 impl<S: Symbols> CachedSymbols<S> {
@@ -153,6 +175,7 @@ impl<S: Symbols> CachedSymbols<S> {
             funcs: RefCell::default(),
             deltas: RefCell::default(),
             frames: RefCell::default(),
+            args: RefCell::default(),
         }
     }
 
@@ -189,5 +212,15 @@ impl<S: Symbols> CachedSymbols<S> {
         let f: Arc<[SourceFrame]> = self.inner.source_frames(func, pc).into();
         self.frames.borrow_mut().insert(pc, f.clone());
         f
+    }
+
+    /// Cached [`Symbols::arg_layout`].
+    pub fn arg_layout(&self, func: &FuncInfo, pc: u64) -> ArgLayout {
+        if let Some(a) = self.args.borrow().get(&pc) {
+            return a.clone();
+        }
+        let a = self.inner.arg_layout(func, pc);
+        self.args.borrow_mut().insert(pc, a.clone());
+        a
     }
 }

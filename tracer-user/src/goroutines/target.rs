@@ -10,7 +10,7 @@ use super::{
     gstruct::GOffsets,
     locate::{self, AllgsLocation, LocateError},
     procinfo,
-    symbols::{CachedSymbols, FuncInfo, FuncKind, SourceFrame, Symbols},
+    symbols::{ArgLayout, CachedSymbols, FuncInfo, FuncKind, SourceFrame, Symbols},
 };
 use crate::{
     gobin::{
@@ -107,6 +107,9 @@ pub struct BinarySymbols<'a> {
     tab: Pclntab<'a>,
     bias: u64,
     wrapper_id: u8,
+    /// Before Go 1.21 the runtime reads argument liveness at the PC past the frame's inlined
+    /// calls, from 1.21 at the frame's own symbolization PC.
+    args_at_outermost_pc: bool,
 }
 
 impl std::fmt::Debug for BinarySymbols<'_> {
@@ -124,11 +127,30 @@ impl<'a> BinarySymbols<'a> {
             tab: bin.pclntab(),
             bias,
             wrapper_id: wrapper_func_id(minor),
+            args_at_outermost_pc: minor < 21,
         }
     }
 }
 
 impl Symbols for BinarySymbols<'_> {
+    fn arg_layout(&self, func: &FuncInfo, pc: u64) -> ArgLayout {
+        let Some(Some(f)) = self.tab.find_func(func.entry.wrapping_sub(self.bias)).ok() else {
+            return ArgLayout::Unknown;
+        };
+        let mut pc = pc.wrapping_sub(self.bias);
+        if self.args_at_outermost_pc {
+            match self.tab.outermost_pc(&f, pc) {
+                Ok(p) => pc = p,
+                Err(_) => return ArgLayout::Unknown,
+            }
+        }
+        match self.tab.arg_items(&f, pc) {
+            Ok(Some(items)) => ArgLayout::Items(items.into()),
+            Ok(None) => ArgLayout::Absent,
+            Err(_) => ArgLayout::Unknown,
+        }
+    }
+
     fn func_at(&self, pc: u64) -> Option<FuncInfo> {
         let f = self.tab.find_func(pc.wrapping_sub(self.bias)).ok()??;
         let name: Arc<str> = self.tab.name(&f).ok()?.into();

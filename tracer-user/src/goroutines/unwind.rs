@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::symbols::{CachedSymbols, FuncInfo, FuncKind, SourceFrame, Symbols};
+use super::symbols::{ArgItem, ArgLayout, CachedSymbols, FuncInfo, FuncKind, SourceFrame, Symbols};
 use crate::memory::MemorySource;
 
 /// Physical frames followed at most per goroutine (the runtime has no limit; a garbage stack
@@ -72,6 +72,8 @@ pub struct PhysFrame {
     /// PC to symbolize: `pc - 1` unless `pc` is the entry or the callee was injected by a
     /// signal (`unwinder.symPC`).
     pub sym_pc: u64,
+    /// The caller's SP: where the frame's arguments start (`frame.argp` on amd64).
+    pub fp: u64,
 }
 
 /// Where the unwinding starts and which stack bounds hold.
@@ -182,6 +184,7 @@ pub fn unwind<S: Symbols, M: MemorySource>(
             sp,
             func,
             sym_pc,
+            fp,
         });
         if lr == 0 {
             return (frames, None);
@@ -210,6 +213,96 @@ pub struct ShownFrame {
     pub offset: Option<u64>,
     /// The physical frame's PC.
     pub pc: u64,
+    /// What goes between the parentheses: `None` for an inlined frame (`...`).
+    pub args: Option<FrameArgs>,
+}
+
+/// A non-inlined frame's arguments as `runtime.printArgs` prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameArgs {
+    /// Not readable (no argument info could be decoded, or the stack words could not be
+    /// read): printed `...`.
+    Unknown,
+    /// The layout, and one value per [`ArgItem::Word`] in order (masked to its size).
+    Values {
+        /// The function's argument program at the frame's PC.
+        items: Arc<[ArgItem]>,
+        /// The words read from the stack.
+        words: Box<[u64]>,
+    },
+}
+
+impl FrameArgs {
+    /// Reads `layout`'s words from the stack at `argp` (`Unknown` when one cannot be read).
+    pub fn read<M: MemorySource>(layout: ArgLayout, stack: &StackReader<'_, M>, argp: u64) -> Self {
+        let items = match layout {
+            ArgLayout::Unknown => return Self::Unknown,
+            ArgLayout::Absent => Arc::from([]),
+            ArgLayout::Items(items) => items,
+        };
+        let mut words = Vec::new();
+        for it in items.iter() {
+            if let ArgItem::Word { offset, size, .. } = *it {
+                let Ok(x) = stack.word(argp.wrapping_add(u64::from(offset))) else {
+                    return Self::Unknown;
+                };
+                // printArgs reads 8 bytes and keeps the low `size` (little-endian).
+                let x = if size < 8 {
+                    x & ((1u64 << (u32::from(size) * 8)) - 1)
+                } else {
+                    x
+                };
+                words.push(x);
+            }
+        }
+        Self::Values {
+            items,
+            words: words.into(),
+        }
+    }
+
+    /// The text between the parentheses, as the runtime prints it: `0x1, {0x2, 0x3?}, ...`.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let Self::Values { items, words } = self else {
+            out.push_str("...");
+            return;
+        };
+        let mut words = words.iter();
+        let mut start = true;
+        for it in items.iter() {
+            let comma = |out: &mut String, start: bool| {
+                if !start {
+                    out.push_str(", ");
+                }
+            };
+            match *it {
+                ArgItem::StartAgg => {
+                    comma(out, start);
+                    out.push('{');
+                    start = true;
+                    continue;
+                }
+                ArgItem::EndAgg => out.push('}'),
+                ArgItem::Dots => {
+                    comma(out, start);
+                    out.push_str("...");
+                }
+                ArgItem::TooLarge => {
+                    comma(out, start);
+                    out.push('_');
+                }
+                ArgItem::Word { live, .. } => {
+                    comma(out, start);
+                    let _ = write!(out, "{:#x}", words.next().copied().unwrap_or(0));
+                    if !live {
+                        out.push('?');
+                    }
+                }
+            }
+            start = false;
+        }
+    }
 }
 
 /// The version-dependent bits of the runtime's frame selection and elision.
@@ -316,10 +409,12 @@ pub fn select_frames<S: Symbols>(
                     continue;
                 }
                 let offset = (!sf.inlined && pf.pc > pf.func.entry).then(|| pf.pc - pf.func.entry);
+                // Arguments are read for the frames printed only, once selected.
                 out.push(ShownFrame {
                     src: sf.clone(),
                     offset,
                     pc: pf.pc,
+                    args: (!sf.inlined).then_some(FrameArgs::Unknown),
                 });
             }
         }
@@ -355,6 +450,33 @@ pub fn select_frames<S: Symbols>(
         elided: Some(elided),
         tail,
         truncated: false,
+    }
+}
+
+/// Reads the arguments of every selected non-inlined frame (`printArgs`): the frame's
+/// physical frame is found by its PC, in order, as `select_frames` produced them.
+pub fn read_args<S: Symbols, M: MemorySource>(
+    syms: &CachedSymbols<S>,
+    stack: &StackReader<'_, M>,
+    phys: &[PhysFrame],
+    sel: &mut Selected,
+) {
+    let mut next = 0;
+    for f in sel.frames.iter_mut().chain(sel.tail.iter_mut()) {
+        if f.args.is_none() {
+            continue;
+        }
+        let Some(i) = phys[next..].iter().position(|p| p.pc == f.pc) else {
+            continue;
+        };
+        let p = &phys[next + i];
+        // A recursive function repeats its PC: each physical frame serves one shown frame.
+        next += i + 1;
+        f.args = Some(FrameArgs::read(
+            syms.arg_layout(&p.func, p.sym_pc),
+            stack,
+            p.fp,
+        ));
     }
 }
 
@@ -444,6 +566,7 @@ mod tests {
                     sp: 0,
                     func: syms.func_at(pc).unwrap(),
                     sym_pc: pc - 1,
+                    fp: 0,
                 }
             })
             .collect()
@@ -462,5 +585,67 @@ mod tests {
         // Go 1.19: at most 100 frames, then "...additional frames elided...".
         let s = select_frames(&syms, TracebackRules::for_minor(19), &phys(130), false);
         assert_eq!((s.frames.len(), s.truncated), (100, true));
+    }
+
+    /// printArgs' text for every kind of step: commas, nested aggregates (no comma after
+    /// `{`), `?` for a dead spill slot, `...` and `_`.
+    #[test]
+    fn args_render_like_print_args() {
+        let w = |offset, size, live| ArgItem::Word { offset, size, live };
+        let items: Arc<[ArgItem]> = Arc::from(vec![
+            w(0, 8, true),
+            ArgItem::StartAgg,
+            w(8, 8, false),
+            ArgItem::StartAgg,
+            w(16, 4, true),
+            ArgItem::EndAgg,
+            ArgItem::EndAgg,
+            ArgItem::TooLarge,
+            ArgItem::Dots,
+        ]);
+        let a = FrameArgs::Values {
+            items,
+            words: vec![0x00c0_0001_2345, 0x004b_5e20, 0x1].into(),
+        };
+        let mut s = String::new();
+        a.render(&mut s);
+        assert_eq!(s, "0xc000012345, {0x4b5e20?, {0x1}}, _, ...");
+        let mut s = String::new();
+        FrameArgs::Unknown.render(&mut s);
+        assert_eq!(s, "...");
+        let mut s = String::new();
+        FrameArgs::Values {
+            items: Arc::from([]),
+            words: Box::new([]),
+        }
+        .render(&mut s);
+        assert_eq!(s, "");
+    }
+
+    /// Words are read at `argp + offset`, 8 bytes, and masked to their size (little-endian);
+    /// an unreadable word makes the whole list unknown rather than wrong.
+    #[test]
+    fn args_are_read_and_masked() {
+        let mut mem = crate::memory::RecordedMemory::new();
+        let argp = 0x7000;
+        let stack: Vec<u8> = (0..32u8).map(|b| 0xa0 + b).collect();
+        mem.insert(argp, &stack);
+        let reader = StackReader::new(&mem, 0, &[]);
+        let w = |offset, size| ArgItem::Word {
+            offset,
+            size,
+            live: true,
+        };
+        let layout = ArgLayout::Items(Arc::from(vec![w(0, 8), w(8, 1), w(16, 2), w(20, 4)]));
+        let FrameArgs::Values { words, .. } = FrameArgs::read(layout, &reader, argp) else {
+            panic!("readable");
+        };
+        assert_eq!(&*words, &[0xa7a6_a5a4_a3a2_a1a0, 0xa8, 0xb1b0, 0xb7b6_b5b4]);
+        let far = ArgLayout::Items(Arc::from(vec![w(200, 8)]));
+        assert_eq!(FrameArgs::read(far, &reader, argp), FrameArgs::Unknown);
+        assert_eq!(
+            FrameArgs::read(ArgLayout::Unknown, &reader, argp),
+            FrameArgs::Unknown
+        );
     }
 }

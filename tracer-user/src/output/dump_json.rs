@@ -17,6 +17,8 @@ struct Frame<'a> {
     inlined: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pc_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -54,6 +56,11 @@ fn frames<'a>(fs: impl Iterator<Item = &'a ShownFrame>, minor: u32) -> Vec<Frame
         line: f.src.line,
         inlined: f.src.inlined,
         pc_offset: f.offset,
+        args: f.args.as_ref().map(|a| {
+            let mut s = String::new();
+            a.render(&mut s);
+            s
+        }),
     })
     .collect()
 }

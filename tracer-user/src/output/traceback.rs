@@ -3,9 +3,10 @@
 //!
 //! Mirrors runtime/traceback.go of the target's version: `goroutineheader` (`goroutine N
 //! [state, M minutes, locked to thread]:`), `printFuncName` (generic shapes shown as `[...]`
-//! from 1.21, `runtime.gopanic` as `panic`), frame lines `name(...)` + `\tfile:line +0xoff`,
-//! the elision marks, and `created by F in goroutine N`. Arguments are always `(...)`: their
-//! values are not recoverable from outside as the runtime prints them.
+//! from 1.21, `runtime.gopanic` as `panic`), frame lines `name(args)` + `\tfile:line +0xoff`,
+//! the elision marks, and `created by F in goroutine N`. Arguments are printed as
+//! `printArgs` does (`FUNCDATA_ArgInfo` words read from the stack, `?` for a register
+//! argument's spill slot not yet written at the PC); inlined frames show `(...)`.
 
 use std::{
     fmt::Write as _,
@@ -86,7 +87,12 @@ pub fn header(g: &Goroutine) -> String {
 }
 
 fn frame(w: &mut dyn Write, f: &ShownFrame, minor: u32) -> io::Result<()> {
-    writeln!(w, "{}(...)", func_name_for_print(&f.src.function, minor))?;
+    let mut args = String::new();
+    match &f.args {
+        Some(a) => a.render(&mut args),
+        None => args.push_str("..."),
+    }
+    writeln!(w, "{}({args})", func_name_for_print(&f.src.function, minor))?;
     write!(w, "\t{}:{}", f.src.file, f.src.line)?;
     if let Some(off) = f.offset {
         write!(w, " +{off:#x}")?;
