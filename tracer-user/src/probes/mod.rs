@@ -362,6 +362,9 @@ pub fn probeable(
     if (version.major, version.minor) < (1, 17) {
         return Err(AbiError::StackAbi(version.major, version.minor));
     }
-    let layout = crate::gobin::layout::RuntimeLayout::for_version(&version)?;
+    // Exact offsets from the binary's DWARF when it has some (a patch release that moved a
+    // field is then read right even if the generated table predates it), else the table;
+    // sanity-checked either way.
+    let layout = crate::gobin::layout::RuntimeLayout::for_go_binary(bin, Some(&version))?;
     Ok((version, layout))
 }
