@@ -174,7 +174,9 @@ fn run_leaky(p: &mut Spawned, traced: bool, what: &str) -> (Value, HashMap<Strin
         "--json",
     ];
     if traced {
-        args.push("--trace");
+        // The model is under test here, not the budget (its own test below): the leaky
+        // fixture's dispatcher alone is over the default 5 %.
+        args.extend(["--trace", "--max-overhead", "off"]);
     }
     let mut g = Spawned::from_command(gtrace::command(&args)).expect("spawn gtrace");
     // Start leaking only once sampling has begun (and, traced, the probes are attached): a
@@ -295,6 +297,45 @@ fn check_traced_window(t: &Value, what: &str) {
         assert_eq!(t[k], 0, "{what}: events lost: {t}");
     }
     assert!(t["detach_problem"].is_null(), "{what}: {t}");
+    assert_eq!(t["ended_over_budget"], false, "{what}: {t}");
+}
+
+/// `leaks --trace` over its overhead budget ends tracing (and the window) instead of
+/// sampling, since the leak model needs every event: exit 0, a report of the snapshots
+/// taken that says so, and stderr with the estimate and the fix.
+#[test]
+fn leaks_trace_ends_over_budget() {
+    let tc = go::newest().unwrap_or_else(|e| panic!("{e:#}"));
+    let p = spawn_leaky(&tc, Variant::Default);
+    let pid = p.pid().to_string();
+    let out = gtrace::command([
+        "leaks",
+        "-p",
+        &pid,
+        "-d",
+        "20s",
+        "--interval",
+        "250ms",
+        "--json",
+        "--trace",
+        "--max-overhead",
+        "0.1",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("tracing ended after") && stderr.contains("(budget 0.1%)"),
+        "{stderr}"
+    );
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
+    check_schema(&doc, "over budget");
+    assert_eq!(doc["trace"]["ended_over_budget"], true, "{doc:#}");
+    let traced = doc["trace"]["seconds"].as_f64().unwrap();
+    assert!(traced < 20.0, "traced {traced} s");
+    assert!(doc["snapshots"].as_u64().unwrap() >= 1, "{doc:#}");
 }
 
 /// A leaked group of `n`: created while traced, parked once, never woken — every count
@@ -561,7 +602,8 @@ fn leaks_default_mode_attaches_no_probes() {
     let patched = |traced: bool| -> usize {
         let mut args = vec!["leaks", "-p", &pid, "-d", "2s", "--interval", "500ms"];
         if traced {
-            args.push("--trace");
+            // Attached for the whole window, not ended over budget before the check.
+            args.extend(["--trace", "--max-overhead", "off"]);
         }
         let mut g = Spawned::from_command(gtrace::command(&args)).expect("spawn gtrace");
         wait_stderr(&g, "gtrace: sampling pid", "no probes");

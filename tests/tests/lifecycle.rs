@@ -62,6 +62,7 @@ fn capture<R: Send + 'static>(
         max_overhead: None,
         empty_probes: false,
         bench_parks: false,
+        stop_over_budget: false,
     };
     let summary = {
         let (m1, m2, r2) = (model.clone(), model.clone(), result.clone());

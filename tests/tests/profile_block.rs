@@ -340,3 +340,61 @@ fn block_profile_when_the_target_exits() {
     check_totals(&tc, &file, "parks", (parks, ns), "exit");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Over budget, tracing ends instead of sampling (the block recorder needs every event): the
+/// profile covers the part traced, readable by `go tool pprof`, and stderr says why.
+#[test]
+fn block_profile_ends_when_over_budget() {
+    let tc = go::newest().unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = std::env::temp_dir().join(format!("gtrace-block-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("budget.pb.gz");
+    let mut p = spawn_pingpong(&tc, Variant::Default);
+    let pid = p.pid().to_string();
+    let mut g = Spawned::from_command(gtrace::command([
+        "profile",
+        "-p",
+        &pid,
+        "--kind",
+        "block",
+        "-d",
+        "60s",
+        "--max-overhead",
+        "0.1",
+        "-o",
+        file.to_str().unwrap(),
+    ]))
+    .expect("spawn gtrace");
+    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+    while !g.stderr().contains("attached to pid") {
+        assert!(
+            std::time::Instant::now() < deadline && g.try_status().is_none(),
+            "no attach: {}",
+            g.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Back-to-back round trips: far more than 0.1 % of the target's CPU in probe traps.
+    p.write_line("pp 200000").unwrap();
+    let status = g.wait_exit(Duration::from_secs(30)).unwrap();
+    let stderr = g.stderr();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("tracing ended after"))
+        .unwrap_or_else(|| panic!("no over-budget line: {stderr}"));
+    assert!(line.contains("(budget 0.1%)"), "{line}");
+    let secs: f64 = line
+        .split("after ")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {line}"));
+    assert!(secs < 30.0, "{line}");
+    let (parks, ns) = stderr_totals(&stderr, "budget");
+    assert!(parks > 0, "{stderr}");
+    check_totals(&tc, &file, "parks", (parks, ns), "budget");
+    p.wait_for(Duration::from_mins(2), |l| l.starts_with("pp "))
+        .expect("ping-pong done");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -161,6 +161,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             max_overhead: budget,
             empty_probes: false,
             bench_parks: false,
+            stop_over_budget: false,
         },
         None,
         Callbacks {

@@ -61,6 +61,9 @@ pub struct LeaksArgs {
     /// the target pays per event): who woke, exact ages. Without it, nothing is attached.
     #[arg(long)]
     pub trace: bool,
+    /// With --trace: the probes' cost budget.
+    #[command(flatten)]
+    pub overhead: super::record::ExactOverheadArgs,
     /// One JSON object instead of text (docs/json/leaks.schema.json).
     #[arg(long)]
     pub json: bool,
@@ -264,8 +267,9 @@ fn traced<'a>(
         &Options {
             duration: None,
             stop: stop.clone(),
-            // Exact: the leak window's model does not handle sampling gaps (yet).
-            max_overhead: None,
+            // Exact or not at all: the leak window's model does not handle sampling gaps.
+            max_overhead: args.overhead.max_overhead.0,
+            stop_over_budget: true,
             empty_probes: false,
             bench_parks: false,
         },
@@ -295,6 +299,12 @@ fn traced<'a>(
     if let Some(e) = failure.into_inner() {
         return Err(e);
     }
+    if summary.reason == StopReason::OverBudget {
+        eprintln!(
+            "{}",
+            super::record::over_budget_line(&summary, "the report")
+        );
+    }
     if s.taken < s.total && !s.gone {
         eprintln!(
             "gtrace: stopped after {} of {} snapshots ({:?}); reporting them",
@@ -320,6 +330,7 @@ fn traced<'a>(
         probe_errors: summary.counts.total_errors(),
         untracked: life.untracked,
         detach_problem: summary.detach_problem.clone(),
+        ended_over_budget: summary.reason == StopReason::OverBudget,
     };
     Ok((groups, s, Some(trace)))
 }

@@ -86,6 +86,9 @@ pub struct ProfileArgs {
     /// (--kind block).
     #[arg(long, value_enum)]
     pub view: Option<View>,
+    /// With --kind block: the probes' cost budget.
+    #[command(flatten)]
+    pub overhead: super::record::ExactOverheadArgs,
 }
 
 /// Takes the snapshot (or traces the window) and writes the profile; prints a one-line

@@ -66,6 +66,32 @@ pub struct OverheadArgs {
     pub max_overhead: Budget,
 }
 
+/// `--max-overhead` for the commands whose models need every event (`leaks --trace`,
+/// `profile --kind block`): over budget, tracing ends instead of sampling.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExactOverheadArgs {
+    /// Estimated cost budget of the probes, percent of the target's own CPU time (`off`: no
+    /// limit). This result needs every event, so above the budget tracing ends early (said
+    /// on stderr) and the result covers the part traced.
+    #[arg(long, value_name = "PCT", default_value = "5", value_parser = parse_overhead)]
+    pub max_overhead: Budget,
+}
+
+/// The stderr line of a session that ended over budget ([`StopReason::OverBudget`]).
+pub fn over_budget_line(summary: &Summary, what: &str) -> String {
+    format!(
+        "gtrace: tracing ended after {:.1}s: tracing every event would cost the target ~{:.0}% \
+         of its CPU time (budget {}%); {what} covers the part traced; `--max-overhead off` (or \
+         a higher budget) traces the whole window",
+        summary
+            .stopped_ktime_ns
+            .saturating_sub(summary.attached_ktime_ns) as f64
+            / 1e9,
+        summary.sampling.peak_full_pct,
+        summary.sampling.max_overhead_pct.unwrap_or(0.0)
+    )
+}
+
 /// A parsed `--max-overhead`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget(pub Option<f64>);
@@ -344,6 +370,7 @@ pub fn run(args: &Args) -> Result<Exit> {
             max_overhead: budget,
             empty_probes: args.empty_probes,
             bench_parks: args.bench_parks,
+            stop_over_budget: false,
         },
         panic_plan.as_ref(),
         Callbacks {

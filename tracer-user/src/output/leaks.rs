@@ -53,6 +53,9 @@ pub struct TraceSummary {
     pub untracked: u64,
     /// Set when the probed instructions were not verified restored after detaching.
     pub detach_problem: Option<String>,
+    /// Tracing ended before the window did: every event would have cost the target more
+    /// than `--max-overhead` (the snapshots stop with it).
+    pub ended_over_budget: bool,
 }
 
 impl TraceSummary {
@@ -260,8 +263,13 @@ pub fn write_text(mut w: impl Write, r: &Report<'_>) -> io::Result<()> {
         let lost = t.lost();
         writeln!(
             w,
-            "traced {:.1} s: {} events, {}",
+            "traced {:.1} s{}: {} events, {}",
             t.seconds,
+            if t.ended_over_budget {
+                " (ended early: over the overhead budget)"
+            } else {
+                ""
+            },
             t.events,
             if lost == 0 {
                 "none lost".to_owned()
@@ -457,6 +465,7 @@ mod tests {
             probe_errors: 2,
             untracked: 0,
             detach_problem: None,
+            ended_over_budget: false,
         };
         let r = Report {
             pid: 7,

@@ -65,6 +65,9 @@ pub enum StopReason {
     Signal,
     /// The target process exited.
     TargetExited,
+    /// Exact tracing would cost the target more than the budget, and the session was asked
+    /// to end rather than sample ([`Options::stop_over_budget`]).
+    OverBudget,
 }
 
 /// What happened during a capture.
@@ -189,6 +192,10 @@ pub struct Options {
     /// Overhead budget, percent of the target's own CPU time; `None` = no governor (every
     /// event exact, whatever it costs).
     pub max_overhead: Option<f64>,
+    /// With a budget: end the session ([`StopReason::OverBudget`]) instead of sampling when
+    /// exact tracing would exceed it, for models that need every event (a leak window, a
+    /// block profile): their report then covers the part traced exactly.
+    pub stop_over_budget: bool,
     /// Benchmark only: every probe counts its hit and returns without emitting (the cost of
     /// the probe sites themselves, `cargo xtask bench overhead`'s "empty probe").
     pub empty_probes: bool,
@@ -352,7 +359,11 @@ where
     }
     let start = Instant::now();
     let attached_ktime_ns = crate::cli::attach::ktime_now();
-    let mut gov = opts.max_overhead.map(|pct| Governed::new(pct, pid, start));
+    let mut gov = opts.max_overhead.map(|pct| {
+        let mut g = Governed::new(pct, pid, start);
+        g.stop_over_budget = opts.stop_over_budget;
+        g
+    });
     on_attached();
     // (events, decode errors, process gone)
     let mut tally = (0u64, 0u64, false);
@@ -413,8 +424,10 @@ where
         if opts.duration.is_some_and(|d| start.elapsed() >= d) {
             break StopReason::Duration;
         }
-        if let Some(g) = &mut gov {
-            g.step(&mut set, &mut on_notice)?;
+        if let Some(g) = &mut gov
+            && g.step(&mut set, &mut on_notice)? == Step::OverBudget
+        {
+            break StopReason::OverBudget;
         }
         on_tick(&Tick {
             events: tally.0,
@@ -506,6 +519,17 @@ struct Governed {
     phase_start: Instant,
     /// Start (kernel time) of the open gap, if the hot probes are switched off.
     gap: Option<u64>,
+    /// End the session rather than sample ([`Options::stop_over_budget`]).
+    stop_over_budget: bool,
+}
+
+/// What one governor step asks of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Go on (sampling or not).
+    Continue,
+    /// Exact tracing is over budget and the session must end instead of sampling.
+    OverBudget,
 }
 
 impl Governed {
@@ -530,6 +554,7 @@ impl Governed {
             last_step: now,
             phase_start: now,
             gap: None,
+            stop_over_budget: false,
         }
     }
 
@@ -539,7 +564,7 @@ impl Governed {
         &mut self,
         set: &mut ProbeSet,
         on_notice: &mut impl FnMut(&Notice),
-    ) -> Result<(), ProbeError> {
+    ) -> Result<Step, ProbeError> {
         let now = Instant::now();
         if self.gap.is_none() {
             self.open_time += now - self.last_step;
@@ -575,6 +600,16 @@ impl Governed {
                 drops: drops.saturating_sub(drops0),
             });
             self.sampling.peak_full_pct = self.sampling.peak_full_pct.max(decision.full_pct);
+            // The cost, not ring-buffer drops (also a reason to sample), ends the session.
+            if self.stop_over_budget
+                && decision.duty < 1.0
+                && self
+                    .sampling
+                    .max_overhead_pct
+                    .is_some_and(|b| decision.full_pct > b)
+            {
+                return Ok(Step::OverBudget);
+            }
             if decision.duty < 1.0 {
                 self.sampling.min_duty = self.sampling.min_duty.min(decision.duty);
                 self.sampling.reachable &= decision.reachable;
@@ -592,7 +627,10 @@ impl Governed {
             self.interval = (now, hits, drops, cpu);
             self.open_time = Duration::ZERO;
         }
-        let open = governor::window_open(self.governor.duty(), now - self.phase_start);
+        // A session that must stay exact never samples (drops alone do not end it either:
+        // they are counted and reported as lost).
+        let open = self.stop_over_budget
+            || governor::window_open(self.governor.duty(), now - self.phase_start);
         match (open, self.gap) {
             (false, None) => {
                 let start = crate::cli::attach::ktime_now();
@@ -609,7 +647,7 @@ impl Governed {
             }
             _ => {}
         }
-        Ok(())
+        Ok(Step::Continue)
     }
 
     fn end_gap(&mut self, start: u64, on_notice: &mut impl FnMut(&Notice)) {

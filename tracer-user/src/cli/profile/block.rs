@@ -52,9 +52,10 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
         &Options {
             duration: Some(duration),
             stop,
-            // Exact: parked-time totals would be wrong across sampling gaps, which the block
-            // recorder does not handle (yet).
-            max_overhead: None,
+            // Exact or not at all: parked-time totals would be wrong across sampling gaps,
+            // which the block recorder does not handle.
+            max_overhead: args.overhead.max_overhead.0,
+            stop_over_budget: true,
             empty_probes: false,
             bench_parks: false,
         },
@@ -72,7 +73,9 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
         |_| {},
     )?;
     let (start_ktime, start_wall) = start.get();
-    let window_ns = u64::try_from(summary.elapsed.as_nanos()).unwrap_or(u64::MAX);
+    // The traced window ends when the session stopped, not after the backlog was drained
+    // (seconds when the reader fell behind); `finish` still counts up to the last event.
+    let window_ns = summary.stopped_ktime_ns.saturating_sub(start_ktime);
     let profile = rec.finish(start_ktime.saturating_add(window_ns));
     let syms = CachedSymbols::new(BinarySymbols::new(
         &target.binary,
@@ -117,7 +120,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
             &folded::block_stacks(&stacks),
             &format!(
                 "time parked in pid {pid} over {:.1} s{}",
-                summary.elapsed.as_secs_f64(),
+                window_ns as f64 / 1e9,
                 if view == View::Wakers {
                     ", by waker"
                 } else {
@@ -133,7 +136,7 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
     eprintln!(
         "gtrace: block profile of pid {pid} over {:.1} s ({} view): {parks} parks, {ns} ns \
          parked, {} stacks written to {}",
-        summary.elapsed.as_secs_f64(),
+        window_ns as f64 / 1e9,
         if view == View::Wakers {
             "wakers"
         } else {
@@ -164,6 +167,12 @@ pub(super) fn run(args: &ProfileArgs) -> Result<Exit> {
     );
     if let Some(p) = &summary.detach_problem {
         eprintln!("warning: {p}");
+    }
+    if summary.reason == StopReason::OverBudget {
+        eprintln!(
+            "{}",
+            crate::cli::record::over_budget_line(&summary, "the profile")
+        );
     }
     Ok(if summary.reason == StopReason::TargetExited {
         eprintln!("gtrace: pid {pid} exited during the window; the profile covers what was seen");
