@@ -87,13 +87,12 @@ fn stderr_totals(stderr: &str, what: &str) -> (u64, u64) {
     (before("parks"), before("ns"))
 }
 
-/// Runs `gtrace profile --kind block` on `p` for 2 s with `extra` flags while the fixture
-/// parks its goroutines once; returns gtrace's stderr.
-fn profile_parkers(p: &mut Spawned, out: &Path, extra: &[&str], what: &str) -> String {
+/// Starts `gtrace profile --kind block -p PID -o OUT EXTRA…` on `p` and waits until the probes
+/// are attached.
+fn start_block_profile(p: &Spawned, out: &Path, extra: &[&str], what: &str) -> Spawned {
     let pid = p.pid().to_string();
-    let mut args = vec!["profile", "-p", &pid, "--kind", "block", "-d", "2s", "-o"];
-    let file = out.to_str().unwrap();
-    args.push(file);
+    let mut args = vec!["profile", "-p", &pid, "--kind", "block", "-o"];
+    args.push(out.to_str().unwrap());
     args.extend_from_slice(extra);
     let mut g = Spawned::from_command(gtrace::command(&args)).expect("spawn gtrace");
     let deadline = std::time::Instant::now() + LINE_TIMEOUT;
@@ -105,6 +104,15 @@ fn profile_parkers(p: &mut Spawned, out: &Path, extra: &[&str], what: &str) -> S
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    g
+}
+
+/// Runs `gtrace profile --kind block` on `p` for 2 s with `extra` flags while the fixture
+/// parks its goroutines once; returns gtrace's stderr.
+fn profile_parkers(p: &mut Spawned, out: &Path, extra: &[&str], what: &str) -> String {
+    let mut args = vec!["-d", "2s"];
+    args.extend_from_slice(extra);
+    let mut g = start_block_profile(p, out, &args, what);
     p.write_line("park").unwrap();
     p.wait_for_line("parked", LINE_TIMEOUT)
         .unwrap_or_else(|e| panic!("{what}: {e:#}"));
@@ -306,28 +314,7 @@ fn block_profile_when_the_target_exits() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("exit.pb.gz");
     let mut p = spawn_pingpong(&tc, Variant::Default);
-    let pid = p.pid().to_string();
-    let mut g = Spawned::from_command(gtrace::command([
-        "profile",
-        "-p",
-        &pid,
-        "--kind",
-        "block",
-        "-d",
-        "60s",
-        "-o",
-        file.to_str().unwrap(),
-    ]))
-    .expect("spawn gtrace");
-    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
-    while !g.stderr().contains("attached to pid") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no attach: {}",
-            g.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut g = start_block_profile(&p, &file, &["-d", "60s"], "exit");
     p.write_line("park").unwrap();
     p.wait_for_line("parked", LINE_TIMEOUT).unwrap();
     p.write_line("quit").unwrap();
@@ -350,30 +337,7 @@ fn block_profile_ends_when_over_budget() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("budget.pb.gz");
     let mut p = spawn_pingpong(&tc, Variant::Default);
-    let pid = p.pid().to_string();
-    let mut g = Spawned::from_command(gtrace::command([
-        "profile",
-        "-p",
-        &pid,
-        "--kind",
-        "block",
-        "-d",
-        "60s",
-        "--max-overhead",
-        "0.1",
-        "-o",
-        file.to_str().unwrap(),
-    ]))
-    .expect("spawn gtrace");
-    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
-    while !g.stderr().contains("attached to pid") {
-        assert!(
-            std::time::Instant::now() < deadline && g.try_status().is_none(),
-            "no attach: {}",
-            g.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut g = start_block_profile(&p, &file, &["-d", "60s", "--max-overhead", "0.1"], "budget");
     // Back-to-back round trips: far more than 0.1 % of the target's CPU in probe traps.
     p.write_line("pp 200000").unwrap();
     let status = g.wait_exit(Duration::from_secs(30)).unwrap();
