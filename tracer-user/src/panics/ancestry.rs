@@ -9,16 +9,18 @@
 //!
 //! A tracer that runs for hours on a server creating goroutines by the million must not keep
 //! a record of each: memory would grow without bound. Only goroutines that can still appear
-//! in a chain are kept — those alive, and those that exited but are the creator of one kept.
-//! Each record counts the kept records naming it as parent; an exit (`runtime.goexit0`
-//! events, [`Ancestry::exited`]) frees the record once nothing names it, and the freeing
-//! climbs the chain. So memory follows the live goroutines, not the created ones. Exits take
+//! in a chain are kept — those alive, and those that exited but created one kept. An exit
+//! (`runtime.goexit0` events, [`Ancestry::exited`]) only marks the record; once the exited
+//! records outnumber half the store, a sweep walks up from every live record, marking the
+//! creators it passes, and drops the rest (mark and sweep: two hash operations per goroutine
+//! and a linear pass per half-store of exits, cheaper on the reader's hot path than counting
+//! references). So memory follows the live goroutines, not the created ones. Exits take
 //! effect one [`Ancestry::settle`] late: a panic is reported after its events are read, and
 //! the goroutine may have exited in the same batch. Events lost in the ring buffer could
 //! still leave records behind, so [`LIMIT`] bounds the store: past it the oldest records
 //! nobody names are dropped, counted by [`Ancestry::dropped`] and said by the callers.
 
-use std::collections::{HashMap, hash_map::Entry};
+use std::collections::HashMap;
 
 use super::report::Location;
 
@@ -59,14 +61,12 @@ struct Node {
     parent: u64,
     /// `g.gopc` (0 for a resolved record, whose site is in [`Ancestry::resolved`]).
     gopc: u64,
-    /// Kept records that count this one as their parent.
-    refs: u32,
     /// No exit applied yet.
     alive: bool,
-    /// This record is counted in its parent's `refs`.
-    counted: bool,
     /// The site is in [`Ancestry::resolved`].
     resolved: bool,
+    /// Reached from a live record during a sweep.
+    marked: bool,
 }
 
 /// What the hot path appends.
@@ -95,13 +95,16 @@ pub struct Ancestry {
     exits_fresh: Vec<u64>,
     /// Exits read before the last settle, applied at the next one.
     exits_due: Vec<u64>,
-    /// Some record may have a parent it does not count (inserted before its parent).
-    unlinked: bool,
+    /// Records marked exited since the last sweep.
+    exited_since_sweep: usize,
     /// Records dropped to stay within `limit`.
     dropped: u64,
     /// Most records kept.
     limit: usize,
 }
+
+/// Fewest exits worth a sweep (a small store is not swept at every settle).
+const SWEEP_MIN: usize = 4096;
 
 impl Default for Ancestry {
     fn default() -> Self {
@@ -123,7 +126,7 @@ impl Ancestry {
             resolved: HashMap::default(),
             exits_fresh: Vec::new(),
             exits_due: Vec::new(),
-            unlinked: false,
+            exited_since_sweep: 0,
             dropped: 0,
             limit: limit.max(1),
         }
@@ -164,15 +167,22 @@ impl Ancestry {
     /// they read, regularly (each drain of the ring buffer).
     pub fn settle(&mut self) {
         self.index();
-        if self.unlinked {
-            self.relink();
-        }
         let due = std::mem::take(&mut self.exits_due);
         for &goid in &due {
-            self.apply_exit(goid);
+            if let Some(n) = self.nodes.get_mut(&goid)
+                && n.alive
+            {
+                n.alive = false;
+                self.exited_since_sweep += 1;
+            }
         }
         self.exits_due = std::mem::replace(&mut self.exits_fresh, due);
         self.exits_fresh.clear();
+        // Each sweep is linear in the store and follows at least half a store of exits:
+        // constant time per exit.
+        if self.exited_since_sweep >= SWEEP_MIN.max(self.nodes.len() / 2) {
+            self.sweep();
+        }
     }
 
     /// Records how `goid` was created unless already known.
@@ -224,7 +234,6 @@ impl Ancestry {
             return;
         }
         let log = std::mem::take(&mut self.log);
-        self.nodes.reserve(log.len());
         for op in &log {
             match *op {
                 Op::Create { goid, parent, gopc } => self.apply_create(goid, parent, gopc),
@@ -242,151 +251,87 @@ impl Ancestry {
         }
     }
 
-    /// Inserts or replaces the record of `goid` (alive, not resolved). The hot path: one
-    /// lookup for the parent, one for the new record.
+    /// Inserts or replaces the record of `goid` (alive, not resolved): one hash operation.
     fn apply_create(&mut self, goid: u64, parent: u64, gopc: u64) {
-        let counted = self.count_parent(goid, parent);
-        let mut node = Node {
+        let node = Node {
             parent,
             gopc,
-            refs: 0,
             alive: true,
-            counted,
             resolved: false,
+            marked: false,
         };
-        match self.nodes.entry(goid) {
-            Entry::Vacant(v) => {
-                v.insert(node);
-            }
-            Entry::Occupied(mut o) => {
-                // A replacement keeps the children counted against it; the old parent loses
-                // its count (after the new one was taken: the same parent stays counted).
-                let old = *o.get();
-                node.refs = old.refs;
-                *o.get_mut() = node;
-                if old.resolved {
-                    self.resolved.remove(&goid);
-                }
-                if old.counted {
-                    self.release(old.parent);
-                }
-            }
+        if let Some(old) = self.nodes.insert(goid, node)
+            && old.resolved
+        {
+            self.resolved.remove(&goid);
         }
     }
 
-    /// Counts a child of `parent`; false when `parent` is not kept (yet).
-    fn count_parent(&mut self, child: u64, parent: u64) -> bool {
-        if parent == 0 || parent == child {
-            return false;
-        }
-        if let Some(p) = self.nodes.get_mut(&parent) {
-            p.refs = p.refs.saturating_add(1);
-            true
-        } else {
-            self.unlinked = true;
-            false
-        }
-    }
-
-    /// Counts the records inserted before their parent (the baseline comes in any order).
-    fn relink(&mut self) {
-        self.unlinked = false;
-        let pending: Vec<(u64, u64)> = self
+    /// Keeps the live records and the creators above them; drops every other record.
+    fn sweep(&mut self) {
+        self.exited_since_sweep = 0;
+        let parents: Vec<u64> = self
             .nodes
-            .iter()
-            .filter(|(_, n)| !n.counted && n.parent != 0)
-            .map(|(&g, n)| (g, n.parent))
+            .values()
+            .filter(|n| n.alive)
+            .map(|n| n.parent)
             .collect();
-        for (goid, parent) in pending {
-            if parent != goid
-                && let Some(p) = self.nodes.get_mut(&parent)
-            {
-                p.refs = p.refs.saturating_add(1);
-                self.nodes.get_mut(&goid).expect("present").counted = true;
+        for mut cur in parents {
+            // Bounded like a chain, against a cycle in bad data; a creator already marked
+            // has had its own creators marked.
+            for _ in 0..MAX_DEPTH {
+                match self.nodes.get_mut(&cur) {
+                    Some(p) if !p.marked => {
+                        p.marked = true;
+                        cur = p.parent;
+                    }
+                    _ => break,
+                }
             }
         }
+        let resolved = &mut self.resolved;
+        self.nodes.retain(|goid, n| {
+            let keep = n.alive || n.marked;
+            n.marked = false;
+            if !keep && n.resolved {
+                resolved.remove(goid);
+            }
+            keep
+        });
     }
 
-    fn apply_exit(&mut self, goid: u64) {
-        if let Entry::Occupied(mut o) = self.nodes.entry(goid) {
-            let n = o.get_mut();
-            n.alive = false;
-            if n.refs == 0 {
-                let n = o.remove();
-                self.forget(goid, n);
-            }
-        }
-    }
-
-    /// One fewer kept child of `goid`: frees it when it has exited and nothing names it.
-    fn release(&mut self, goid: u64) {
-        if let Some(p) = self.nodes.get_mut(&goid) {
-            p.refs = p.refs.saturating_sub(1);
-            if p.refs == 0 && !p.alive {
-                self.remove(goid);
-            }
-        }
-    }
-
-    /// Removes `goid` and frees the exited creators above it that nothing else names.
-    fn remove(&mut self, goid: u64) {
-        if let Some(n) = self.nodes.remove(&goid) {
-            self.forget(goid, n);
-        }
-    }
-
-    /// After `goid`'s record `n` left the map: its site goes, and so do the exited creators
-    /// above it that nothing else names.
-    fn forget(&mut self, goid: u64, n: Node) {
-        let (mut cur, mut n) = (goid, n);
-        // Bounded like a chain, against a cycle in bad data.
-        for _ in 0..=MAX_DEPTH {
-            if n.resolved {
-                self.resolved.remove(&cur);
-            }
-            if !n.counted {
-                return;
-            }
-            let Entry::Occupied(mut o) = self.nodes.entry(n.parent) else {
-                return;
-            };
-            let p = o.get_mut();
-            p.refs = p.refs.saturating_sub(1);
-            if p.refs != 0 || p.alive {
-                return;
-            }
-            cur = n.parent;
-            n = o.remove();
-        }
-    }
-
-    /// Past the limit, drops the oldest (lowest goid: goids grow with creation) records
-    /// nothing names, down to three quarters of the limit, so that this O(n) pass runs at
-    /// most once per quarter of the limit inserted.
+    /// Past the limit, sweeps, then drops the oldest (lowest goid: goids grow with creation)
+    /// records nothing names, down to three quarters of the limit, so that this O(n) pass
+    /// runs at most once per quarter of the limit inserted.
     fn enforce_limit(&mut self) {
         if self.nodes.len() <= self.limit {
             return;
         }
+        self.sweep();
         let target = self.limit - self.limit / 4;
-        let mut leaves: Vec<u64> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.refs == 0)
-            .map(|(&g, _)| g)
-            .collect();
-        let excess = self.nodes.len().saturating_sub(target).min(leaves.len());
-        if excess == 0 {
+        if self.nodes.len() <= target {
             return;
         }
+        let named: std::collections::HashSet<u64, foldhash::fast::FixedState> =
+            self.nodes.values().map(|n| n.parent).collect();
+        let mut leaves: Vec<u64> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|g| !named.contains(g))
+            .collect();
+        let excess = (self.nodes.len() - target).min(leaves.len());
         if excess < leaves.len() {
             leaves.select_nth_unstable(excess);
         }
-        for &goid in &leaves[..excess] {
-            if self.nodes.contains_key(&goid) {
-                self.remove(goid);
-                self.dropped += 1;
+        for goid in &leaves[..excess] {
+            if let Some(n) = self.nodes.remove(goid)
+                && n.resolved
+            {
+                self.resolved.remove(goid);
             }
         }
+        self.dropped += excess as u64;
     }
 
     /// The chain above `goid`: `(creator goid, creation site)` links, nearest first, each
@@ -519,17 +464,16 @@ mod tests {
             if goid % 1_000 == 0 {
                 a.settle();
             }
+            assert!(a.log.len() < LOG_BATCH);
         }
+        assert!(a.len() < 3 * SWEEP_MIN, "{} kept", a.len());
         a.exited(3);
         let late = 5_000_000;
         a.insert(late, pc(3)); // created by 3 just before it exited
         a.settle();
         a.settle();
-        assert_eq!(
-            a.len(),
-            3,
-            "2, 3 (named by a live child) and the late handler"
-        );
+        a.sweep();
+        assert_eq!(a.len(), 3, "2, 3 (named by a live child) and the late handler");
         let chain = a.chain(late, &mut |gopc| Some(loc(&format!("f{gopc:x}"))));
         let goids: Vec<_> = chain.iter().map(|(g, _)| *g).collect();
         assert_eq!(goids, vec![Some(3), Some(2), Some(1)]);
@@ -537,13 +481,14 @@ mod tests {
         a.exited(late);
         a.settle();
         a.settle();
+        a.sweep();
         assert_eq!(a.len(), 1);
         assert_eq!(a.get(2), Some(pc(1)));
         assert_eq!(a.dropped(), 0);
     }
 
     /// A panic is reported after its batch of events is read, and the goroutine may have
-    /// exited in that batch: its record outlives one settle.
+    /// exited in that batch: its record outlives one settle, sweep or not.
     #[test]
     fn an_exit_takes_effect_one_settle_late() {
         let mut a = Ancestry::new();
@@ -551,8 +496,10 @@ mod tests {
         a.exited(5);
         assert_eq!(a.get(5), Some(pc(1)));
         a.settle();
+        a.sweep();
         assert_eq!(a.get(5), Some(pc(1)), "read before this settle: still kept");
         a.settle();
+        a.sweep();
         assert_eq!(a.get(5), None);
         assert!(a.is_empty());
         // An exit of a goroutine never seen is ignored.
@@ -576,14 +523,17 @@ mod tests {
         a.exited(10);
         a.settle();
         a.settle();
+        a.sweep();
         assert_eq!(a.chain(20, &mut |_| None).len(), 2);
         a.exited(20);
         a.settle();
         a.settle();
+        a.sweep();
         assert_eq!(a.len(), 0);
+        assert!(a.resolved.is_empty(), "sites go with their records");
     }
 
-    /// Replacing a record's parent moves the count: the old creator may go.
+    /// Replacing a record's parent: the old creator, exited, is no longer kept.
     #[test]
     fn a_new_parent_releases_the_old_one() {
         let mut a = Ancestry::new();
@@ -593,11 +543,32 @@ mod tests {
         a.exited(4);
         a.settle();
         a.settle();
+        a.sweep();
         assert!(a.get(4).is_some(), "named by 9");
         a.insert(9, pc(6));
         a.settle();
+        a.sweep();
         assert_eq!(a.get(4), None);
         assert!(a.get(6).is_some());
+    }
+
+    /// Sweeps come by themselves once exits outnumber half the store: without any explicit
+    /// sweep, churn through a store of 100 000 live goroutines stays within a small multiple
+    /// of it.
+    #[test]
+    fn sweeps_follow_the_exits() {
+        let mut a = Ancestry::new();
+        let live = 100_000u64;
+        for goid in 10..3_000_000u64 {
+            a.insert(goid, pc(2));
+            if goid >= 10 + live {
+                a.exited(goid - live);
+            }
+            if goid % 4_096 == 0 {
+                a.settle();
+                assert!(a.nodes.len() < 3 * live as usize, "{} kept", a.nodes.len());
+            }
+        }
     }
 
     /// Lost exits leave records behind: the limit bounds them, dropping the oldest records
