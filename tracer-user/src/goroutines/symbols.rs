@@ -1,9 +1,10 @@
 //! What the goroutine decoder needs to know about the target's code, as a small trait.
 //!
-//! The unwinder works in the target's runtime addresses and asks only three things: which
+//! The unwinder works in the target's runtime addresses and asks only four things: which
 //! function holds a PC (with the flags the runtime's unwinder looks at), the function's SP
-//! delta at a PC (the pclntab `pcsp` table), and the logical frames (inlined calls expanded)
-//! at a PC. Keeping that behind [`Symbols`] lets the same decoder run on a live binary and in
+//! delta at a PC (the pclntab `pcsp` table), the logical frames (inlined calls expanded) at
+//! a PC, and how the runtime prints the function's arguments there (`FUNCDATA_ArgInfo` and
+//! the spill slots' liveness). Keeping that behind [`Symbols`] lets the same decoder run on a live binary and in
 //! unit tests with hand-made functions; [`CachedSymbols`] memoizes per PC, because 100 000
 //! goroutines share a few hundred distinct PCs.
 

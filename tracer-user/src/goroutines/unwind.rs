@@ -5,7 +5,9 @@
 //! `fp = sp + pcsp(pc) + 8`, return PC at `[fp - 8]`, stop at a `TopFrame` function (goexit)
 //! or an SP-writing one, and symbolize at `pc - 1` (a return address points after the CALL).
 //! Frame pointers are not trusted: the pcsp table is what the runtime itself uses, so the
-//! frames match its dump exactly, even in functions that have no frame pointer.
+//! frames match its dump exactly, even in functions that have no frame pointer. The frames
+//! printed get their arguments as `printArgs` reads them: at `argp` (the caller's SP), from
+//! the stack window already fetched.
 
 use std::sync::Arc;
 

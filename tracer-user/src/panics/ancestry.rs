@@ -473,7 +473,11 @@ mod tests {
         a.settle();
         a.settle();
         a.sweep();
-        assert_eq!(a.len(), 3, "2, 3 (named by a live child) and the late handler");
+        assert_eq!(
+            a.len(),
+            3,
+            "2, 3 (named by a live child) and the late handler"
+        );
         let chain = a.chain(late, &mut |gopc| Some(loc(&format!("f{gopc:x}"))));
         let goids: Vec<_> = chain.iter().map(|(g, _)| *g).collect();
         assert_eq!(goids, vec![Some(3), Some(2), Some(1)]);
