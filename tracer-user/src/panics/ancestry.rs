@@ -81,7 +81,7 @@ enum Op {
 /// `gtrace record` inserts one creator per goroutine created while it records and one exit
 /// per goroutine ending (a hot path on goroutine-churning targets) and asks for a chain only
 /// when a goroutine panics. So both are first appended to a log (no hashing), which is
-/// applied to a map with a fast hash when it fills or a lookup needs it. Whatever the order
+/// applied to a map with a fast hash when it fills, a lookup needs it, or at a settle. Whatever the order
 /// of the calls, the last [`Ancestry::insert`] for a goid wins, as with one map.
 #[derive(Debug)]
 pub struct Ancestry {
@@ -154,8 +154,8 @@ impl Ancestry {
         }
     }
 
-    /// Records that `goid` exited: its record goes at the second [`Ancestry::settle`] from
-    /// now, or later if goroutines it created are still kept.
+    /// Records that `goid` exited: the second [`Ancestry::settle`] from now marks its record
+    /// exited, and the next sweep drops it unless a live record descends from it.
     pub fn exited(&mut self, goid: u64) {
         self.log.push(Op::Exit(goid));
         if self.log.len() >= LOG_BATCH {
