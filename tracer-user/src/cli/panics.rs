@@ -204,8 +204,8 @@ pub fn run(args: &Args) -> Result<Exit> {
     loop {
         decode_errors += drain(&mut ring, &mut model, &mut ancestry, &mut finished);
         print(&mut finished, &mut ancestry, &mut out)?;
-        // Exits read before the previous round free their records now: every panic they
-        // could belong to has been reported.
+        // Exits read before the previous round take effect now: every panic they could
+        // belong to has been reported.
         ancestry.settle();
         let exited = match attached.child.as_mut() {
             Some(c) => c.try_wait().ok().flatten().is_some(),

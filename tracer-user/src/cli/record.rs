@@ -448,8 +448,8 @@ pub fn run(args: &Args) -> Result<Exit> {
                 }
             },
             tick: |t: &Tick<'_>| {
-                // Panics read so far are written: exits read before the previous tick may
-                // free their creators' records now.
+                // Panics read so far are written: exits read before the previous tick take
+                // effect now.
                 if let Some((_, _, ancestry, _)) = panic_rec.borrow_mut().as_mut() {
                     ancestry.settle();
                 }
