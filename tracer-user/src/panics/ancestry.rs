@@ -443,6 +443,14 @@ mod tests {
         assert_eq!(a.chain(7, &mut |_| Some(loc("f"))).len(), MAX_DEPTH);
     }
 
+    /// `goid` exits and the store gets past its settle delay and sweeps.
+    fn exit_now(a: &mut Ancestry, goid: u64) {
+        a.exited(goid);
+        a.settle();
+        a.settle();
+        a.sweep();
+    }
+
     fn pc(parent: u64) -> Creator {
         Creator::Pc {
             parent,
@@ -482,10 +490,7 @@ mod tests {
         let goids: Vec<_> = chain.iter().map(|(g, _)| *g).collect();
         assert_eq!(goids, vec![Some(3), Some(2), Some(1)]);
         // The late handler ends: 3 goes with it, 2 (alive) stays.
-        a.exited(late);
-        a.settle();
-        a.settle();
-        a.sweep();
+        exit_now(&mut a, late);
         assert_eq!(a.len(), 1);
         assert_eq!(a.get(2), Some(pc(1)));
         assert_eq!(a.dropped(), 0);
@@ -524,15 +529,9 @@ mod tests {
         };
         a.insert(20, resolved(10));
         a.insert(10, resolved(1));
-        a.exited(10);
-        a.settle();
-        a.settle();
-        a.sweep();
+        exit_now(&mut a, 10);
         assert_eq!(a.chain(20, &mut |_| None).len(), 2);
-        a.exited(20);
-        a.settle();
-        a.settle();
-        a.sweep();
+        exit_now(&mut a, 20);
         assert_eq!(a.len(), 0);
         assert!(a.resolved.is_empty(), "sites go with their records");
     }
@@ -544,10 +543,7 @@ mod tests {
         a.insert(4, pc(1));
         a.insert(6, pc(1));
         a.insert(9, pc(4));
-        a.exited(4);
-        a.settle();
-        a.settle();
-        a.sweep();
+        exit_now(&mut a, 4);
         assert!(a.get(4).is_some(), "named by 9");
         a.insert(9, pc(6));
         a.settle();
